@@ -1,0 +1,42 @@
+# lmforge — the two commands on a fresh machine are `make demo` and `make test`; both run setup when needed.
+#
+#   make demo    crawl a real local site, extract documents, record everything in Dagster + MLflow
+#   make test    the whole test suite (CI runs this through .ci/run)
+#   make ui      Dagster web UI (http://127.0.0.1:3000) and MLflow UI (http://127.0.0.1:5000)
+#   make bench   benchmarks against their baselines, tables printed, JSON under $(LMFORGE_HOME)/bench
+#   make setup   virtualenv + pinned install + home layout (idempotent)
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.lmforge-installed
+export LMFORGE_HOME ?= $(CURDIR)/.lmforge
+export DAGSTER_HOME ?= $(LMFORGE_HOME)/dagster
+export HF_HUB_OFFLINE := 1
+
+.PHONY: setup demo ui test bench lint clean
+
+setup: $(STAMP)
+	@$(VENV)/bin/lmforge init >/dev/null
+
+$(STAMP): pyproject.toml constraints.txt scripts/setup.sh
+	bash scripts/setup.sh $(VENV)
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/lmforge demo
+
+ui: setup
+	$(VENV)/bin/lmforge ui
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+bench: setup
+	$(PY) -m bench.extract --json $(LMFORGE_HOME)/bench/extract.json
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(LMFORGE_HOME)

@@ -1,0 +1,173 @@
+"""What every lmforge asset does around its one call into data_code/ or model_code/.
+
+`produce_artifact` computes the version, reuses a complete artifact when one exists, otherwise stages the
+output, writes the manifest, publishes atomically and records the MLflow run. `materialize_result` turns the
+outcome into Dagster metadata with the DataVersion, the artifact uri and the MLflow run link.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetRecordsFilter,
+    Config,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+)
+from pydantic import Field, create_model
+
+from lineage.identity import compute_version, config_fields, versioned_fields
+from lineage.manifest import Manifest, UpstreamRef, git_commit, package_versions
+from lineage.store import ArtifactStore
+from lineage.tracking import Tracker
+
+VERSION_KEY = "lmforge/version"  # metadata key under which each materialization records its artifact version
+
+
+@dataclass
+class Produced:
+    """The outcome of one materialization."""
+
+    manifest: Manifest
+    reused: bool  # True when an identical artifact already existed and no work was done
+    run_url: str | None
+    path: Path | None  # local directory of the artifact (None on a remote store)
+
+
+def produce_artifact(
+    context: AssetExecutionContext,
+    *,
+    store: ArtifactStore,
+    tracker: Tracker,
+    code_version: str,
+    config: Any,
+    upstream: list[Manifest],
+    build: Callable[[Path], Mapping[str, Any]],
+    extra_identity: Mapping[str, Any] | None = None,
+) -> Produced:
+    """Make (or reuse) the artifact of the current asset; `build(directory)` writes it and returns its stats."""
+    asset = context.asset_key.to_user_string()
+    partition = context.partition_key if context.has_partition_key else None
+    identity = {**versioned_fields(config), **(extra_identity or {})}
+    if partition is not None:
+        identity["partition"] = partition
+    version = compute_version(asset, code_version, identity, {up.asset: up.version for up in upstream})
+    if store.exists(asset, version):
+        manifest = store.read_manifest(asset, version)
+        context.log.info(f"{asset}@{version} already exists at {manifest.uri}: reusing it, nothing recomputed")
+        run_url = tracker.run_url(manifest.mlflow_run_id) if manifest.mlflow_run_id else None
+        return Produced(manifest, True, run_url, _local(store, asset, version))
+
+    tags = {"lmforge.dagster_run_id": context.run_id, "lmforge.partition": partition or ""}
+    tags.update({f"lmforge.upstream.{up.asset}": up.version for up in upstream})
+    with tracker.run(asset=asset, version=version, tags=tags) as run_id:
+        with store.stage(asset, version) as staging:
+            stats = dict(build(staging.path))
+            manifest = Manifest(
+                asset=asset,
+                version=version,
+                config=config_fields(config),
+                code_version=code_version,
+                upstream=[UpstreamRef(up.asset, up.version, up.uri) for up in upstream],
+                files=[],
+                stats=stats,
+                git_commit=git_commit(),
+                packages=package_versions(),
+                partition=partition,
+                dagster_run_id=context.run_id,
+                mlflow_run_id=run_id,
+            )
+            manifest = store.commit(staging, manifest)
+        tracker.record(run_id, manifest, upstream)
+    context.log.info(f"{asset}@{version} written to {manifest.uri}")
+    return Produced(manifest, False, tracker.run_url(run_id), _local(store, asset, version))
+
+
+def _local(store: ArtifactStore, asset: str, version: str) -> Path | None:
+    return store.local_path(asset, version) if store.is_local else None
+
+
+def materialize_result(produced: Produced, metadata: Mapping[str, Any] | None = None) -> MaterializeResult:
+    """MaterializeResult with the DataVersion, lineage metadata and the stage's own metadata."""
+    manifest = produced.manifest
+    lineage = {
+        VERSION_KEY: manifest.version,
+        "uri": MetadataValue.url(manifest.uri) if manifest.uri.startswith("file:") else manifest.uri,
+        "reused": produced.reused,
+        "code_version": manifest.code_version,
+        "upstream": MetadataValue.json([dataclasses.asdict(ref) for ref in manifest.upstream]),
+        "files": len(manifest.files),
+        "bytes": sum(entry.size for entry in manifest.files),
+    }
+    if produced.run_url:
+        lineage["mlflow_run"] = MetadataValue.url(produced.run_url)
+    return MaterializeResult(data_version=DataVersion(manifest.version), metadata={**lineage, **(metadata or {})})
+
+
+def upstream_manifest(
+    context: AssetExecutionContext, store: ArtifactStore, asset: str, partition: str | None = None
+) -> Manifest:
+    """Manifest of the latest materialization of `asset` (for `partition`) recorded in the Dagster instance."""
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition] if partition else None), limit=1
+    ).records
+    where = f"{asset}" + (f" partition {partition}" if partition else "")
+    if not records:
+        raise FileNotFoundError(f"{where} has not been materialized yet: materialize it first")
+    materialization = records[0].asset_materialization
+    version_entry = materialization.metadata.get(VERSION_KEY) if materialization else None
+    if version_entry is None:
+        raise FileNotFoundError(f"{where}: its latest materialization records no artifact version")
+    return store.read_manifest(asset, version_entry.value)
+
+
+def dagster_config(
+    dataclass_type: type, name: str, *, exclude: tuple[str, ...] = (), **extra_fields: tuple[Any, Any]
+) -> type[Config]:
+    """A Dagster Config class mirroring a stage's frozen config dataclass (same names, defaults, docs).
+
+    The dataclass stays the single source of truth and does the validation; Dagster only carries the values.
+    Field docs come from `field(metadata={"help": ...})`.
+    """
+    hints = typing.get_type_hints(dataclass_type)
+    fields: dict[str, Any] = {}
+    for field in dataclasses.fields(dataclass_type):
+        if not field.init or field.name in exclude:
+            continue
+        default = field.default
+        if default is dataclasses.MISSING and field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        annotation = _pydantic_type(hints[field.name])
+        if isinstance(default, tuple):
+            default = list(default)
+        fields[field.name] = (annotation, Field(default=default, description=field.metadata.get("help")))
+    fields.update(extra_fields)
+    return create_model(name, __base__=Config, **fields)
+
+
+def _pydantic_type(annotation: Any) -> Any:
+    """tuple[str, ...] becomes list[str] (Dagster config has lists, not tuples)."""
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        return list[typing.get_args(annotation)[0]]
+    if origin in (typing.Union, types.UnionType):
+        return typing.Optional[tuple(_pydantic_type(arg) for arg in typing.get_args(annotation) if arg is not type(None))[0]]  # noqa: UP007
+    return annotation
+
+
+def dataclass_from_config(dataclass_type: type, config: Config, **overrides: Any) -> Any:
+    """Build the stage's frozen dataclass (which validates) from Dagster config values."""
+    names = {field.name for field in dataclasses.fields(dataclass_type) if field.init}
+    values = {name: getattr(config, name) for name in names if hasattr(config, name)}
+    values = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+    return dataclass_type(**{**values, **overrides})

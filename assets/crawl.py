@@ -1,0 +1,68 @@
+"""raw_crawl: one day's crawl (and/or ingested WARC files) as standard WARC files plus a fetch log."""
+
+# No `from __future__ import annotations` in asset modules: Dagster reads config annotations at runtime.
+
+
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from assets.common import dagster_config, dataclass_from_config, materialize_result, produce_artifact
+from assets.metadata import count_table
+from assets.partitions import daily_partitions
+from data_code.crawl import CrawlConfig, crawl_and_ingest
+from resources.http import HttpFetcherResource
+from resources.lake import ArtifactStoreResource
+from resources.tracking import MlflowTrackingResource
+
+CODE_VERSION = "raw_crawl-1"
+
+RawCrawlConfig = dagster_config(
+    CrawlConfig,
+    "RawCrawlConfig",
+    exclude=("user_agent", "allow_private_hosts"),  # environment, from HttpFetcherResource
+)
+
+
+@asset(
+    partitions_def=daily_partitions,
+    code_version=CODE_VERSION,
+    group_name="data",
+    kinds={"warc", "parquet"},
+    description=__doc__,
+)
+def raw_crawl(
+    context: AssetExecutionContext,
+    config: RawCrawlConfig,
+    artifact_store: ArtifactStoreResource,
+    mlflow_tracking: MlflowTrackingResource,
+    http_fetcher: HttpFetcherResource,
+) -> MaterializeResult:
+    """Crawl the configured seeds (robots-aware, rate-limited, address-safe) and/or ingest existing WARC files."""
+    crawl_config = dataclass_from_config(
+        CrawlConfig,
+        config,
+        user_agent=http_fetcher.user_agent,
+        allow_private_hosts=http_fetcher.allowed_private_hosts(),
+    )
+    produced = produce_artifact(
+        context,
+        store=artifact_store.store(),
+        tracker=mlflow_tracking.tracker(),
+        code_version=CODE_VERSION,
+        config=crawl_config,
+        upstream=[],
+        build=lambda directory: crawl_and_ingest(crawl_config, directory).as_stats(),
+    )
+    stats = produced.manifest.stats
+    for error in stats.get("errors", []):
+        context.log.warning(error)
+    return materialize_result(
+        produced,
+        {
+            "pages_fetched": stats["pages_fetched"],
+            "pages_failed": stats["pages_failed"],
+            "bytes_downloaded": stats["bytes_raw"],
+            "failures_by_reason": count_table(stats["failures_by_reason"], "reason"),
+            "domains": count_table(stats["domains"], "domain"),
+            "warc_files": len(stats["warc_files"]),
+        },
+    )

@@ -1,0 +1,80 @@
+"""documents: main-content text of every crawled page as Document records, plus a rejection table."""
+
+
+import pyarrow.parquet as pq
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from assets.common import (
+    dagster_config,
+    dataclass_from_config,
+    materialize_result,
+    produce_artifact,
+    upstream_manifest,
+)
+from assets.crawl import raw_crawl
+from assets.metadata import count_table, sample_markdown
+from assets.partitions import daily_partitions
+from data_code.extract import ExtractConfig, extract_to_parquet
+from resources.lake import ArtifactStoreResource
+from resources.tracking import MlflowTrackingResource
+
+CODE_VERSION = "documents-1"
+DOCUMENTS_FILE = "documents.parquet"
+REJECTIONS_FILE = "rejections.parquet"
+
+DocumentsConfig = dagster_config(ExtractConfig, "DocumentsConfig")
+
+
+@asset(
+    partitions_def=daily_partitions,
+    deps=[raw_crawl],
+    code_version=CODE_VERSION,
+    group_name="data",
+    kinds={"parquet"},
+    description=__doc__,
+)
+def documents(
+    context: AssetExecutionContext,
+    config: DocumentsConfig,
+    artifact_store: ArtifactStoreResource,
+    mlflow_tracking: MlflowTrackingResource,
+) -> MaterializeResult:
+    """Extract titles and main text from the day's WARC files; every dropped record is a rejection row."""
+    store = artifact_store.store()
+    extract_config = dataclass_from_config(ExtractConfig, config)
+    crawl = upstream_manifest(context, store, "raw_crawl", context.partition_key)
+    warc_uris = [
+        store.file_uri(crawl.asset, crawl.version, entry.path)
+        for entry in crawl.files
+        if entry.path.endswith((".warc.gz", ".warc"))
+    ]
+
+    def build(directory):
+        stats = extract_to_parquet(
+            warc_uris, str(directory / DOCUMENTS_FILE), str(directory / REJECTIONS_FILE), extract_config
+        )
+        return stats.as_stats()
+
+    produced = produce_artifact(
+        context,
+        store=store,
+        tracker=mlflow_tracking.tracker(),
+        code_version=CODE_VERSION,
+        config=extract_config,
+        upstream=[crawl],
+        build=build,
+    )
+    stats = produced.manifest.stats
+    metadata = {
+        "documents": stats["documents"],
+        "rejected": stats["rejected"],
+        "characters": stats["chars"],
+        "engine": stats["engine"],
+        "rejections_by_reason": count_table(stats["rejections_by_reason"], "reason"),
+        "domains": count_table(stats["domains"], "domain"),
+        "languages": count_table(stats["languages"], "language"),
+    }
+    if produced.path is not None and stats["documents"]:
+        sample = pq.read_table(produced.path / DOCUMENTS_FILE).slice(0, 1).to_pylist()[0]
+        metadata["sample_document"] = sample_markdown(sample)
+    return materialize_result(produced, metadata)

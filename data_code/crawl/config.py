@@ -1,0 +1,140 @@
+"""CrawlConfig: every knob of one crawl, with documented defaults and validation that names the bad field."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from data_code.crawl.urls import InvalidUrlError, host_of, normalize_url
+
+DEFAULT_USER_AGENT = "lmforge/0.1 (+https://lmforge.dev/bot)"
+
+
+@dataclass(frozen=True)
+class CrawlConfig:
+    """What to crawl and how politely. Lists given for tuple fields are converted to tuples."""
+
+    seeds: tuple[str, ...] = ()  # start URLs (http/https), crawled at depth 0
+    seeds_file: str | None = None  # extra seeds: one URL per line, '#' starts a comment
+    allowed_domains: tuple[str, ...] = ()  # hosts to stay on, subdomains included; empty = the seeds' hosts
+    max_pages: int = 100  # stop after this many successful fetches
+    max_depth: int = 3  # links followed from the seeds at most this many times
+    requests_per_second_per_host: float = 2.0  # politeness; robots.txt Crawl-delay can only slow this down
+    per_host_concurrency: int = 2  # simultaneous requests to one host
+    concurrency: int = 8  # simultaneous URLs in flight overall
+    user_agent: str = DEFAULT_USER_AGENT  # sent on every request and matched against robots.txt groups
+    connect_timeout_s: float = 5.0  # TCP (+TLS) connect, seconds
+    read_timeout_s: float = 10.0  # longest silence between two received bytes, seconds
+    total_timeout_s: float = 30.0  # one whole request incl. body, seconds: defeats a server that drips bytes
+    max_response_bytes: int = 5_000_000  # cap on the body as sent AND after content-decoding, bytes
+    max_redirects: int = 5  # redirect hops followed per URL
+    max_retries: int = 3  # extra attempts after a 5xx or 429
+    backoff_base_s: float = 0.5  # retry n waits backoff_base_s * 2**(n-1) unless Retry-After says otherwise
+    max_retry_after_s: float = 60.0  # longest Retry-After (or backoff) honoured, seconds
+    allow_private_hosts: tuple[str, ...] = ()  # hostnames, IPs or CIDRs exempt from the address-safety check
+    warc_max_bytes: int = 1_000_000_000  # start a new WARC file once the current one passes this size
+
+    def __post_init__(self):
+        for name in ("seeds", "allowed_domains", "allow_private_hosts"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise ValueError(f"{name}: expected a list of strings, got the string {value!r}")
+            object.__setattr__(self, name, tuple(value))
+        object.__setattr__(self, "allowed_domains", tuple(_clean_domain(d) for d in self.allowed_domains))
+        if not self.seeds and not self.seeds_file:
+            raise ValueError("seeds: give at least one seed URL or a seeds_file")
+        for seed in self.seeds:
+            _check_seed(seed, "seeds")
+        self._check_numbers()
+        if not self.user_agent.strip():
+            raise ValueError("user_agent: must not be empty")
+        for entry in self.allow_private_hosts:
+            _check_allow_entry(entry)
+
+    def _check_numbers(self) -> None:
+        minimums = {
+            "max_pages": 1,
+            "max_depth": 0,
+            "per_host_concurrency": 1,
+            "concurrency": 1,
+            "max_response_bytes": 1,
+            "max_redirects": 0,
+            "max_retries": 0,
+            "backoff_base_s": 0,
+            "max_retry_after_s": 0,
+            "warc_max_bytes": 1,
+        }
+        for name, minimum in minimums.items():
+            if getattr(self, name) < minimum:
+                raise ValueError(f"{name}: must be >= {minimum}, got {getattr(self, name)!r}")
+        for name in ("requests_per_second_per_host", "connect_timeout_s", "read_timeout_s", "total_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)!r}")
+
+    def load_seeds(self) -> tuple[str, ...]:
+        """Seeds from `seeds` then `seeds_file`, normalized and deduplicated, in order.
+
+        Raises FileNotFoundError naming a missing seeds_file and ValueError naming a malformed line.
+        """
+        seeds = list(self.seeds)
+        if self.seeds_file:
+            seeds += _read_seeds_file(self.seeds_file)
+        result = tuple(dict.fromkeys(normalize_url(seed) for seed in seeds))
+        if not result:
+            raise ValueError(f"seeds: no seed URL in seeds or in seeds_file {self.seeds_file!r}")
+        return result
+
+    def crawl_domains(self, seeds: tuple[str, ...]) -> tuple[str, ...]:
+        """allowed_domains, or the hosts of `seeds` when none are configured."""
+        return self.allowed_domains or tuple(dict.fromkeys(host_of(seed) for seed in seeds))
+
+    def as_dict(self) -> dict:
+        """Plain dict of every field (for manifests and MLflow params)."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+def _check_seed(url: str, where: str) -> None:
+    try:
+        normalize_url(url)
+    except InvalidUrlError as error:
+        raise ValueError(f"{where}: malformed URL {url!r}: {error}") from error
+
+
+def _clean_domain(domain: str) -> str:
+    cleaned = domain.strip().lower().lstrip(".").rstrip(".")
+    if not cleaned or "/" in cleaned or ":" in cleaned.strip("[]") and not _is_ip(cleaned):
+        raise ValueError(f"allowed_domains: {domain!r} is not a host name (no scheme, port or path)")
+    return cleaned.strip("[]")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def _check_allow_entry(entry: str) -> None:
+    text = entry.strip().strip("[]")
+    if not text or " " in text:
+        raise ValueError(f"allow_private_hosts: {entry!r} is not a hostname, IP or CIDR")
+    if "/" in text:
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError as error:
+            raise ValueError(f"allow_private_hosts: {entry!r} is not a valid CIDR: {error}") from error
+
+
+def _read_seeds_file(path: str) -> list[str]:
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"seeds_file not found: {path}")
+    seeds = []
+    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        url = line.split("#", 1)[0].strip()
+        if url:
+            _check_seed(url, f"seeds_file {path} line {number}")
+            seeds.append(url)
+    return seeds

@@ -1,0 +1,232 @@
+"""One HTTP hop: resolve and check the address, connect to that pinned IP, stream the body under caps, retry.
+
+Redirects are not followed here (the crawler checks domain, robots and address safety on every hop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from data_code.crawl.body import (
+    ACCEPT_ENCODING,
+    TEXT_CONTENT_TYPES,
+    CappedDecoder,
+    CorruptEncodingError,
+    DecodeLimitError,
+    UnsupportedEncodingError,
+    binary_reason,
+    media_type,
+)
+from data_code.crawl.config import CrawlConfig
+from data_code.crawl.errors import FetchFailure
+from data_code.crawl.safety import AddressPolicy, BlockedAddressError, ResolutionError
+from data_code.crawl.throttle import HostThrottle
+
+ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1"
+# Hop-by-hop framing that httpx has already undone: stored bodies are de-chunked, so the header must go.
+_DROP_FROM_WARC = {"transfer-encoding"}
+
+
+@dataclass
+class Trace:
+    """What the fetch of one URL went through, across retries and redirect hops (filled in as it happens)."""
+
+    attempts: int = 0  # HTTP requests sent for the URL, robots.txt excluded
+    ip: str | None = None  # the address last connected to
+    http_status: int | None = None  # status of the last response
+    redirects: list[str] = field(default_factory=list)  # each Location followed, in order
+
+
+@dataclass
+class Exchange:
+    """One HTTP request and its response."""
+
+    url: str
+    ip: str
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]  # response headers as received, minus Transfer-Encoding
+    request_headers: list[tuple[str, str]]
+    body: bytes = b""  # as sent on the wire (content-encoding kept), what the WARC stores
+    decoded: bytes = b""  # content-decoded body
+    fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def header(self, name: str) -> str | None:
+        """First response header called `name` (case-insensitive), or None."""
+        return next((value for key, value in self.headers if key.lower() == name.lower()), None)
+
+
+def make_client(config: CrawlConfig) -> httpx.AsyncClient:
+    """An AsyncClient that never follows redirects, reads no proxy settings from the environment and times out."""
+    timeout = httpx.Timeout(
+        connect=config.connect_timeout_s,
+        read=config.read_timeout_s,
+        write=config.read_timeout_s,
+        pool=config.total_timeout_s,
+    )
+    limits = httpx.Limits(max_connections=config.concurrency * 2, max_keepalive_connections=config.concurrency)
+    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False, trust_env=False)
+
+
+class Fetcher:
+    """Fetches single URLs politely and safely; raises FetchFailure with a reason slug on any failure."""
+
+    def __init__(self, config: CrawlConfig, client: httpx.AsyncClient, throttle: HostThrottle):
+        self.config = config
+        self.client = client
+        self.throttle = throttle
+        self.policy = AddressPolicy(config.allow_private_hosts)
+
+    async def fetch(self, url: str, trace: Trace, *, any_content_type: bool = False) -> Exchange:
+        """GET a normalized `url` (no redirect following), retrying 5xx and 429 with backoff.
+
+        A 3xx comes back as an Exchange with an empty body; the caller decides whether to follow it.
+        """
+        parts = urlsplit(url)
+        ip = await self.resolve(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        for attempt in range(1, self.config.max_retries + 2):
+            trace.attempts += 1
+            trace.ip = ip
+            async with self.throttle.slot(parts.hostname or ""):
+                exchange = await self._attempt(url, ip, any_content_type)
+            trace.http_status = exchange.status
+            if exchange.status != 429 and exchange.status < 500:
+                return exchange
+            if attempt <= self.config.max_retries:
+                await self._wait_before_retry(exchange, attempt, parts.hostname or "")
+        slug = "rate_limited" if exchange.status == 429 else "server_error"
+        detail = f"HTTP {exchange.status} {exchange.reason} after {self.config.max_retries + 1} attempts"
+        raise FetchFailure(slug, detail, exchange.status)
+
+    async def resolve(self, host: str, port: int) -> str:
+        """The checked address to connect to for `host` (raises blocked_address / connect_error)."""
+        try:
+            return await self.policy.resolve(host, port)
+        except BlockedAddressError as error:
+            raise FetchFailure("blocked_address", str(error)) from error
+        except ResolutionError as error:
+            raise FetchFailure("connect_error", str(error)) from error
+
+    async def _wait_before_retry(self, exchange: Exchange, attempt: int, host: str) -> None:
+        retry_after = retry_after_seconds(exchange.header("retry-after"))
+        backoff = self.config.backoff_base_s * 2 ** (attempt - 1)
+        delay = min(retry_after if retry_after is not None else backoff, self.config.max_retry_after_s)
+        if exchange.status == 429:
+            self.throttle.pause(host, delay)  # the host asked everyone to slow down, not just this URL
+        await asyncio.sleep(delay)
+
+    async def _attempt(self, url: str, ip: str, any_content_type: bool) -> Exchange:
+        parts = urlsplit(url)
+        request_headers = [
+            ("Host", parts.netloc),
+            ("User-Agent", self.config.user_agent),
+            ("Accept", ACCEPT),
+            ("Accept-Encoding", ACCEPT_ENCODING),
+        ]
+        address = f"[{ip}]" if ":" in ip else ip
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        pinned = f"{parts.scheme}://{address}:{port}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+        # Connect to the checked IP; Host and TLS SNI still name the real host.
+        extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+        request = self.client.build_request("GET", pinned, headers=request_headers, extensions=extensions)
+        try:
+            async with asyncio.timeout(self.config.total_timeout_s):
+                response = await self.client.send(request, stream=True)
+                try:
+                    return await self._read(url, ip, response, request_headers, any_content_type)
+                finally:
+                    await response.aclose()
+        except TimeoutError as error:
+            raise FetchFailure("timeout", f"no complete response within {self.config.total_timeout_s} s") from error
+        except httpx.TimeoutException as error:
+            raise FetchFailure("timeout", f"{type(error).__name__}: {error or 'timed out'}") from error
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError) as error:
+            raise FetchFailure("connection_reset", f"{type(error).__name__}: {error}") from error
+        except httpx.HTTPError as error:  # ConnectError and any other transport failure
+            raise FetchFailure("connect_error", f"{type(error).__name__}: {error}") from error
+
+    async def _read(self, url, ip, response: httpx.Response, request_headers, any_content_type) -> Exchange:
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+        exchange = Exchange(
+            url=url,
+            ip=ip,
+            status=response.status_code,
+            reason=response.reason_phrase,
+            headers=[(k, v) for k, v in headers if k.lower() not in _DROP_FROM_WARC],
+            request_headers=request_headers,
+        )
+        status = response.status_code
+        if 300 <= status < 400 and exchange.header("location"):
+            return exchange
+        if status == 429 or status >= 500:
+            return exchange
+        if status >= 300:
+            raise FetchFailure("http_error", f"HTTP {status} {exchange.reason}", status)
+        if not any_content_type:
+            _check_content_type(exchange.header("content-type"), status)
+        _check_declared_length(exchange.header("content-length"), self.config.max_response_bytes, status)
+        exchange.body, exchange.decoded = await self._read_body(response, exchange.header("content-encoding"))
+        reason = None if any_content_type else binary_reason(exchange.decoded)
+        if reason:
+            raise FetchFailure("binary_content", f"served as {exchange.header('content-type')!r} but {reason}", status)
+        return exchange
+
+    async def _read_body(self, response: httpx.Response, content_encoding: str | None) -> tuple[bytes, bytes]:
+        cap = self.config.max_response_bytes
+        status = response.status_code
+        try:
+            decoder = CappedDecoder(content_encoding, cap)
+        except UnsupportedEncodingError as error:
+            raise FetchFailure("unsupported_content_type", str(error), status) from error
+        raw = bytearray()
+        async for chunk in response.aiter_raw():
+            raw += chunk
+            if len(raw) > cap:
+                raise FetchFailure("too_large", f"body exceeds max_response_bytes={cap}", status)
+            _decode_step(decoder, chunk, len(raw), content_encoding, status)
+        return bytes(raw), _decode_step(decoder, None, len(raw), content_encoding, status)
+
+
+def _decode_step(decoder: CappedDecoder, chunk: bytes | None, raw_size: int, encoding: str | None, status: int):
+    """Feed `chunk` to the decoder (or finish it when None), turning its errors into failure slugs."""
+    try:
+        return decoder.feed(chunk) if chunk is not None else decoder.finish()
+    except DecodeLimitError as error:
+        detail = f"{raw_size} bytes sent decode to more than max_response_bytes={decoder.cap}"
+        raise FetchFailure("decompression_bomb", detail, status) from error
+    except CorruptEncodingError as error:
+        raise FetchFailure("content_decoding_error", f"Content-Encoding {encoding}: {error}", status) from error
+
+
+def _check_content_type(content_type: str | None, status: int) -> None:
+    kind = media_type(content_type)
+    if kind and kind not in TEXT_CONTENT_TYPES:
+        raise FetchFailure("unsupported_content_type", f"Content-Type {content_type!r} is not text", status)
+
+
+def _check_declared_length(content_length: str | None, cap: int, status: int) -> None:
+    if content_length and content_length.strip().isdigit() and int(content_length) > cap:
+        detail = f"Content-Length {content_length} exceeds max_response_bytes={cap}"
+        raise FetchFailure("too_large", detail, status)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After value (delta-seconds or HTTP date); None when absent or unreadable."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

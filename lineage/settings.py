@@ -1,0 +1,67 @@
+"""Where lmforge keeps things: one home directory by default, each part switchable by environment alone.
+
+| variable | default | production example |
+|---|---|---|
+| LMFORGE_HOME | ./.lmforge | /srv/lmforge |
+| LMFORGE_STORE_ROOT | $LMFORGE_HOME | s3://bucket/lmforge |
+| MLFLOW_TRACKING_URI | sqlite:///$LMFORGE_HOME/mlflow/mlflow.db | https://mlflow.internal |
+| LMFORGE_MLFLOW_UI_URL | http://127.0.0.1:5000 (what `make ui` serves) | https://mlflow.internal |
+| LMFORGE_DAGSTER_POSTGRES_URL | unset: Dagster on SQLite under $LMFORGE_HOME/dagster | postgresql://user:pw@host/db |
+| LMFORGE_EXPERIMENT | lmforge | lmforge-prod |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    store_root: str
+    tracking_uri: str
+    mlflow_artifact_root: str
+    mlflow_ui_url: str
+    experiment: str
+    dagster_home: Path
+    dagster_postgres_url: str | None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        home = Path(env.get("LMFORGE_HOME", ".lmforge")).expanduser().resolve()
+        return cls(
+            home=home,
+            store_root=env.get("LMFORGE_STORE_ROOT") or str(home),
+            tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+            mlflow_artifact_root=env.get("LMFORGE_MLFLOW_ARTIFACT_ROOT") or (home / "mlflow" / "artifacts").as_uri(),
+            mlflow_ui_url=env.get("LMFORGE_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
+            experiment=env.get("LMFORGE_EXPERIMENT", "lmforge"),
+            dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster").resolve(),
+            dagster_postgres_url=env.get("LMFORGE_DAGSTER_POSTGRES_URL") or None,
+        )
+
+
+def dagster_yaml(settings: Settings) -> str:
+    """dagster.yaml for the instance: SQLite under DAGSTER_HOME, or Postgres when a URL is configured."""
+    common = "telemetry:\n  enabled: false\n"
+    if settings.dagster_postgres_url:
+        return common + (
+            "storage:\n  postgres:\n    postgres_url:\n      env: LMFORGE_DAGSTER_POSTGRES_URL\n"
+        )
+    return common + f"storage:\n  sqlite:\n    base_dir: {settings.dagster_home / 'storage'}\n"
+
+
+def prepare_home(settings: Settings) -> list[Path]:
+    """Create the home layout and DAGSTER_HOME/dagster.yaml (idempotent). Returns the paths it wrote."""
+    written = []
+    for directory in (settings.home / "lake", settings.home / "mlflow" / "artifacts", settings.dagster_home):
+        directory.mkdir(parents=True, exist_ok=True)
+    config = settings.dagster_home / "dagster.yaml"
+    content = dagster_yaml(settings)
+    if not config.exists() or config.read_text() != content:
+        config.write_text(content)
+        written.append(config)
+    return written

@@ -1,0 +1,109 @@
+"""MLflow recording conventions: one run per materialization, in one experiment.
+
+params = the stage config; metrics = numeric stats; tags = asset, version, partition, Dagster run id and upstream
+versions; inputs = upstream artifacts as MLflow datasets (uri + content digest, never the data itself); the
+manifest is attached to the run as an artifact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from lineage.manifest import Manifest, content_digest
+
+TAG_PREFIX = "lmforge."
+MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on one param value
+MAX_METRICS = 500
+
+
+class Tracker:
+    """Thin, explicit wrapper over MlflowClient (no global active-run state, safe in any process)."""
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: str | None, ui_url: str):
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.artifact_root = artifact_root
+        self.ui_url = ui_url.rstrip("/")
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self._experiment_id: str | None = None
+
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            found = self.client.get_experiment_by_name(self.experiment)
+            if found is not None:
+                self._experiment_id = found.experiment_id
+            else:
+                self._experiment_id = self.client.create_experiment(
+                    self.experiment, artifact_location=self.artifact_root
+                )
+        return self._experiment_id
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+
+    @contextmanager
+    def run(self, *, asset: str, version: str, tags: Mapping[str, str]) -> Iterator[str]:
+        """Open a run for one materialization; it ends FINISHED, or FAILED if the body raises."""
+        all_tags = {f"{TAG_PREFIX}asset": asset, f"{TAG_PREFIX}version": version, **tags}
+        run = self.client.create_run(
+            self.experiment_id(), tags={key: str(value) for key, value in all_tags.items()}, run_name=asset
+        )
+        run_id = run.info.run_id
+        try:
+            yield run_id
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id, "FINISHED")
+
+    def record(self, run_id: str, manifest: Manifest, upstream_manifests: list[Manifest]) -> None:
+        """Log params, metrics, input datasets and the manifest of a completed artifact."""
+        params = [Param(key, _param_value(value)) for key, value in sorted(manifest.config.items())]
+        metrics = [Metric(key, value, 0, 0) for key, value in flatten_metrics(manifest.stats).items()]
+        tags = [RunTag(f"{TAG_PREFIX}uri", manifest.uri), RunTag(f"{TAG_PREFIX}code_version", manifest.code_version)]
+        tags += [RunTag(f"{TAG_PREFIX}upstream.{ref.asset}", ref.version) for ref in manifest.upstream]
+        self.client.log_batch(run_id, metrics=metrics[:MAX_METRICS], params=params, tags=tags)
+        inputs = [
+            DatasetInput(
+                Dataset(
+                    name=f"{up.asset}@{up.version}",
+                    digest=content_digest(up),
+                    source_type="lmforge-artifact",
+                    source=json.dumps({"uri": up.uri, "asset": up.asset, "version": up.version}),
+                ),
+                tags=[InputTag("mlflow.data.context", "upstream")],
+            )
+            for up in upstream_manifests
+        ]
+        if inputs:
+            self.client.log_inputs(run_id, datasets=inputs)
+        self.client.log_text(run_id, manifest.to_json(), "manifest.json")
+
+
+def flatten_metrics(stats: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of nested stats as 'a.b' -> float; booleans count, strings and NaN do not."""
+    flat: dict[str, float] = {}
+    for key, value in stats.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, f"{name}."))
+        elif isinstance(value, (bool, int, float)) and not (isinstance(value, float) and math.isnan(value)):
+            flat[_metric_key(name)] = float(value)
+    return flat
+
+
+def _metric_key(name: str) -> str:
+    # MLflow keys allow alphanumerics, _ - . space / only.
+    return "".join(ch if ch.isalnum() or ch in "_-. /" else "_" for ch in name)[:250]
+
+
+def _param_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:MAX_PARAM_LENGTH]

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create the virtualenv and install lmforge with its pinned dependencies (idempotent).
+#
+#   bash scripts/setup.sh [.venv]
+#
+# torch is pinned to 2.13.0 (a CPU build on CPU machines); constraints.txt pins the whole tested set.
+set -euo pipefail
+VENV="${1:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+"$PYTHON" - <<'PY' || { echo "lmforge needs Python >= 3.11 (found $($PYTHON --version 2>&1)); set PYTHON=" >&2; exit 1; }
+import sys
+sys.exit(0 if sys.version_info >= (3, 11) else 1)
+PY
+
+if ! command -v java >/dev/null 2>&1; then
+  echo "setup: no Java runtime found (Spark needs one); installing openjdk-17-jre-headless" >&2
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  else
+    echo "setup: install a Java 17 runtime yourself (e.g. 'sudo apt-get install openjdk-17-jre-headless')" >&2
+  fi
+fi
+
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip wheel
+"$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[dev]'
+echo "setup: lmforge installed in $VENV"
