@@ -8,6 +8,8 @@ outcome into Dagster metadata with the DataVersion, the artifact uri and the MLf
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -137,9 +139,10 @@ def dagster_config(
     """A Dagster Config class mirroring a stage's frozen config dataclass (same names, defaults, docs).
 
     The dataclass stays the single source of truth and does the validation; Dagster only carries the values.
-    Field docs come from `field(metadata={"help": ...})`.
+    Field docs come from `field(metadata={"help": ...})` or the field's trailing `# comment`.
     """
     hints = typing.get_type_hints(dataclass_type)
+    docs = field_comments(dataclass_type)
     fields: dict[str, Any] = {}
     for field in dataclasses.fields(dataclass_type):
         if not field.init or field.name in exclude:
@@ -150,9 +153,20 @@ def dagster_config(
         annotation = _pydantic_type(hints[field.name])
         if isinstance(default, tuple):
             default = list(default)
-        fields[field.name] = (annotation, Field(default=default, description=field.metadata.get("help")))
+        description = field.metadata.get("help") or docs.get(field.name)
+        fields[field.name] = (annotation, Field(default=default, description=description))
     fields.update(extra_fields)
     return create_model(name, __base__=Config, **fields)
+
+
+def field_comments(dataclass_type: type) -> dict[str, str]:
+    """Trailing '# comments' of a dataclass's field lines: the one-line docs STYLE.md asks for."""
+    try:
+        source = inspect.getsource(dataclass_type)
+    except (OSError, TypeError):
+        return {}
+    pattern = re.compile(r"^\s+(\w+)\s*:[^#]*#\s*(.+?)\s*$")
+    return {match.group(1): match.group(2) for match in map(pattern.match, source.splitlines()) if match}
 
 
 def _pydantic_type(annotation: Any) -> Any:

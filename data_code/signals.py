@@ -47,9 +47,9 @@ class _SignalParser(HTMLParser):
         elif tag == "meta" and attributes.get("name", "").lower() in ("robots", "ai", "googlebot"):
             self.signals.robots_meta |= parse_directives(attributes.get("content", ""))
         elif tag in ("a", "link", "area") and attributes.get("href"):
-            self._handle_link(attributes)
+            self._handle_link(tag, attributes)
 
-    def _handle_link(self, attributes: dict[str, str]) -> None:
+    def _handle_link(self, tag: str, attributes: dict[str, str]) -> None:
         absolute = urljoin(self.base_url, attributes["href"].strip())
         absolute = absolute.split("#", 1)[0]
         if urlsplit(absolute).scheme not in ("http", "https"):
@@ -59,7 +59,7 @@ class _SignalParser(HTMLParser):
             self.signals.license = absolute
         if self._cc_link is None and _CC_LICENSE.match(absolute):
             self._cc_link = absolute
-        if "nofollow" not in rel and attributes.get("href") and not _is_resource_link(attributes, rel):
+        if "nofollow" not in rel and attributes.get("href") and not _is_resource_link(tag, rel):
             self.signals.links.append(absolute)
 
     def handle_endtag(self, tag):
@@ -78,9 +78,10 @@ class _SignalParser(HTMLParser):
             self.signals.license = self._cc_link
 
 
-def _is_resource_link(attributes: dict[str, str], rel: list[str]) -> bool:
-    """<link rel=stylesheet|icon|...> points at a resource, not a page to crawl."""
-    return bool(rel) and not set(rel) & {"next", "prev", "alternate", "canonical", "license"} and "href" in attributes
+def _is_resource_link(tag: str, rel: list[str]) -> bool:
+    """<link rel=stylesheet|icon|...> points at a resource, not a page to crawl. Only <link> can: an <a> with
+    rel=noopener/noreferrer/external is an ordinary link."""
+    return tag == "link" and bool(rel) and not set(rel) & {"next", "prev", "alternate", "canonical", "license"}
 
 
 def parse_directives(value: str) -> set[str]:

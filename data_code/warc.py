@@ -10,6 +10,7 @@ import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import fsspec
 from warcio.archiveiterator import ArchiveIterator
@@ -158,8 +159,7 @@ class WarcFileWriter:
         response_id = response.rec_headers.get_header("WARC-Record-ID")
         offset = self._stream.tell()
         self._writer.write_record(response)
-        path = url.split("://", 1)[-1].split("/", 1)[-1]
-        request_http = StatusAndHeaders(f"GET /{path} HTTP/1.1", request_headers, is_http_request=True)
+        request_http = StatusAndHeaders(f"GET {_request_target(url)} HTTP/1.1", request_headers, is_http_request=True)
         request = self._writer.create_warc_record(
             url, "request", http_headers=request_http, warc_headers_dict={"WARC-Concurrent-To": response_id}
         )
@@ -175,3 +175,9 @@ class WarcFileWriter:
             )
             self._writer.write_record(meta)
         return offset, response_id
+
+
+def _request_target(url: str) -> str:
+    """The request-target of a GET for `url`: path and query ('http://example.com' -> '/')."""
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from data_code.crawl.urls import InvalidUrlError, host_of, normalize_url
 
 DEFAULT_USER_AGENT = "lmforge/0.1 (+https://lmforge.dev/bot)"
+# Fields that change how fast a crawl runs, not which pages it holds: left out of the artifact version.
+_SPEED_ONLY = {"versioned": False}
 
 
 @dataclass(frozen=True)
@@ -21,8 +23,8 @@ class CrawlConfig:
     max_pages: int = 100  # stop after this many successful fetches
     max_depth: int = 3  # links followed from the seeds at most this many times
     requests_per_second_per_host: float = 2.0  # politeness; robots.txt Crawl-delay can only slow this down
-    per_host_concurrency: int = 2  # simultaneous requests to one host
-    concurrency: int = 8  # simultaneous URLs in flight overall
+    per_host_concurrency: int = field(default=2, metadata=_SPEED_ONLY)  # simultaneous requests to one host
+    concurrency: int = field(default=8, metadata=_SPEED_ONLY)  # simultaneous URLs in flight overall
     user_agent: str = DEFAULT_USER_AGENT  # sent on every request and matched against robots.txt groups
     connect_timeout_s: float = 5.0  # TCP (+TLS) connect, seconds
     read_timeout_s: float = 10.0  # longest silence between two received bytes, seconds
@@ -34,16 +36,17 @@ class CrawlConfig:
     max_retry_after_s: float = 60.0  # longest Retry-After (or backoff) honoured, seconds
     allow_private_hosts: tuple[str, ...] = ()  # hostnames, IPs or CIDRs exempt from the address-safety check
     warc_max_bytes: int = 1_000_000_000  # start a new WARC file once the current one passes this size
+    warc_sources: tuple[str, ...] = ()  # existing WARC files (paths or fsspec URLs) to ingest beside the crawl
 
     def __post_init__(self):
-        for name in ("seeds", "allowed_domains", "allow_private_hosts"):
+        for name in ("seeds", "allowed_domains", "allow_private_hosts", "warc_sources"):
             value = getattr(self, name)
             if isinstance(value, str):
                 raise ValueError(f"{name}: expected a list of strings, got the string {value!r}")
             object.__setattr__(self, name, tuple(value))
         object.__setattr__(self, "allowed_domains", tuple(_clean_domain(d) for d in self.allowed_domains))
-        if not self.seeds and not self.seeds_file:
-            raise ValueError("seeds: give at least one seed URL or a seeds_file")
+        if not self.seeds and not self.seeds_file and not self.warc_sources:
+            raise ValueError("seeds: give at least one seed URL, a seeds_file or warc_sources")
         for seed in self.seeds:
             _check_seed(seed, "seeds")
         self._check_numbers()
@@ -71,6 +74,11 @@ class CrawlConfig:
         for name in ("requests_per_second_per_host", "connect_timeout_s", "read_timeout_s", "total_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}: must be > 0, got {getattr(self, name)!r}")
+
+    @property
+    def crawls(self) -> bool:
+        """True when there is anything to crawl (seeds or a seeds_file), as opposed to WARC ingest only."""
+        return bool(self.seeds or self.seeds_file)
 
     def load_seeds(self) -> tuple[str, ...]:
         """Seeds from `seeds` then `seeds_file`, normalized and deduplicated, in order.
@@ -103,7 +111,8 @@ def _check_seed(url: str, where: str) -> None:
 
 def _clean_domain(domain: str) -> str:
     cleaned = domain.strip().lower().lstrip(".").rstrip(".")
-    if not cleaned or "/" in cleaned or ":" in cleaned.strip("[]") and not _is_ip(cleaned):
+    has_port = ":" in cleaned and not _is_ip(cleaned)
+    if not cleaned or "/" in cleaned or has_port:
         raise ValueError(f"allowed_domains: {domain!r} is not a host name (no scheme, port or path)")
     return cleaned.strip("[]")
 

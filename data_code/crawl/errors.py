@@ -23,6 +23,7 @@ FAILURE_REASONS = (
     "off_domain",
     "invalid_url",
     "corrupt_warc",
+    "internal_error",
 )
 
 

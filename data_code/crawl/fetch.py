@@ -89,12 +89,11 @@ class Fetcher:
         A 3xx comes back as an Exchange with an empty body; the caller decides whether to follow it.
         """
         parts = urlsplit(url)
-        ip = await self.resolve(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        addresses = await self.resolve(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
         for attempt in range(1, self.config.max_retries + 2):
             trace.attempts += 1
-            trace.ip = ip
             async with self.throttle.slot(parts.hostname or ""):
-                exchange = await self._attempt(url, ip, any_content_type)
+                exchange = await self._attempt_each(url, addresses, trace, any_content_type)
             trace.http_status = exchange.status
             if exchange.status != 429 and exchange.status < 500:
                 return exchange
@@ -104,8 +103,8 @@ class Fetcher:
         detail = f"HTTP {exchange.status} {exchange.reason} after {self.config.max_retries + 1} attempts"
         raise FetchFailure(slug, detail, exchange.status)
 
-    async def resolve(self, host: str, port: int) -> str:
-        """The checked address to connect to for `host` (raises blocked_address / connect_error)."""
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """The checked addresses to connect to for `host` (raises blocked_address / connect_error)."""
         try:
             return await self.policy.resolve(host, port)
         except BlockedAddressError as error:
@@ -120,6 +119,17 @@ class Fetcher:
         if exchange.status == 429:
             self.throttle.pause(host, delay)  # the host asked everyone to slow down, not just this URL
         await asyncio.sleep(delay)
+
+    async def _attempt_each(self, url: str, addresses: list[str], trace: Trace, any_content_type: bool) -> Exchange:
+        """Try the (already checked) addresses in turn until one accepts the connection (e.g. ::1 then 127.0.0.1)."""
+        for index, ip in enumerate(addresses):
+            trace.ip = ip
+            try:
+                return await self._attempt(url, ip, any_content_type)
+            except FetchFailure as failure:
+                if failure.reason != "connect_error" or index == len(addresses) - 1:
+                    raise
+        raise AssertionError("unreachable: addresses is never empty")
 
     async def _attempt(self, url: str, ip: str, any_content_type: bool) -> Exchange:
         parts = urlsplit(url)
@@ -145,11 +155,22 @@ class Fetcher:
         except TimeoutError as error:
             raise FetchFailure("timeout", f"no complete response within {self.config.total_timeout_s} s") from error
         except httpx.TimeoutException as error:
-            raise FetchFailure("timeout", f"{type(error).__name__}: {error or 'timed out'}") from error
-        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError) as error:
+            raise FetchFailure("timeout", self._timeout_detail(error)) from error
+        except httpx.RemoteProtocolError as error:
+            # httpx pre-parses Location even when not following redirects, and rejects a malformed one here.
+            reason = "invalid_url" if "location header" in str(error).lower() else "connection_reset"
+            raise FetchFailure(reason, f"{type(error).__name__}: {error}") from error
+        except (httpx.ReadError, httpx.WriteError) as error:
             raise FetchFailure("connection_reset", f"{type(error).__name__}: {error}") from error
         except httpx.HTTPError as error:  # ConnectError and any other transport failure
             raise FetchFailure("connect_error", f"{type(error).__name__}: {error}") from error
+
+    def _timeout_detail(self, error: httpx.TimeoutException) -> str:
+        if isinstance(error, httpx.ConnectTimeout):
+            return f"ConnectTimeout: no connection within connect_timeout_s={self.config.connect_timeout_s}"
+        if isinstance(error, httpx.ReadTimeout):
+            return f"ReadTimeout: no data for read_timeout_s={self.config.read_timeout_s}"
+        return f"{type(error).__name__}: {error}"
 
     async def _read(self, url, ip, response: httpx.Response, request_headers, any_content_type) -> Exchange:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]

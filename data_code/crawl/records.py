@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from data_code.document import domain_of
 from data_code.warc import WarcFileWriter
 
 FETCH_LOG_NAME = "fetches.parquet"
@@ -79,6 +80,10 @@ class CrawlSummary:
     elapsed_s: float
     errors: list[str] = field(default_factory=list)  # file-level problems (corrupt WARC input), with offsets
 
+    def as_stats(self) -> dict:
+        """Plain dict of every field (for a manifest's stats and MLflow metrics)."""
+        return asdict(self)
+
 
 def write_fetch_log(rows: list[FetchRow], out_dir: Path) -> str:
     """Write `rows` as out_dir/fetches.parquet; return its path relative to out_dir."""
@@ -91,7 +96,7 @@ def summarize(rows: list[FetchRow], warc_files: list[str], elapsed_s: float, err
     """The CrawlSummary of a finished crawl from its fetch rows."""
     ok = [row for row in rows if row.outcome == "ok"]
     failures = Counter(row.outcome for row in rows if row.outcome != "ok")
-    domains = Counter(_host(row.final_url or row.url) for row in ok)
+    domains = Counter(domain_of(row.final_url or row.url) for row in ok)
     return CrawlSummary(
         pages_fetched=len(ok),
         pages_failed=len(rows) - len(ok),
@@ -104,12 +109,6 @@ def summarize(rows: list[FetchRow], warc_files: list[str], elapsed_s: float, err
         elapsed_s=round(elapsed_s, 3),
         errors=list(errors),
     )
-
-
-def _host(url: str) -> str:
-    from data_code.document import domain_of
-
-    return domain_of(url)
 
 
 class WarcSink:

@@ -46,7 +46,9 @@ class AddressPolicy:
 
     def __init__(self, allow: tuple[str, ...] = ()):
         self._hosts = {entry.lower().strip("[]") for entry in allow if not _is_network(entry)}
-        self._networks = [ipaddress.ip_network(entry.strip("[]"), strict=False) for entry in allow if _is_network(entry)]
+        self._networks = [
+            ipaddress.ip_network(entry.strip("[]"), strict=False) for entry in allow if _is_network(entry)
+        ]
 
     def is_allowed(self, host: str, address: str) -> bool:
         """True when connecting to `address` (which `host` resolved to) is safe or explicitly exempt."""
@@ -57,8 +59,8 @@ class AddressPolicy:
             return True
         return not is_blocked_ip(ip)
 
-    async def resolve(self, host: str, port: int) -> str:
-        """Resolve `host`, check EVERY address it has, and return the one to connect to.
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """Resolve `host`, check EVERY address it has, and return them (in DNS order) to connect to.
 
         Raises BlockedAddressError if any address is unsafe (a host that mixes public and private answers is
         treated as hostile) and ResolutionError if DNS fails.
@@ -67,7 +69,7 @@ class AddressPolicy:
         for address in addresses:
             if not self.is_allowed(host, address):
                 raise BlockedAddressError(f"{host} resolves to blocked address {address}")
-        return addresses[0]
+        return addresses
 
 
 def _is_network(entry: str) -> bool:

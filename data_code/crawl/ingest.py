@@ -1,0 +1,147 @@
+"""Ingest WARC files someone else crawled (e.g. Common Crawl segments) into the same layout as a crawl.
+
+from data_code.crawl import ingest_warcs
+summary = ingest_warcs(["s3://commoncrawl/crawl-data/.../file.warc.gz"], out_dir)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http import HTTPStatus
+from pathlib import Path
+
+import fsspec
+
+from data_code.crawl.records import CrawlSummary, FetchRow, WarcSink, summarize, write_fetch_log
+from data_code.warc import CorruptWarcError, WarcRecord, iter_warc_records
+
+# The payload warcio hands back is already de-chunked and content-decoded, so these headers no longer hold.
+_STALE_HEADERS = {"content-encoding", "transfer-encoding", "content-length"}
+
+
+def ingest_warcs(
+    uris: list[str], out_dir: Path, *, warc_prefix: str = "ingest", warc_max_bytes: int = 1_000_000_000
+) -> CrawlSummary:
+    """Re-write the response records of `uris` (local paths or fsspec URLs) into out_dir/warc/ + fetches.parquet.
+
+    A corrupt or truncated file keeps every valid record before the damage and adds a `corrupt_warc` row (and an
+    entry in `errors`) naming the file and byte offset. Raises FileNotFoundError naming a missing file, before
+    anything is written.
+    """
+    check_warcs_exist(uris)
+    started, out_dir = time.monotonic(), Path(out_dir)
+    rows, warc_files, errors = ingest_rows(uris, out_dir, warc_prefix=warc_prefix, warc_max_bytes=warc_max_bytes)
+    write_fetch_log(rows, out_dir)
+    return summarize(rows, warc_files, time.monotonic() - started, errors)
+
+
+def check_warcs_exist(uris: list[str]) -> None:
+    """Raise FileNotFoundError naming every missing WARC file."""
+    missing = [uri for uri in uris if not _exists(uri)]
+    if missing:
+        raise FileNotFoundError(f"WARC file not found: {', '.join(missing)}")
+
+
+def ingest_rows(
+    uris: list[str], out_dir: Path, *, warc_prefix: str, warc_max_bytes: int
+) -> tuple[list[FetchRow], list[str], list[str]]:
+    """Re-write `uris` into out_dir/warc/; return (fetch-log rows, WARC files, corruption messages), no log."""
+    sink = WarcSink(out_dir, warc_prefix, warc_max_bytes)
+    rows: list[FetchRow] = []
+    errors: list[str] = []
+    try:
+        for uri in uris:
+            try:
+                for response, request in _exchanges(uri):
+                    rows.append(_rewrite(sink, uri, response, request))
+            except CorruptWarcError as error:
+                errors.append(str(error))
+                rows.append(FetchRow(url=uri, depth=0, outcome="corrupt_warc", detail=str(error)))
+    finally:
+        sink.close()
+    return rows, sink.files, errors
+
+
+def _exists(uri: str) -> bool:
+    filesystem, path = fsspec.core.url_to_fs(uri)
+    return filesystem.exists(path)
+
+
+def _exchanges(uri: str) -> Iterator[tuple[WarcRecord, WarcRecord | None]]:
+    """(response, its request or None) for each HTTP response record, whether requests come before responses
+    (Common Crawl) or after them with WARC-Concurrent-To (lmforge). On corruption, yields what it has, then raises.
+    """
+    requests: dict[str | None, WarcRecord] = {}  # requests seen before their response, by target URI
+    pending: WarcRecord | None = None  # a response waiting to see whether its request follows it
+    try:
+        for record in iter_warc_records(uri, record_types=("request", "response")):
+            if record.record_type == "request":
+                if pending is not None and record.concurrent_to == pending.record_id:
+                    yield pending, record
+                    pending = None
+                else:
+                    requests[record.target_uri] = record
+            else:
+                if pending is not None:
+                    yield pending, requests.pop(pending.target_uri, None)
+                pending = record if record.http_status is not None else None  # skip non-HTTP (dns:) records
+    except CorruptWarcError:
+        if pending is not None:
+            yield pending, requests.pop(pending.target_uri, None)
+        raise
+    if pending is not None:
+        yield pending, requests.pop(pending.target_uri, None)
+
+
+def _rewrite(sink: WarcSink, source: str, response: WarcRecord, request: WarcRecord | None) -> FetchRow:
+    """Write one response (+ request + metadata) into the sink and return its fetch-log row."""
+    body = response.payload
+    headers = [(key, value) for key, value in response.http_headers if key.lower() not in _STALE_HEADERS]
+    headers.append(("Content-Length", str(len(body))))
+    url = response.target_uri or ""
+    warc_file, offset = sink.write(
+        url,
+        request_headers=request.http_headers if request is not None else [],
+        status_line=f"{response.http_status} {_phrase(response.http_status)}".strip(),
+        response_headers=headers,
+        body=body,
+        metadata={
+            "robots": "unknown",
+            "fetch-outcome": "ok",
+            "source-warc": source,
+            "source-offset": str(response.offset),
+        },
+    )
+    return FetchRow(
+        url=url,
+        final_url=url,
+        depth=0,
+        http_status=response.http_status,
+        detail=f"ingested from {source} at offset {response.offset}",
+        content_type=response.header("content-type"),
+        bytes_raw=len(body),
+        bytes_decoded=len(body),
+        fetched_at=_parse_date(response.date),
+        warc_file=warc_file,
+        warc_offset=offset,
+        robots_decision="unknown",
+    )
+
+
+def _phrase(status: int | None) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _parse_date(value: str | None) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        return datetime.now(UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

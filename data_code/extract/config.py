@@ -1,0 +1,63 @@
+"""Configuration and statistics of the extract stage."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+ENGINES = ("trafilatura", "resiliparse")
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """How crawl WARC records become Documents. Invalid values raise ValueError naming the field."""
+
+    engine: str = "resiliparse"  # main-content extractor: resiliparse (fast, the default) | trafilatura (precise)
+    min_text_chars: int = 200  # main text shorter than this (in characters) is rejected as too_short
+    max_replacement_char_ratio: float = 0.01  # share of U+FFFD in the decoded page above which it is undecodable
+    include_tables: bool = True  # keep the text of <table> elements in the main content
+    workers: int = field(default_factory=_cpu_count)  # extraction processes; 1 runs in this process
+    batch_records: int = 64  # response records per task handed to a worker (bounds memory: 2 tasks per worker)
+
+    def __post_init__(self):
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.min_text_chars < 0:
+            raise ValueError(f"min_text_chars must be >= 0, got {self.min_text_chars}")
+        if not 0.0 <= self.max_replacement_char_ratio <= 1.0:
+            raise ValueError(f"max_replacement_char_ratio must be within [0, 1], got {self.max_replacement_char_ratio}")
+        if not isinstance(self.include_tables, bool):
+            raise ValueError(f"include_tables must be a bool, got {self.include_tables!r}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.batch_records < 1:
+            raise ValueError(f"batch_records must be >= 1, got {self.batch_records}")
+
+    def output_fields(self) -> dict:
+        """The fields that change the extracted output (for artifact versions); workers and batching do not."""
+        fields = asdict(self)
+        del fields["workers"], fields["batch_records"]
+        return fields
+
+
+@dataclass
+class ExtractStats:
+    """What one extraction run read, kept and rejected."""
+
+    warc_files: int = 0
+    records_read: int = 0  # HTTP response records read; each became one document or one rejection
+    documents: int = 0
+    rejected: int = 0  # rejection rows, including one per corrupt WARC file
+    rejections_by_reason: dict[str, int] = field(default_factory=dict)
+    chars: int = 0  # characters of main text over all documents
+    languages: dict[str, int] = field(default_factory=dict)  # declared language -> documents ("und": none)
+    domains: dict[str, int] = field(default_factory=dict)  # domain -> documents
+    engine: str = ""
+    elapsed_s: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)

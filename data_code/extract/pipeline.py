@@ -1,0 +1,181 @@
+"""WARC files -> documents.parquet + rejections.parquet, extracted over a pool of worker processes.
+
+Records stream through in bounded batches (at most two batches per worker in flight) and results are written in
+input order, so memory stays flat on any crawl size and the output is the same for any number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections import Counter, OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from functools import partial
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data_code.document import DOCUMENT_SCHEMA, REJECTION_SCHEMA, rejection
+from data_code.extract.config import ExtractConfig, ExtractStats
+from data_code.extract.record import STAGE, extract_batch
+from data_code.warc import CorruptWarcError, WarcRecord, iter_warc_records
+
+# A response's metadata record follows it within a few records (request, metadata); responses wait this many
+# newer responses for it before they are processed without one.
+_PAIRING_WINDOW = 8
+_ROWS_PER_ROW_GROUP = 2_000
+
+
+def extract_to_parquet(
+    warc_uris: list[str], documents_path: str, rejections_path: str, config: ExtractConfig
+) -> ExtractStats:
+    """Extract every HTML / plain-text response in `warc_uris` into Parquet files; return what happened.
+
+    Each response record becomes one row of DOCUMENT_SCHEMA in `documents_path` or one row of REJECTION_SCHEMA
+    (stage 'extract') in `rejections_path`; a corrupt WARC file adds one 'corrupt_warc' rejection after the
+    documents of its valid records. Both files are always written, empty ones included.
+    Raises FileNotFoundError (before writing anything) when a WARC file does not exist.
+    """
+    _check_inputs_exist(warc_uris)
+    started = time.perf_counter()
+    stats = ExtractStats(warc_files=len(warc_uris), engine=config.engine)
+    tally = _Tally()
+    with ExitStack() as stack:
+        documents = stack.enter_context(_ParquetSink(documents_path, DOCUMENT_SCHEMA))
+        rejections = stack.enter_context(_ParquetSink(rejections_path, REJECTION_SCHEMA))
+        batches = _batches(_work_items(warc_uris), config.batch_records)
+        for results in _map_in_order(partial(extract_batch, config=config), batches, config.workers):
+            for kind, row in results:
+                (documents if kind == "document" else rejections).write(row)
+                tally.add(kind, row)
+    tally.fill(stats)
+    stats.elapsed_s = round(time.perf_counter() - started, 3)
+    return stats
+
+
+def _check_inputs_exist(warc_uris: list[str]) -> None:
+    for uri in warc_uris:
+        filesystem, path = fsspec.core.url_to_fs(uri)
+        if not filesystem.exists(path):
+            raise FileNotFoundError(f"WARC file not found: {uri}")
+
+
+def _work_items(warc_uris: Iterable[str]) -> Iterator[tuple]:
+    for uri in warc_uris:
+        yield from _file_items(uri)
+
+
+def _file_items(uri: str) -> Iterator[tuple]:
+    """('record', response, metadata fields) per response, then ('row', 'rejection', row) if the file is corrupt."""
+    pending: OrderedDict[str, tuple[WarcRecord, dict[str, str]]] = OrderedDict()
+    try:
+        for record in iter_warc_records(uri, record_types=("response", "metadata")):
+            if record.record_type == "response":
+                pending[record.record_id or str(record.offset)] = (record, {})
+                while len(pending) > _PAIRING_WINDOW:
+                    yield ("record", *pending.popitem(last=False)[1])
+            elif record.concurrent_to in pending:
+                pending[record.concurrent_to][1].update(parse_warc_fields(record.payload))
+    except CorruptWarcError as error:
+        # Every record before the corruption was valid: keep them, then say where the file broke.
+        yield from (("record", *value) for value in pending.values())
+        yield ("row", "rejection", rejection(STAGE, "corrupt_warc", detail=str(error)))
+        return
+    yield from (("record", *value) for value in pending.values())
+
+
+def parse_warc_fields(payload: bytes) -> dict[str, str]:
+    """'robots: allowed\\ndepth: 1\\n' -> {'robots': 'allowed', 'depth': '1'} (application/warc-fields)."""
+    fields = {}
+    for line in payload.decode("utf-8", errors="replace").splitlines():
+        name, separator, value = line.partition(":")
+        if separator and name.strip():
+            fields[name.strip().lower()] = value.strip()
+    return fields
+
+
+def _batches(items: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _map_in_order(function: Callable, batches: Iterator[list], workers: int) -> Iterator:
+    """function(batch) for every batch, results in input order; at most 2 batches per worker in flight."""
+    if workers == 1:  # no pool: same code path, no process start-up, easy to debug
+        yield from map(function, batches)
+        return
+    # spawn, not fork: the caller may be a threaded server (Dagster), and fork copies held locks.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        in_flight = deque()
+        for batch in batches:
+            in_flight.append(pool.submit(function, batch))
+            if len(in_flight) >= 2 * workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
+
+
+class _ParquetSink:
+    """Rows -> one Parquet file, written in row groups so memory stays bounded; schema written even if empty."""
+
+    def __init__(self, path: str, schema: pa.Schema):
+        self._path, self._schema, self._rows = path, schema, []
+
+    def __enter__(self):
+        self._file = fsspec.open(self._path, "wb", auto_mkdir=True).open()
+        self._writer = pq.ParquetWriter(self._file, self._schema)
+        return self
+
+    def write(self, row: dict) -> None:
+        self._rows.append(row)
+        if len(self._rows) >= _ROWS_PER_ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
+            self._rows = []
+
+    def __exit__(self, *exc_info):
+        try:
+            if exc_info[0] is None:
+                self._flush()
+            self._writer.close()
+        finally:
+            self._file.close()
+
+
+class _Tally:
+    """Counts for ExtractStats, accumulated row by row in the parent process."""
+
+    def __init__(self):
+        self.documents, self.records, self.chars = 0, 0, 0
+        self.reasons, self.languages, self.domains = Counter(), Counter(), Counter()
+
+    def add(self, kind: str, row: dict) -> None:
+        if kind == "document":
+            self.records += 1
+            self.documents += 1
+            self.chars += len(row["text"])
+            self.languages[row["language"] or "und"] += 1
+            self.domains[row["domain"]] += 1
+        else:
+            self.records += row["reason"] != "corrupt_warc"  # a corrupt file is not a record
+            self.reasons[row["reason"]] += 1
+
+    def fill(self, stats: ExtractStats) -> None:
+        stats.records_read, stats.documents, stats.chars = self.records, self.documents, self.chars
+        stats.rejected = sum(self.reasons.values())
+        stats.rejections_by_reason = dict(sorted(self.reasons.items()))
+        stats.languages = dict(self.languages.most_common())
+        stats.domains = dict(self.domains.most_common())

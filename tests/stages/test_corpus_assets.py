@@ -1,0 +1,131 @@
+"""raw_crawl and documents materialized through Dagster against a real local site, into a real lake + MLflow."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pyarrow.parquet as pq
+import pytest
+from dagster import DagsterInstance, materialize
+from mlflow.tracking import MlflowClient
+
+from assets.common import VERSION_KEY
+from assets.crawl import raw_crawl
+from assets.documents import documents
+from lineage.settings import Settings
+from pipelines.definitions import resources
+from tests.stages.site import serve_directory, write_site
+
+PARTITION = "2026-11-28"
+
+
+@pytest.fixture
+def site(tmp_path):
+    write_site(tmp_path / "site")
+    with serve_directory(tmp_path / "site") as url:
+        yield url
+
+
+@pytest.fixture
+def instance(lmforge_home, monkeypatch):
+    monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
+    with DagsterInstance.ephemeral() as ephemeral:
+        yield ephemeral
+
+
+def run(instance, selection, crawl_config=None, documents_config=None):
+    ops = {"raw_crawl": {"config": crawl_config or {}}, "documents": {"config": documents_config or {}}}
+    ops = {name: value for name, value in ops.items() if name in {a.key.path[-1] for a in selection}}
+    result = materialize(selection, instance=instance, resources=resources(), partition_key=PARTITION,
+                         run_config={"ops": ops})  # fmt: skip
+    assert result.success
+    return {
+        event.asset_key.to_user_string(): {k: v.value for k, v in event.materialization.metadata.items()}
+        for event in result.get_asset_materialization_events()
+    }
+
+
+def test_crawl_then_documents(instance, site, lmforge_home):
+    metadata = run(instance, [raw_crawl, documents], {"seeds": [site], "max_pages": 20, "max_depth": 2})
+    crawl, docs = metadata["raw_crawl"], metadata["documents"]
+    assert crawl["pages_fetched"] == 7  # index + 6 pages; /private/ is disallowed by robots.txt
+    reasons = {row["reason"]: row["count"] for row in (r.data for r in crawl["failures_by_reason"].records)}
+    assert reasons.get("disallowed_by_robots") == 1
+    assert {r.data["domain"]: r.data["count"] for r in crawl["domains"].records} == {"127.0.0.1": 7}
+    assert crawl["mlflow_run"].startswith("http://127.0.0.1:5000/#/experiments/")
+
+    crawl_dir = lmforge_home / "lake" / "raw_crawl" / crawl[VERSION_KEY]
+    fetches = pq.read_table(crawl_dir / "fetches.parquet").to_pylist()
+    assert {row["outcome"] for row in fetches} == {"ok", "disallowed_by_robots"}
+
+    assert docs["documents"] >= 6
+    docs_dir = lmforge_home / "lake" / "documents" / docs[VERSION_KEY]
+    rows = pq.read_table(docs_dir / "documents.parquet").to_pylist()
+    by_url = {row["url"]: row for row in rows}
+    page0 = by_url[f"{site}page0.html"]
+    assert page0["license"] == "https://creativecommons.org/licenses/by/4.0/"
+    assert page0["robots"] == "allowed" and page0["source"] == "crawl"
+    assert page0["title"] == "Topic 0" and "Page 0 explains topic 0" in page0["text"]
+    assert page0["warc_file"].endswith(".warc.gz") and page0["warc_offset"] >= 0
+    assert by_url[f"{site}page1.html"]["license"] is None
+    assert "sample_document" in docs
+
+    client = MlflowClient(Settings.from_env().tracking_uri)
+    docs_run = client.get_run(docs["mlflow_run"].rsplit("/", 1)[-1])
+    assert docs_run.data.tags["lmforge.upstream.raw_crawl"] == crawl[VERSION_KEY]
+    assert docs_run.inputs.dataset_inputs[0].dataset.name == f"raw_crawl@{crawl[VERSION_KEY]}"
+
+
+def test_rematerializing_documents_reuses_and_config_changes_version(instance, site):
+    first = run(instance, [raw_crawl, documents], {"seeds": [site], "max_pages": 5})["documents"]
+    again = run(instance, [documents])["documents"]
+    assert again["reused"] is True and again[VERSION_KEY] == first[VERSION_KEY]
+    changed = run(instance, [documents], documents_config={"min_text_chars": 50})["documents"]
+    assert changed["reused"] is False and changed[VERSION_KEY] != first[VERSION_KEY]
+
+
+def test_invalid_crawl_config_names_the_field(instance, lmforge_home):
+    with pytest.raises(ValueError, match="seeds"):
+        run(instance, [raw_crawl], {"seeds": []})
+    with pytest.raises(ValueError, match="not a url"):
+        run(instance, [raw_crawl], {"seeds": ["not a url"]})
+    with pytest.raises(ValueError, match="requests_per_second_per_host"):
+        run(instance, [raw_crawl], {"seeds": ["http://127.0.0.1:1/"], "requests_per_second_per_host": -1})
+    assert not (lmforge_home / "lake" / "raw_crawl").exists() or not any(
+        (lmforge_home / "lake" / "raw_crawl").iterdir()
+    )
+
+
+@pytest.mark.slow
+def test_crawl_killed_midway_leaves_nothing_complete_and_rerun_succeeds(lmforge_home, site, monkeypatch):
+    script = textwrap.dedent(
+        f"""
+        from dagster import DagsterInstance, materialize
+        from assets.crawl import raw_crawl
+        from pipelines.definitions import resources
+        config = {{"seeds": [{site!r}], "max_pages": 50, "requests_per_second_per_host": 1.0}}
+        with DagsterInstance.ephemeral() as instance:
+            materialize([raw_crawl], instance=instance, resources=resources(), partition_key={PARTITION!r},
+                        run_config={{"ops": {{"raw_crawl": {{"config": config}}}}}})
+        """
+    )
+    env = {**os.environ, "LMFORGE_ALLOW_PRIVATE_HOSTS": "127.0.0.1"}
+    process = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    lake = lmforge_home / "lake" / "raw_crawl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (lake.exists() and any(lake.glob(".tmp-*/warc/*"))):
+        time.sleep(0.1)
+    assert any(lake.glob(".tmp-*")), "the crawl never started staging"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not list(lake.glob("*/manifest.json"))
+    assert [p.name for p in lake.iterdir() if not p.name.startswith(".tmp-")] == []
+
+    monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
+    with DagsterInstance.ephemeral() as instance:
+        metadata = run(instance, [raw_crawl], {"seeds": [site], "max_pages": 50, "requests_per_second_per_host": 20})
+    assert metadata["raw_crawl"]["pages_fetched"] == 7
+    assert not list(lake.glob(".tmp-*"))
