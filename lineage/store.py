@@ -87,7 +87,7 @@ class ArtifactStore:
         if self.is_local:
             parent = Path(self.lake().path) / asset
             parent.mkdir(parents=True, exist_ok=True)
-            self._clear_debris(parent, version)
+            self._clear_debris(parent)
             staging_dir = parent / f"{TMP_PREFIX}{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             staging_dir.mkdir()
         else:
@@ -129,11 +129,11 @@ class ArtifactStore:
         (final / MANIFEST_NAME).write_bytes((staging.path / MANIFEST_NAME).read_bytes())  # last: marks complete
 
     @staticmethod
-    def _clear_debris(parent: Path, version: str) -> None:
-        """Remove staging directories of this version left by writers that died (their pid is gone)."""
-        for leftover in parent.glob(f"{TMP_PREFIX}{version}-*"):
-            pid = leftover.name.removeprefix(f"{TMP_PREFIX}{version}-").split("-", 1)[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
+    def _clear_debris(parent: Path) -> None:
+        """Remove staging directories of this asset left by writers that died (their pid is gone)."""
+        for leftover in parent.glob(f"{TMP_PREFIX}*"):
+            parts = leftover.name.removeprefix(TMP_PREFIX).split("-")  # <version>-<pid>-<random>
+            if len(parts) == 3 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
                 shutil.rmtree(leftover, ignore_errors=True)
 
 

@@ -22,7 +22,7 @@ class CrawlConfig:
     allowed_domains: tuple[str, ...] = ()  # hosts to stay on, subdomains included; empty = the seeds' hosts
     max_pages: int = 100  # stop after this many successful fetches
     max_depth: int = 3  # links followed from the seeds at most this many times
-    requests_per_second_per_host: float = 2.0  # politeness; robots.txt Crawl-delay can only slow this down
+    requests_per_second_per_host: float = field(default=2.0, metadata=_SPEED_ONLY)  # Crawl-delay only lowers it
     per_host_concurrency: int = field(default=2, metadata=_SPEED_ONLY)  # simultaneous requests to one host
     concurrency: int = field(default=8, metadata=_SPEED_ONLY)  # simultaneous URLs in flight overall
     user_agent: str = DEFAULT_USER_AGENT  # sent on every request and matched against robots.txt groups

@@ -67,10 +67,13 @@ class _Crawl:
                 self.fetcher = Fetcher(self.config, client, self.throttle)
                 self.robots = RobotsCache(self._fetch_robots, self.config.user_agent)
                 frontier = list(self.seeds)
-                for depth in range(self.config.max_depth + 1):
-                    if not frontier or self.pages_ok >= self.config.max_pages:
-                        break
-                    frontier = await self._crawl_level(frontier, depth)
+                try:
+                    for depth in range(self.config.max_depth + 1):
+                        if not frontier or self.pages_ok >= self.config.max_pages:
+                            break
+                        frontier = await self._crawl_level(frontier, depth)
+                finally:
+                    await self.fetcher.aclose()
         finally:
             self.sink.close()
         return self.rows, self.sink.files

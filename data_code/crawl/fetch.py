@@ -82,6 +82,22 @@ class Fetcher:
         self.client = client
         self.throttle = throttle
         self.policy = AddressPolicy(config.allow_private_hosts)
+        # httpx pools connections by (scheme, IP, port). For TLS that would let two virtual hosts on one IP share a
+        # connection negotiated with the other's SNI and certificate, so https gets one client (pool) per host.
+        self._tls_clients: dict[str, httpx.AsyncClient] = {}
+
+    def _client_for(self, scheme: str, host: str) -> httpx.AsyncClient:
+        if scheme != "https":
+            return self.client
+        if host not in self._tls_clients:
+            self._tls_clients[host] = make_client(self.config)
+        return self._tls_clients[host]
+
+    async def aclose(self) -> None:
+        """Close the per-host TLS clients (the shared client belongs to the caller)."""
+        for client in self._tls_clients.values():
+            await client.aclose()
+        self._tls_clients.clear()
 
     async def fetch(self, url: str, trace: Trace, *, any_content_type: bool = False) -> Exchange:
         """GET a normalized `url` (no redirect following), retrying 5xx and 429 with backoff.
@@ -144,10 +160,11 @@ class Fetcher:
         pinned = f"{parts.scheme}://{address}:{port}{parts.path}" + (f"?{parts.query}" if parts.query else "")
         # Connect to the checked IP; Host and TLS SNI still name the real host.
         extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
-        request = self.client.build_request("GET", pinned, headers=request_headers, extensions=extensions)
+        client = self._client_for(parts.scheme, parts.hostname or "")
+        request = client.build_request("GET", pinned, headers=request_headers, extensions=extensions)
         try:
             async with asyncio.timeout(self.config.total_timeout_s):
-                response = await self.client.send(request, stream=True)
+                response = await client.send(request, stream=True)
                 try:
                     return await self._read(url, ip, response, request_headers, any_content_type)
                 finally:
