@@ -8,10 +8,11 @@ Without --warc, a real linked site is served on 127.0.0.1 and crawled with urlli
 Python manual (`apt-get install python3.11-doc`, then --site /usr/share/doc/python3.11/html).
 
 Measured per engine, in one process (one core): extract_text docs/s (parse + main text), the whole extract
-pipeline docs/s with workers=1 (decode, signals, extraction, Parquet), mean characters, and quality proxies:
-content kept (share of the page's own lines >= 12 chars found in the text, compared as words), boilerplate kept (share of
-navigation lines found in the text: lines inside nav/header/footer/sidebar markup, or repeated on >= half the
-pages), heading kept (first <h1>/<h2> found in the text), and agreement between engines (token-set Jaccard).
+pipeline docs/s with workers=1 (decode, signals, extraction, Parquet), mean characters, and quality proxies,
+all compared as lower-cased words: content kept (share of the page's own lines >= 12 chars found in the text),
+boilerplate kept (share of navigation lines found in the text: lines inside nav/header/footer/sidebar markup, or
+repeated on >= half the pages), heading kept (first <h1>/<h2> found in the text), and agreement between engines
+(token-set Jaccard).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter, deque
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 ENGINES = ("resiliparse", "trafilatura")
 _WORD = re.compile(r"\w+")

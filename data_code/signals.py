@@ -34,6 +34,7 @@ class _SignalParser(HTMLParser):
         self.signals = PageSignals()
         self._cc_link: str | None = None
         self._in_title = False
+        self._title_seen = False  # only the document's first <title>: an inline <svg><title> is not the page's
         self._title_parts: list[str] = []
 
     def handle_starttag(self, tag, attrs):
@@ -42,7 +43,7 @@ class _SignalParser(HTMLParser):
             self.base_url = urljoin(self.base_url, attributes["href"].strip())
         elif tag == "html" and attributes.get("lang"):
             self.signals.language = attributes["lang"].strip().lower() or None
-        elif tag == "title":
+        elif tag == "title" and not self._title_seen:
             self._in_title = True
         elif tag == "meta" and attributes.get("name", "").lower() in ("robots", "ai", "googlebot"):
             self.signals.robots_meta |= parse_directives(attributes.get("content", ""))
@@ -63,8 +64,8 @@ class _SignalParser(HTMLParser):
             self.signals.links.append(absolute)
 
     def handle_endtag(self, tag):
-        if tag == "title":
-            self._in_title = False
+        if tag == "title" and self._in_title:
+            self._in_title, self._title_seen = False, True
 
     def handle_data(self, data):
         if self._in_title and self.signals.title is None:

@@ -1,7 +1,7 @@
 """The extract stage: crawl WARC files -> Documents (main text + provenance) and extraction rejections.
 
-    from data_code.extract import ExtractConfig, extract_to_parquet
-    stats = extract_to_parquet(["crawl.warc.gz"], "documents.parquet", "rejections.parquet", ExtractConfig())
+from data_code.extract import ExtractConfig, extract_to_parquet
+stats = extract_to_parquet(["crawl.warc.gz"], "documents.parquet", "rejections.parquet", ExtractConfig())
 """
 
 from data_code.extract.config import ENGINES, ExtractConfig, ExtractStats

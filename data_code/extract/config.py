@@ -6,6 +6,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 ENGINES = ("trafilatura", "resiliparse")
+_SPEED_ONLY = {"versioned": False}  # read by lineage.identity.versioned_fields
 
 
 def _cpu_count() -> int:
@@ -20,8 +21,9 @@ class ExtractConfig:
     min_text_chars: int = 200  # main text shorter than this (in characters) is rejected as too_short
     max_replacement_char_ratio: float = 0.01  # share of U+FFFD in the decoded page above which it is undecodable
     include_tables: bool = True  # keep the text of <table> elements in the main content
-    workers: int = field(default_factory=_cpu_count)  # extraction processes; 1 runs in this process
-    batch_records: int = 64  # response records per task handed to a worker (bounds memory: 2 tasks per worker)
+    # Speed-only fields: they never change the output, so they are left out of the artifact version.
+    workers: int = field(default_factory=_cpu_count, metadata=_SPEED_ONLY)  # extraction processes; 1 = in-process
+    batch_records: int = field(default=64, metadata=_SPEED_ONLY)  # records per worker task (2 tasks per worker)
 
     def __post_init__(self):
         if self.engine not in ENGINES:
@@ -29,19 +31,15 @@ class ExtractConfig:
         if self.min_text_chars < 0:
             raise ValueError(f"min_text_chars must be >= 0, got {self.min_text_chars}")
         if not 0.0 <= self.max_replacement_char_ratio <= 1.0:
-            raise ValueError(f"max_replacement_char_ratio must be within [0, 1], got {self.max_replacement_char_ratio}")
+            raise ValueError(
+                f"max_replacement_char_ratio must be within [0, 1], got {self.max_replacement_char_ratio}"
+            )
         if not isinstance(self.include_tables, bool):
             raise ValueError(f"include_tables must be a bool, got {self.include_tables!r}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.batch_records < 1:
             raise ValueError(f"batch_records must be >= 1, got {self.batch_records}")
-
-    def output_fields(self) -> dict:
-        """The fields that change the extracted output (for artifact versions); workers and batching do not."""
-        fields = asdict(self)
-        del fields["workers"], fields["batch_records"]
-        return fields
 
 
 @dataclass
@@ -59,5 +57,6 @@ class ExtractStats:
     engine: str = ""
     elapsed_s: float = 0.0
 
-    def as_dict(self) -> dict:
+    def as_stats(self) -> dict:
+        """Plain dict of every field (for a manifest's stats and MLflow metrics)."""
         return asdict(self)

@@ -17,7 +17,9 @@ from data_code.signals import _CC_LICENSE, PageSignals, parse_directives
 
 _ROBOTS_META_NAMES = ("robots", "ai", "googlebot")  # as in data_code.signals
 _LICENSE_LINKS = 'a[rel~="license" i][href], link[rel~="license" i][href], area[rel~="license" i][href]'
-_CC_LINKS = 'a[href*="creativecommons.org" i], link[href*="creativecommons.org" i], area[href*="creativecommons.org" i]'
+_CC_LINKS = (
+    'a[href*="creativecommons.org" i], link[href*="creativecommons.org" i], area[href*="creativecommons.org" i]'
+)
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 

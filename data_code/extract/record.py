@@ -60,7 +60,7 @@ def extract_record(record: WarcRecord, fields: dict[str, str], config: ExtractCo
         return _reject(url, "undecodable", detail, score=decoded.replacement_ratio)
     try:
         title, text, signals = _title_text_signals(decoded.text, kind, url, record, config)
-    except Exception as error:  # noqa: BLE001 - an engine can raise on any odd page; one page must not stop a run
+    except Exception as error:  # an engine can raise on any odd page; one page must not stop the run
         return _reject(url, "extraction_failed", f"{config.engine}: {type(error).__name__}: {error}")
     if not text:
         return _reject(url, "empty_text", "no main text extracted", score=0.0)

@@ -43,14 +43,20 @@ def test_crawl_record_becomes_document_with_exact_provenance(tmp_path):
         footer_extra=f'<a href="{CC_BY}">CC BY</a>',
     )
     warc = tmp_path / "crawl.warc.gz"
-    exchange = Exchange("https://News.Example.org:8443/otters?id=1", page.encode(), headers=[("X-Robots-Tag", "noindex")])
+    exchange = Exchange(
+        "https://News.Example.org:8443/otters?id=1", page.encode(), headers=[("X-Robots-Tag", "noindex")]
+    )
     [(offset, record_id)] = write_crawl_warc(warc, [exchange])
     record = next(iter_warc_records(str(warc), record_types=("response",)))
 
     stats, documents, rejections = run(tmp_path, [warc])
 
     [doc] = documents.to_pylist()
-    assert doc["doc_id"] == make_doc_id(exchange.url, record.payload_digest) == make_doc_id(exchange.url, sha1_digest(page.encode()))
+    assert (
+        doc["doc_id"]
+        == make_doc_id(exchange.url, record.payload_digest)
+        == make_doc_id(exchange.url, sha1_digest(page.encode()))
+    )
     assert doc["url"] == exchange.url
     assert doc["domain"] == "news.example.org"
     assert doc["fetch_time"] == datetime.fromisoformat(record.date).astimezone(UTC)
@@ -78,7 +84,7 @@ def test_doc_id_is_stable_across_runs(tmp_path):
     assert run(tmp_path, [warc])[1].column("doc_id").to_pylist() == first
 
 
-def test_licence_from_creative_commons_link_and_from_crawl_metadata(tmp_path):
+def test_licence_from_creative_commons_link_crawl_metadata_and_link_header(tmp_path):
     warc = tmp_path / "crawl.warc.gz"
     cc_page = realistic_page(footer_extra=f'<a href="{CC_BY}#deed">Some rights reserved</a>').encode()
     write_crawl_warc(
@@ -87,10 +93,16 @@ def test_licence_from_creative_commons_link_and_from_crawl_metadata(tmp_path):
             Exchange("https://example.org/cc", cc_page),
             Exchange("https://example.org/meta", cc_page, metadata={"robots": "allowed", "license": "CC0-1.0"}),
             Exchange("https://example.org/none", realistic_page().encode()),
+            Exchange(
+                "https://example.org/dir/header",
+                realistic_page().encode(),
+                headers=[("Link", '</dir/next>; rel="next", <../terms.html>; rel="license"')],
+            ),
         ],
     )
     documents = run(tmp_path, [warc])[1]
-    assert documents.column("license").to_pylist() == [CC_BY, "CC0-1.0", None]
+    licences = documents.column("license").to_pylist()
+    assert licences == [CC_BY, "CC0-1.0", None, "https://example.org/terms.html"]
 
 
 def test_foreign_warc_without_metadata_or_digest(tmp_path):
@@ -180,7 +192,9 @@ def test_truncated_warc_keeps_earlier_documents_and_names_file_and_offset(tmp_pa
 
 def test_workers_do_not_change_the_output(tmp_path):
     warc = tmp_path / "crawl.warc.gz"
-    exchanges = [Exchange(f"https://site{i % 3}.example/{i}", realistic_page(title=f"Page {i}").encode()) for i in range(9)]
+    exchanges = [
+        Exchange(f"https://site{i % 3}.example/{i}", realistic_page(title=f"Page {i}").encode()) for i in range(9)
+    ]
     exchanges[4] = Exchange("https://site1.example/404", b"", status="404 Not Found")
     write_crawl_warc(warc, exchanges)
     _, one_docs, one_rejections = run(tmp_path / "one", [warc], workers=1, batch_records=2)
