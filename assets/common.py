@@ -175,7 +175,9 @@ def _pydantic_type(annotation: Any) -> Any:
     if origin is tuple:
         return list[typing.get_args(annotation)[0]]
     if origin in (typing.Union, types.UnionType):
-        return typing.Optional[tuple(_pydantic_type(arg) for arg in typing.get_args(annotation) if arg is not type(None))[0]]  # noqa: UP007
+        members = [_pydantic_type(arg) for arg in typing.get_args(annotation) if arg is not type(None)]
+        assert len(members) == 1, f"config fields may be X or X | None, not {annotation}"
+        return members[0] | None
     return annotation
 
 

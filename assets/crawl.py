@@ -2,14 +2,14 @@
 
 # No `from __future__ import annotations` in asset modules: Dagster reads config annotations at runtime.
 
-
 from dagster import AssetExecutionContext, MaterializeResult, asset
+from pydantic import Field
 
 from assets.common import dagster_config, dataclass_from_config, materialize_result, produce_artifact
 from assets.metadata import count_table
 from assets.partitions import daily_partitions
 from data_code.crawl import CrawlConfig, crawl_and_ingest
-from resources.http import HttpFetcherResource
+from resources.http import HttpFetcherResource, env_list
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
 
@@ -19,6 +19,8 @@ RawCrawlConfig = dagster_config(
     CrawlConfig,
     "RawCrawlConfig",
     exclude=("user_agent", "allow_private_hosts"),  # environment, from HttpFetcherResource
+    # The UI's default seeds come from the environment (`make ui` points them at the demo site).
+    seeds=(list[str], Field(default=env_list("LMFORGE_CRAWL_SEEDS"), description="start URLs (http/https)")),
 )
 
 

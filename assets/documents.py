@@ -1,6 +1,5 @@
 """documents: main-content text of every crawled page as Document records, plus a rejection table."""
 
-
 import pyarrow.parquet as pq
 from dagster import AssetExecutionContext, MaterializeResult, asset
 

@@ -1,7 +1,7 @@
 """The lmforge Definitions: every asset, job, schedule and resource. Loaded by workspace.yaml.
 
-    dagster dev -w workspace.yaml        # or: make ui
-    dagster definitions validate -w workspace.yaml
+dagster dev -w workspace.yaml        # or: make ui
+dagster definitions validate -w workspace.yaml
 """
 
 from __future__ import annotations

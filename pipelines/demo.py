@@ -20,9 +20,18 @@ from pipelines.demo_site import pydoc_site
 def demo_run_config(seed_url: str, max_pages: int) -> dict:
     return {
         "ops": {
-            "raw_crawl": {"config": {"seeds": [seed_url], "max_pages": max_pages, "max_depth": 3}},
+            # The demo site is our own process on loopback, so it can take a brisker pace than a stranger's site.
+            "raw_crawl": {
+                "config": {
+                    "seeds": [seed_url],
+                    "max_pages": max_pages,
+                    "max_depth": 3,
+                    "requests_per_second_per_host": 25,
+                }
+            },
             "documents": {"config": {}},
-        }
+        },
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
     }
 
 
@@ -53,7 +62,9 @@ def _print_summary(result, settings: Settings) -> None:
         materialization = event.event_specific_data.materialization
         metadata = {key: value.value for key, value in materialization.metadata.items()}
         counts = ", ".join(
-            f"{key}={metadata[key]}" for key in ("pages_fetched", "pages_failed", "documents", "rejected") if key in metadata
+            f"{key}={metadata[key]}"
+            for key in ("pages_fetched", "pages_failed", "documents", "rejected")
+            if key in metadata
         )
         print(f"  {materialization.asset_key.to_user_string():<12} {metadata.get('lmforge/version')}  {counts}")
         print(f"  {'':<12} artifact: {metadata.get('uri')}")

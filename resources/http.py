@@ -12,7 +12,8 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 
-def _env_list(name: str) -> list[str]:
+def env_list(name: str) -> list[str]:
+    """Comma-separated environment variable as a list (empty when unset)."""
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
@@ -25,4 +26,4 @@ class HttpFetcherResource(ConfigurableResource):
 
     def allowed_private_hosts(self) -> tuple[str, ...]:
         hosts = self.allow_private_hosts
-        return tuple(hosts if hosts is not None else _env_list("LMFORGE_ALLOW_PRIVATE_HOSTS"))
+        return tuple(hosts if hosts is not None else env_list("LMFORGE_ALLOW_PRIVATE_HOSTS"))

@@ -75,3 +75,10 @@ def test_dagster_definitions_validate(lmforge_home):
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
+
+
+def test_ui_default_seeds_come_from_the_environment():
+    env = {**os.environ, "LMFORGE_CRAWL_SEEDS": "http://127.0.0.1:8000/,http://127.0.0.1:8001/"}
+    code = "from assets.crawl import RawCrawlConfig; print(RawCrawlConfig().seeds)"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "['http://127.0.0.1:8000/', 'http://127.0.0.1:8001/']"

@@ -72,4 +72,4 @@ def test_seeds_file_alone_and_errors(tmp_path):
 
 def test_speed_only_fields_are_not_versioned():
     unversioned = {f.name for f in fields(CrawlConfig) if not f.metadata.get("versioned", True)}
-    assert unversioned == {"concurrency", "per_host_concurrency"}
+    assert unversioned == {"concurrency", "per_host_concurrency", "requests_per_second_per_host"}

@@ -1,6 +1,5 @@
 """The lineage core through real Dagster materializations, a real MLflow SQLite store and a real lake."""
 
-
 from dataclasses import dataclass, field
 
 import pytest

@@ -51,10 +51,10 @@ def run(instance, selection, crawl_config=None, documents_config=None):
 def test_crawl_then_documents(instance, site, lmforge_home):
     metadata = run(instance, [raw_crawl, documents], {"seeds": [site], "max_pages": 20, "max_depth": 2})
     crawl, docs = metadata["raw_crawl"], metadata["documents"]
-    assert crawl["pages_fetched"] == 7  # index + 6 pages; /private/ is disallowed by robots.txt
+    assert crawl["pages_fetched"] == 8  # /, index.html, 6 pages; /private/ is disallowed by robots.txt
     reasons = {row["reason"]: row["count"] for row in (r.data for r in crawl["failures_by_reason"].records)}
     assert reasons.get("disallowed_by_robots") == 1
-    assert {r.data["domain"]: r.data["count"] for r in crawl["domains"].records} == {"127.0.0.1": 7}
+    assert {r.data["domain"]: r.data["count"] for r in crawl["domains"].records} == {"127.0.0.1": 8}
     assert crawl["mlflow_run"].startswith("http://127.0.0.1:5000/#/experiments/")
 
     crawl_dir = lmforge_home / "lake" / "raw_crawl" / crawl[VERSION_KEY]
@@ -127,5 +127,5 @@ def test_crawl_killed_midway_leaves_nothing_complete_and_rerun_succeeds(lmforge_
     monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
     with DagsterInstance.ephemeral() as instance:
         metadata = run(instance, [raw_crawl], {"seeds": [site], "max_pages": 50, "requests_per_second_per_host": 20})
-    assert metadata["raw_crawl"]["pages_fetched"] == 7
+    assert metadata["raw_crawl"]["pages_fetched"] == 8
     assert not list(lake.glob(".tmp-*"))
