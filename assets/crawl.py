@@ -18,7 +18,7 @@ CODE_VERSION = "raw_crawl-1"
 RawCrawlConfig = dagster_config(
     CrawlConfig,
     "RawCrawlConfig",
-    exclude=("user_agent", "allow_private_hosts"),  # environment, from HttpFetcherResource
+    exclude=("allow_private_hosts",),  # a security policy of the environment: HttpFetcherResource
     # The UI's default seeds come from the environment (`make ui` points them at the demo site).
     seeds=(list[str], Field(default=env_list("LMFORGE_CRAWL_SEEDS"), description="start URLs (http/https)")),
 )
@@ -39,12 +39,7 @@ def raw_crawl(
     http_fetcher: HttpFetcherResource,
 ) -> MaterializeResult:
     """Crawl the configured seeds (robots-aware, rate-limited, address-safe) and/or ingest existing WARC files."""
-    crawl_config = dataclass_from_config(
-        CrawlConfig,
-        config,
-        user_agent=http_fetcher.user_agent,
-        allow_private_hosts=http_fetcher.allowed_private_hosts(),
-    )
+    crawl_config = dataclass_from_config(CrawlConfig, config, allow_private_hosts=http_fetcher.allowed_private_hosts())
     produced = produce_artifact(
         context,
         store=artifact_store.store(),

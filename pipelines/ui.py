@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 def run_ui(dagster_port: int = 3000, mlflow_port: int = 5000) -> int:
     settings = Settings.from_env()
     prepare_home(settings)
+    # SIGTERM (e.g. from `timeout` or a supervisor) must stop the children too, like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     bin_dir = Path(sys.executable).parent
     with pydoc_site() as site:
         env = {
@@ -48,7 +50,7 @@ def run_ui(dagster_port: int = 3000, mlflow_port: int = 5000) -> int:
         try:
             while all(process.poll() is None for process in processes):
                 time.sleep(1)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
             pass
         finally:
             for process in processes:

@@ -1,7 +1,8 @@
 """The HTTP fetcher as a Dagster resource: what is environment-specific about crawling.
 
-Seeds and limits are per-materialization config (assets/crawl.py); the identity the crawler presents and the
-private hosts it may reach (tests and the demo allow-list 127.0.0.1) belong to the environment.
+Seeds, limits and the user agent are per-materialization config (assets/crawl.py); which private hosts the
+crawler may reach is a security policy of the environment (tests and the demo allow-list 127.0.0.1), so it
+lives here, out of reach of run config.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ def env_list(name: str) -> list[str]:
 
 
 class HttpFetcherResource(ConfigurableResource):
-    user_agent: str = Field(default="lmforge/0.1 (+https://lmforge.dev/bot)", description="User-Agent header.")
+    """Environment policy of the crawler's HTTP fetcher."""
+
     allow_private_hosts: list[str] | None = Field(
         default=None,
         description="Hosts, IPs or CIDRs exempt from the private-address block; default $LMFORGE_ALLOW_PRIVATE_HOSTS.",

@@ -17,6 +17,7 @@ from assets.crawl import raw_crawl
 from assets.documents import documents
 from lineage.settings import Settings
 from pipelines.definitions import resources
+from tests.extract.warcs import foreign_response_record, realistic_page
 from tests.stages.site import serve_directory, write_site
 
 PARTITION = "2026-11-28"
@@ -129,3 +130,53 @@ def test_crawl_killed_midway_leaves_nothing_complete_and_rerun_succeeds(lmforge_
         metadata = run(instance, [raw_crawl], {"seeds": [site], "max_pages": 50, "requests_per_second_per_host": 20})
     assert metadata["raw_crawl"]["pages_fetched"] == 8
     assert not list(lake.glob(".tmp-*"))
+
+
+def test_ingested_warcs_become_documents_and_a_corrupt_file_is_reported(instance, tmp_path, lmforge_home):
+    good = tmp_path / "good.warc"
+    pages = [realistic_page(title=f"Otters {i}") for i in range(3)]
+    good.write_bytes(
+        b"".join(
+            foreign_response_record(
+                f"http://news.example/otters/{i}", "2026-11-01T10:00:00Z",
+                "HTTP/1.1 200 OK\nContent-Type: text/html; charset=utf-8", page.encode(),
+            )
+            for i, page in enumerate(pages)
+        )
+    )  # fmt: skip
+    truncated = tmp_path / "truncated.warc"
+    truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) - 300])
+
+    metadata = run(instance, [raw_crawl, documents], {"warc_sources": [str(good), str(truncated)]})
+    crawl, docs = metadata["raw_crawl"], metadata["documents"]
+    reasons = {r.data["reason"]: r.data["count"] for r in crawl["failures_by_reason"].records}
+    assert reasons == {"corrupt_warc": 1}
+    assert crawl["pages_fetched"] == 5  # 3 from the good file, the 2 valid records before the break
+    crawl_dir = lmforge_home / "lake" / "raw_crawl" / crawl[VERSION_KEY]
+    [corrupt] = [r for r in pq.read_table(crawl_dir / "fetches.parquet").to_pylist() if r["outcome"] != "ok"]
+    assert str(truncated) in corrupt["detail"] and "offset" in corrupt["detail"]
+
+    rows = pq.read_table(lmforge_home / "lake" / "documents" / docs[VERSION_KEY] / "documents.parquet").to_pylist()
+    assert len(rows) == 5
+    assert {row["source"] for row in rows} == {"warc"} and {row["robots"] for row in rows} == {"unknown"}
+    assert {row["domain"] for row in rows} == {"news.example"}
+
+
+def test_missing_warc_source_fails_naming_it_and_writes_nothing(instance, tmp_path, lmforge_home):
+    missing = tmp_path / "nope.warc.gz"
+    with pytest.raises(FileNotFoundError, match="nope.warc.gz"):
+        run(instance, [raw_crawl], {"warc_sources": [str(missing)]})
+    assert not list((lmforge_home / "lake").glob("raw_crawl/*/manifest.json"))
+
+
+def test_loopback_is_blocked_unless_the_environment_allows_it(lmforge_home, site, monkeypatch):
+    monkeypatch.delenv("LMFORGE_ALLOW_PRIVATE_HOSTS", raising=False)
+    with DagsterInstance.ephemeral() as instance:
+        crawl = run(instance, [raw_crawl], {"seeds": [site]})["raw_crawl"]
+        assert crawl["pages_fetched"] == 0
+        assert {r.data["reason"]: r.data["count"] for r in crawl["failures_by_reason"].records} == {
+            "blocked_address": 1
+        }
+        # The allow-list is environment policy: run config cannot widen it.
+        with pytest.raises(Exception, match="allow_private_hosts"):
+            run(instance, [raw_crawl], {"seeds": [site], "allow_private_hosts": ["127.0.0.1"]})
