@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         report = run_bench(warcs, workdir)
     report["source"] = "warc" if args.warc else (args.site or "pydoc")
     print_table(report)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as out:
         json.dump(report, out, indent=2)
     print(f"wrote {args.json}")
