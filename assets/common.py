@@ -56,8 +56,12 @@ def produce_artifact(
     upstream: list[Manifest],
     build: Callable[[Path], Mapping[str, Any]],
     extra_identity: Mapping[str, Any] | None = None,
+    log_files: tuple[str, ...] = (),
 ) -> Produced:
-    """Make (or reuse) the artifact of the current asset; `build(directory)` writes it and returns its stats."""
+    """Make (or reuse) the artifact of the current asset; `build(directory)` writes it and returns its stats.
+
+    `log_files` (paths inside the artifact: plots, reports) are also attached to the MLflow run.
+    """
     asset = context.asset_key.to_user_string()
     partition = context.partition_key if context.has_partition_key else None
     identity = {**versioned_fields(config), **(extra_identity or {})}
@@ -89,6 +93,7 @@ def produce_artifact(
                 dagster_run_id=context.run_id,
                 mlflow_run_id=run_id,
             )
+            tracker.log_files(run_id, staging.path, [name for name in log_files if (staging.path / name).exists()])
             manifest = store.commit(staging, manifest)
         tracker.record(run_id, manifest, upstream)
     context.log.info(f"{asset}@{version} written to {manifest.uri}")

@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
@@ -85,6 +86,16 @@ class Tracker:
         if inputs:
             self.client.log_inputs(run_id, datasets=inputs)
         self.client.log_text(run_id, manifest.to_json(), "manifest.json")
+
+    def log_files(self, run_id: str, directory: Path, relative_paths: list[str]) -> None:
+        """Attach files of an artifact (plots, reports) to the run, keeping their relative paths."""
+        for relative in relative_paths:
+            self.client.log_artifact(run_id, str(directory / relative), artifact_path=_artifact_dir(relative))
+
+
+def _artifact_dir(relative: str) -> str | None:
+    parent = relative.rsplit("/", 1)[0] if "/" in relative else ""
+    return parent or None
 
 
 def flatten_metrics(stats: Mapping[str, Any], prefix: str = "") -> dict[str, float]:

@@ -1,0 +1,70 @@
+"""The corpus funnel: documents and approximate tokens left after each stage, overall and per domain."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class FunnelStep:
+    stage: str  # e.g. "documents", "exact_dedupe", "near_dedupe", "language", "gopher_quality"
+    documents: int  # documents left after this stage
+    tokens: int  # approximate tokens (whitespace words) left after this stage
+    domains: dict[str, int] = field(default_factory=dict)  # documents left per domain
+
+
+def funnel_markdown(steps: list[FunnelStep], *, top_domains: int = 10) -> str:
+    """Markdown: one row per stage with counts and share of the input; then the largest domains per stage."""
+    if not steps:
+        return "_empty funnel_"
+    first = steps[0]
+    lines = ["| stage | documents | % docs | tokens | % tokens |", "|---|---:|---:|---:|---:|"]
+    for step in steps:
+        lines.append(
+            f"| {step.stage} | {step.documents:,} | {_share(step.documents, first.documents)} "
+            f"| {step.tokens:,} | {_share(step.tokens, first.tokens)} |"
+        )
+    domains = sorted(first.domains, key=lambda name: (-first.domains[name], name))[:top_domains]
+    if domains:
+        lines += ["", "| domain | " + " | ".join(step.stage for step in steps) + " |"]
+        lines.append("|---|" + "---:|" * len(steps))
+        for domain in domains:
+            lines.append(f"| {domain} | " + " | ".join(str(step.domains.get(domain, 0)) for step in steps) + " |")
+    return "\n".join(lines)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "–"
+
+
+def plot_funnel(steps: list[FunnelStep], path: Path) -> Path:
+    """Horizontal bars of documents and tokens kept per stage, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [step.stage for step in steps][::-1]
+    figure, (docs_axis, tokens_axis) = plt.subplots(1, 2, figsize=(11, 0.45 * len(steps) + 1.6), sharey=True)
+    docs_axis.barh(names, [step.documents for step in steps][::-1], color="#4C72B0")
+    docs_axis.set_title("documents kept")
+    tokens_axis.barh(names, [step.tokens for step in steps][::-1], color="#DD8452")
+    tokens_axis.set_title("approx. tokens kept")
+    for axis in (docs_axis, tokens_axis):
+        axis.grid(axis="x", alpha=0.3)
+    figure.suptitle("corpus funnel")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def write_funnel(steps: list[FunnelStep], directory: Path) -> dict[str, Path]:
+    """funnel.json, funnel.md and funnel.png in `directory`."""
+    paths = {"json": directory / "funnel.json", "md": directory / "funnel.md", "png": directory / "funnel.png"}
+    paths["json"].write_text(json.dumps([asdict(step) for step in steps], indent=2))
+    paths["md"].write_text(funnel_markdown(steps) + "\n")
+    plot_funnel(steps, paths["png"])
+    return paths
