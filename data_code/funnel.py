@@ -45,6 +45,7 @@ def plot_funnel(steps: list[FunnelStep], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     names = [step.stage for step in steps][::-1]
     figure, (docs_axis, tokens_axis) = plt.subplots(1, 2, figsize=(11, 0.45 * len(steps) + 1.6), sharey=True)
@@ -54,11 +55,23 @@ def plot_funnel(steps: list[FunnelStep], path: Path) -> Path:
     tokens_axis.set_title("approx. tokens kept")
     for axis in (docs_axis, tokens_axis):
         axis.grid(axis="x", alpha=0.3)
+        axis.xaxis.set_major_formatter(FuncFormatter(_compact))
+        for bar in axis.patches:
+            axis.annotate(_compact(bar.get_width()), (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                          xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)  # fmt: skip
     figure.suptitle("corpus funnel")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _compact(value: float, _position=None) -> str:
+    """12345 -> '12.3k', 2500000 -> '2.5M' (axis labels that do not collide)."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.0f}"
 
 
 def write_funnel(steps: list[FunnelStep], directory: Path) -> dict[str, Path]:

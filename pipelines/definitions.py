@@ -9,17 +9,28 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, define_asset_job
 
 from assets.crawl import raw_crawl
+from assets.dedupe import deduplicated_documents
 from assets.documents import documents
+from assets.filters import filtered_documents, quality_classifier
 from assets.partitions import daily_partitions
 from resources.http import HttpFetcherResource
 from resources.lake import ArtifactStoreResource
+from resources.spark import SparkResource
 from resources.tracking import MlflowTrackingResource
+
+CORPUS_ASSETS = [raw_crawl, documents, deduplicated_documents, filtered_documents]
+ALL_ASSETS = [*CORPUS_ASSETS, quality_classifier]
 
 corpus_job = define_asset_job(
     "corpus_job",
-    selection=AssetSelection.assets(raw_crawl, documents),
+    selection=AssetSelection.assets(*CORPUS_ASSETS),
     partitions_def=daily_partitions,
-    description="Crawl one day and extract its documents.",
+    description="One crawl day: crawl, extract, deduplicate, filter (with the blocking corpus contract).",
+)
+quality_classifier_job = define_asset_job(
+    "quality_classifier_job",
+    selection=AssetSelection.assets(quality_classifier),
+    description="Train the quality classifier the filters use.",
 )
 
 
@@ -29,7 +40,8 @@ def resources() -> dict:
         "artifact_store": ArtifactStoreResource(),
         "mlflow_tracking": MlflowTrackingResource(),
         "http_fetcher": HttpFetcherResource(),
+        "spark": SparkResource(),
     }
 
 
-defs = Definitions(assets=[raw_crawl, documents], jobs=[corpus_job], resources=resources())
+defs = Definitions(assets=ALL_ASSETS, jobs=[corpus_job, quality_classifier_job], resources=resources())

@@ -45,25 +45,33 @@ def run_demo(max_pages: int = 150, partition: str | None = None) -> int:
     partition = partition or datetime.now(UTC).strftime("%Y-%m-%d")
     with pydoc_site() as site, DagsterInstance.get() as instance:
         print(f"demo: crawling {site} (Python's documentation server) for partition {partition}")
-        job = defs.resolve_job_def("corpus_job")
-        result = job.execute_in_process(
-            run_config=demo_run_config(site, max_pages), instance=instance, partition_key=partition
+        quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+        classifier = defs.resolve_job_def("quality_classifier_job").execute_in_process(
+            run_config=quiet, instance=instance, raise_on_error=False
         )
+        if not classifier.success:
+            print("demo: training the quality classifier failed; see the Dagster UI (make ui)")
+            return 1
+        result = defs.resolve_job_def("corpus_job").execute_in_process(
+            run_config=demo_run_config(site, max_pages), instance=instance, partition_key=partition,
+            raise_on_error=False,
+        )  # fmt: skip
     if not result.success:
         print("demo: the run failed; see the Dagster UI (make ui) for the step that failed")
         return 1
-    _print_summary(result, settings)
+    _print_summary([classifier, result], settings)
     return 0
 
 
-def _print_summary(result, settings: Settings) -> None:
+def _print_summary(results, settings: Settings) -> None:
     print("\nmaterialized:")
-    for event in result.get_asset_materialization_events():
+    events = [event for result in results for event in result.get_asset_materialization_events()]
+    for event in events:
         materialization = event.event_specific_data.materialization
         metadata = {key: value.value for key, value in materialization.metadata.items()}
         counts = ", ".join(
             f"{key}={metadata[key]}"
-            for key in ("pages_fetched", "pages_failed", "documents", "rejected")
+            for key in ("pages_fetched", "pages_failed", "documents", "rejected", "documents_kept", "accuracy")
             if key in metadata
         )
         print(f"  {materialization.asset_key.to_user_string():<12} {metadata.get('lmforge/version')}  {counts}")

@@ -1,0 +1,210 @@
+"""quality_classifier and filtered_documents: the DCLM-style quality model, and the corpus after every filter.
+
+filtered_documents carries a blocking data contract (Great Expectations): when it fails, nothing downstream runs.
+"""
+
+# No `from __future__ import annotations` in asset modules: Dagster reads config annotations at runtime.
+
+import hashlib
+import sys
+from pathlib import Path
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from pydantic import Field
+
+from assets.common import (
+    dagster_config,
+    dataclass_from_config,
+    materialize_result,
+    produce_artifact,
+    upstream_manifest,
+)
+from assets.dedupe import deduplicated_documents
+from assets.images import png_markdown
+from assets.metadata import count_table
+from assets.partitions import daily_partitions
+from data_code.contracts import CorpusContract, validate_corpus
+from data_code.filters.config import FilterConfig
+from data_code.filters.quality_classifier import QualityClassifierConfig, train_quality_classifier
+from data_code.filters.quality_examples import default_training_examples, load_examples
+from data_code.filters.stage import filter_documents
+from data_code.funnel import FunnelStep, funnel_markdown, write_funnel
+from resources.lake import ArtifactStoreResource
+from resources.tracking import MlflowTrackingResource
+
+CLASSIFIER_CODE_VERSION = "quality_classifier-1"
+FILTERED_CODE_VERSION = "filtered_documents-1"
+CONTRACT_CHECK = "corpus_contract"
+
+QualityClassifierDagsterConfig = dagster_config(
+    QualityClassifierConfig,
+    "QualityClassifierDagsterConfig",
+    positives_path=(str | None, Field(default=None, description="High-quality examples (.txt/.jsonl/.parquet)")),
+    negatives_path=(str | None, Field(default=None, description="Low-quality examples (.txt/.jsonl/.parquet)")),
+)
+
+
+@asset(code_version=CLASSIFIER_CODE_VERSION, group_name="data", kinds={"fasttext"}, description=__doc__)
+def quality_classifier(
+    context: AssetExecutionContext,
+    config: QualityClassifierDagsterConfig,
+    artifact_store: ArtifactStoreResource,
+    mlflow_tracking: MlflowTrackingResource,
+) -> MaterializeResult:
+    """fastText hq/lq classifier trained on configured examples (demo default: stdlib prose vs generated spam)."""
+    training = dataclass_from_config(QualityClassifierConfig, config)
+    examples = {
+        "positives": _examples_identity(config.positives_path),
+        "negatives": _examples_identity(config.negatives_path),
+    }
+
+    def build(directory):
+        positives, negatives = default_training_examples() if not config.positives_path else ([], [])
+        if config.positives_path:
+            positives = load_examples(config.positives_path)
+        if config.negatives_path:
+            negatives = load_examples(config.negatives_path)
+        return train_quality_classifier(positives, negatives, directory, training)
+
+    produced = produce_artifact(
+        context,
+        store=artifact_store.store(),
+        tracker=mlflow_tracking.tracker(),
+        code_version=CLASSIFIER_CODE_VERSION,
+        config=training,
+        upstream=[],
+        build=build,
+        extra_identity=examples,
+        log_files=("labels.json",),
+    )
+    stats = produced.manifest.stats
+    metadata = {
+        key: stats[key]
+        for key in ("accuracy", "precision", "recall", "f1", "train_examples", "validation_examples")
+        if key in stats
+    }
+    return materialize_result(produced, metadata)
+
+
+def _examples_identity(path: str | None) -> str:
+    """What the examples are, for the artifact version: the file's digest, or the demo defaults + Python."""
+    if path is None:
+        return f"stdlib-defaults-py{sys.version_info.major}.{sys.version_info.minor}"
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"quality classifier examples not found: {path}")
+    return "sha256:" + hashlib.sha256(file.read_bytes()).hexdigest()
+
+
+FilteredConfig = dagster_config(
+    FilterConfig,
+    "FilteredConfig",
+    exclude=("gopher_top_ngram_char_fracs", "gopher_dup_ngram_char_fracs"),  # (n, fraction) pairs: code defaults
+)
+
+
+@asset(
+    partitions_def=daily_partitions,
+    deps=[deduplicated_documents, quality_classifier],
+    code_version=FILTERED_CODE_VERSION,
+    group_name="data",
+    kinds={"parquet"},
+    description=__doc__,
+    check_specs=[
+        AssetCheckSpec(
+            CONTRACT_CHECK,
+            asset="filtered_documents",
+            blocking=True,
+            description="Great Expectations suite: ids unique/non-null, text length, language share, no PII, "
+            "no exact duplicates, not empty. Blocks downstream assets when it fails.",
+        )
+    ],
+)
+def filtered_documents(
+    context: AssetExecutionContext,
+    config: FilteredConfig,
+    artifact_store: ArtifactStoreResource,
+    mlflow_tracking: MlflowTrackingResource,
+) -> MaterializeResult:
+    """Opt-out/licence policy, blocklist, language ID, Gopher, C4, FineWeb, quality classifier, PII redaction."""
+    store = artifact_store.store()
+    filter_config = dataclass_from_config(FilterConfig, config)
+    dedupe = upstream_manifest(context, store, "deduplicated_documents", context.partition_key)
+    classifier = upstream_manifest(context, store, "quality_classifier")
+    documents_path = store.file_uri(dedupe.asset, dedupe.version, "documents.parquet")
+    model_path = store.file_uri(classifier.asset, classifier.version, classifier.stats.get("model_file", "model.bin"))
+    contract = CorpusContract(languages=filter_config.languages, max_text_chars=filter_config.max_text_chars)
+
+    def build(directory):
+        stats = filter_documents(documents_path, directory, filter_config, quality_model_path=model_path).as_stats()
+        steps = funnel_steps(dedupe.stats, stats)
+        write_funnel(steps, directory)
+        result = validate_corpus(str(directory / "documents.parquet"), contract)
+        (directory / "validation.json").write_text(result.to_json())
+        return {**stats, "contract": {"success": result.success, "failures": result.failures}}
+
+    produced = produce_artifact(
+        context,
+        store=store,
+        tracker=mlflow_tracking.tracker(),
+        code_version=FILTERED_CODE_VERSION,
+        config=filter_config,
+        upstream=[dedupe, classifier],
+        build=build,
+        extra_identity={"contract": contract.__repr__()},
+        log_files=("funnel.png", "funnel.md", "funnel.json", "validation.json"),
+    )
+    stats = produced.manifest.stats
+    steps = funnel_steps(dedupe.stats, stats)
+    metadata = {
+        "documents_in": stats["documents_in"],
+        "documents_kept": stats["documents_kept"],
+        "tokens_kept": stats["tokens_kept"],
+        "funnel": MetadataValue.md(funnel_markdown(steps)),
+        "rejected_by_reason": count_table(stats["rejected_by_reason"], "reason"),
+        "pii_redacted": count_table(stats.get("pii", {}), "type"),
+        "languages": count_table(stats.get("languages", {}), "language"),
+    }
+    if produced.path is not None and (produced.path / "funnel.png").exists():
+        metadata["funnel_plot"] = png_markdown(produced.path / "funnel.png", "corpus funnel")
+    result = materialize_result(produced, metadata)
+    return MaterializeResult(
+        data_version=result.data_version, metadata=result.metadata, check_results=[contract_check(stats["contract"])]
+    )
+
+
+def contract_check(contract: dict) -> AssetCheckResult:
+    failures = contract.get("failures", [])
+    return AssetCheckResult(
+        check_name=CONTRACT_CHECK,
+        passed=bool(contract.get("success")),
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "failures": MetadataValue.md("\n".join(f"- {line}" for line in failures) or "none"),
+            "failed_expectations": len(failures),
+        },
+        description="corpus contract failed: " + "; ".join(failures) if failures else "corpus contract passed",
+    )
+
+
+def funnel_steps(dedupe_stats: dict, filter_stats: dict) -> list[FunnelStep]:
+    """documents → deduplicated → each filter, from the two artifacts' stats."""
+    steps = [
+        FunnelStep("documents", dedupe_stats["documents_in"], dedupe_stats["tokens_in"], dedupe_stats["domains_in"]),
+        FunnelStep(
+            "deduplicated", dedupe_stats["documents_kept"], dedupe_stats["tokens_kept"], dedupe_stats["domains_kept"]
+        ),
+    ]
+    for name, counts in filter_stats.get("filters", {}).items():
+        steps.append(
+            FunnelStep(name, counts["documents_kept"], counts["tokens_kept"], counts.get("kept_by_domain", {}))
+        )
+    return steps

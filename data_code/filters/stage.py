@@ -1,0 +1,282 @@
+"""documents.parquet -> filtered documents.parquet + rejections.parquet + rejected_samples.parquet.
+
+Documents stream through in Arrow batches (at most two batches per worker in flight), texts longer than
+`max_text_chars` are cut before they reach a worker, and results are written in input order, so memory stays
+bounded on any corpus and the output is the same for any number of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import inspect
+import multiprocessing
+import pathlib
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from data_code.document import DOCUMENT_SCHEMA, REJECTION_SCHEMA
+from data_code.filters.base import DocumentFilter, FilterCounts, FilterPipeline, NonEmptyFilter, PipelineResult
+from data_code.filters.config import FilterConfig
+from data_code.filters.sinks import ParquetSink
+
+REJECTED_SAMPLE_SCHEMA = pa.schema(
+    [
+        pa.field("doc_id", pa.string()),
+        pa.field("url", pa.string()),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("text", pa.string()),  # the first 500 characters the rejecting filter saw
+    ]
+)
+OUTPUT_FILES = ("documents.parquet", "rejections.parquet", "rejected_samples.parquet")
+
+
+def build_filters(config: FilterConfig, quality_model_path: str | None) -> list[DocumentFilter]:
+    """The enabled filters, in order, behind the non_empty check. Heavy imports happen only for enabled filters."""
+    filters: list[DocumentFilter] = [NonEmptyFilter()]
+    for name in config.enabled:
+        filters.append(_FACTORIES[name](config, quality_model_path))
+    return filters
+
+
+def _policy(config, _):
+    from data_code.filters.policy import PolicyFilter
+
+    return PolicyFilter(config.policy_path)
+
+
+def _blocklist(config, _):
+    from data_code.filters.blocklist import BlocklistFilter
+
+    return BlocklistFilter(config.blocklist_path)
+
+
+def _language(config, _):
+    from data_code.filters.language import LanguageFilter
+
+    return LanguageFilter(config.languages, config.language_threshold)
+
+
+def _gopher_quality(config, _):
+    from data_code.filters.gopher import GopherQualityFilter
+
+    return GopherQualityFilter(**_prefixed(config, "gopher_", GopherQualityFilter))
+
+
+def _gopher_repetition(config, _):
+    from data_code.filters.gopher import GopherRepetitionFilter
+
+    return GopherRepetitionFilter(**_prefixed(config, "gopher_", GopherRepetitionFilter))
+
+
+def _c4(config, _):
+    from data_code.filters.c4 import C4QualityFilter
+
+    return C4QualityFilter(min_sentences=config.c4_min_sentences, min_words_per_line=config.c4_min_words_per_line)
+
+
+def _fineweb(config, _):
+    from data_code.filters.fineweb import FineWebQualityFilter
+
+    return FineWebQualityFilter(**_prefixed(config, "fineweb_", FineWebQualityFilter))
+
+
+def _quality(config, quality_model_path):
+    from data_code.filters.quality_classifier import QualityClassifierFilter
+
+    if quality_model_path is None:
+        raise ValueError("the 'quality' filter is enabled but no quality_model_path was given")
+    return QualityClassifierFilter(quality_model_path, config.quality_threshold)
+
+
+def _pii(config, _):
+    from data_code.filters.pii import PIIRedactionFilter
+
+    return PIIRedactionFilter(config.pii_types)
+
+
+def _prefixed(config: FilterConfig, prefix: str, filter_class: type) -> dict:
+    """Config fields `<prefix><parameter>` that are parameters of `filter_class`, as keyword arguments."""
+    parameters = inspect.signature(filter_class).parameters
+    return {name: getattr(config, prefix + name) for name in parameters if hasattr(config, prefix + name)}
+
+
+_FACTORIES: dict[str, Callable] = {
+    "policy": _policy,
+    "blocklist": _blocklist,
+    "language": _language,
+    "gopher_quality": _gopher_quality,
+    "gopher_repetition": _gopher_repetition,
+    "c4": _c4,
+    "fineweb": _fineweb,
+    "quality": _quality,
+    "pii": _pii,
+}
+
+
+@dataclass
+class FilterStats:
+    """What one filter run read, kept and dropped, filter by filter."""
+
+    documents_in: int = 0
+    documents_kept: int = 0
+    tokens_in: int = 0  # whitespace words after truncation
+    tokens_kept: int = 0  # whitespace words of the kept documents as written (after C4 cleaning, PII redaction)
+    truncated_documents: int = 0  # texts cut to max_text_chars before filtering
+    filters: dict[str, FilterCounts] = field(default_factory=dict)  # filter name -> funnel, in pipeline order
+    domains_in: Counter = field(default_factory=Counter)
+    domains_kept: Counter = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+
+    def add(self, result: PipelineResult) -> None:
+        for name, counts in result.counts.items():
+            self.filters.setdefault(name, FilterCounts()).merge(counts)
+        self.domains_in.update(result.domains_in)
+        self.domains_kept.update(result.domains_kept)
+
+    def as_stats(self) -> dict:
+        """Plain dict for a manifest's stats and MLflow metrics."""
+        rejected = Counter()
+        for counts in self.filters.values():
+            rejected.update(counts.rejected_by_reason)
+        pii = self.filters["pii"].counters if "pii" in self.filters else Counter()
+        language = self.filters["language"].counters if "language" in self.filters else Counter()
+        domains = sorted(self.domains_in, key=lambda domain: (-self.domains_in[domain], domain))
+        return {
+            "documents_in": self.documents_in,
+            "documents_kept": self.documents_kept,
+            "tokens_in": self.tokens_in,
+            "tokens_kept": self.tokens_kept,
+            "truncated_documents": self.truncated_documents,
+            "rejected_by_reason": dict(sorted(rejected.items())),
+            "filters": {name: counts.as_dict() for name, counts in self.filters.items()},
+            "domains": {
+                d: {"documents_in": self.domains_in[d], "documents_kept": self.domains_kept[d]} for d in domains
+            },
+            "pii": {kind: pii[kind] for kind in sorted(pii) if not kind.startswith("documents_")},
+            "pii_documents": {k.removeprefix("documents_with_"): n for k, n in sorted(pii.items()) if "_with_" in k},
+            "languages": dict(sorted(((k.removeprefix("language:"), n) for k, n in language.items()), key=_by_count)),
+            "elapsed_s": self.elapsed_s,
+        }
+
+
+def _by_count(item: tuple[str, int]) -> tuple[int, str]:
+    return -item[1], item[0]
+
+
+def filter_documents(
+    documents_path: str, out_dir: pathlib.Path, config: FilterConfig, *, quality_model_path: str | None
+) -> FilterStats:
+    """Run the enabled filters over `documents_path`; write OUTPUT_FILES under `out_dir`; return the stats.
+
+    All three files are always written, empty ones included. Raises FileNotFoundError for a missing input and
+    ValueError for a bad policy / blocklist file or a missing quality model, before writing anything.
+    """
+    started = time.perf_counter()
+    _pipeline(config, quality_model_path)  # fail fast on a bad policy, blocklist or model path
+    filesystem, path = fsspec.core.url_to_fs(documents_path)
+    if not filesystem.exists(path):
+        raise FileNotFoundError(f"documents file not found: {documents_path}")
+    stats = FilterStats()
+    samples = _RejectedSampler(config.rejected_samples_per_reason)
+    run_batch = partial(_filter_batch, config=config, quality_model_path=quality_model_path)
+    with (
+        filesystem.open(path, "rb") as source,
+        ParquetSink(str(out_dir / OUTPUT_FILES[0]), DOCUMENT_SCHEMA) as documents,
+        ParquetSink(str(out_dir / OUTPUT_FILES[1]), REJECTION_SCHEMA) as rejections,
+    ):
+        batches = _read_batches(pq.ParquetFile(source), config, stats)
+        for result in _map_in_order(run_batch, batches, config.workers):
+            stats.add(result)
+            documents.write_many(result.kept)
+            rejections.write_many(result.rejections)
+            samples.add(result)
+    samples.write(str(out_dir / OUTPUT_FILES[2]))
+    funnel = list(stats.filters.values())
+    stats.documents_kept = sum(stats.domains_kept.values())
+    stats.tokens_in = funnel[0].tokens_in if funnel else 0
+    stats.tokens_kept = funnel[-1].tokens_kept if funnel else 0
+    stats.elapsed_s = round(time.perf_counter() - started, 3)
+    return stats
+
+
+def _read_batches(parquet: pq.ParquetFile, config: FilterConfig, stats: FilterStats) -> Iterator[list[dict]]:
+    """Rows of the input in batches, texts cut to max_text_chars here so workers never receive huge strings."""
+    for batch in parquet.iter_batches(batch_size=config.batch_documents):
+        text = batch.column("text")
+        too_long = pc.greater(pc.utf8_length(text), config.max_text_chars)
+        stats.truncated_documents += pc.sum(too_long).as_py() or 0
+        stats.documents_in += batch.num_rows
+        cut = pc.utf8_slice_codeunits(text, 0, config.max_text_chars)
+        yield batch.set_column(batch.schema.get_field_index("text"), "text", cut).to_pylist()
+
+
+_PIPELINES: dict[tuple, FilterPipeline] = {}  # one pipeline (loaded models) per worker process
+
+
+def _pipeline(config: FilterConfig, quality_model_path: str | None) -> FilterPipeline:
+    key = (config, quality_model_path)
+    if key not in _PIPELINES:
+        _PIPELINES[key] = FilterPipeline(build_filters(config, quality_model_path))
+    return _PIPELINES[key]
+
+
+def _filter_batch(rows: list[dict], config: FilterConfig, quality_model_path: str | None) -> PipelineResult:
+    return _pipeline(config, quality_model_path).run(rows)
+
+
+def _map_in_order(function: Callable, batches: Iterator[list], workers: int) -> Iterator:
+    """function(batch) for every batch, results in input order; at most 2 batches per worker in flight."""
+    if workers == 1:  # no pool: same code path, no process start-up, easy to debug
+        yield from map(function, batches)
+        return
+    # spawn, not fork: the caller may be a threaded server (Dagster), and fork copies held locks.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        in_flight = deque()
+        for batch in batches:
+            in_flight.append(pool.submit(function, batch))
+            if len(in_flight) >= 2 * workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
+
+
+class _RejectedSampler:
+    """Up to `per_reason` rejected documents per reason: those with the smallest hash of (reason, doc id).
+
+    A bottom-k sample by hash is the same whatever the batch size, worker count or arrival order.
+    """
+
+    def __init__(self, per_reason: int):
+        self.per_reason = per_reason
+        self._heaps: dict[str, list] = {}  # reason -> max-heap (negated keys) of the k smallest
+        self._seen = 0  # rejections so far: breaks ties between equal keys (repeated doc ids) in input order
+
+    def add(self, result: PipelineResult) -> None:
+        for row, excerpt in zip(result.rejections, result.excerpts, strict=True):
+            identity = f"{row['reason']}\n{row['doc_id'] or row['url']}"
+            key = int.from_bytes(hashlib.sha256(identity.encode()).digest()[:8], "big")
+            heap = self._heaps.setdefault(row["reason"], [])
+            sample = {name: row[name] for name in ("doc_id", "url", "stage", "reason")} | {"text": excerpt}
+            entry = (-key, -self._seen, sample)
+            self._seen += 1
+            if len(heap) < self.per_reason:
+                heapq.heappush(heap, entry)
+            elif self.per_reason and heap[0][:2] < entry[:2]:
+                heapq.heapreplace(heap, entry)
+
+    def write(self, path: str) -> None:
+        rows = [sample for reason in sorted(self._heaps) for _, _, sample in sorted(self._heaps[reason], reverse=True)]
+        with ParquetSink(path, REJECTED_SAMPLE_SCHEMA) as sink:
+            sink.write_many(rows)

@@ -1,0 +1,109 @@
+"""deduplicated_documents, quality_classifier and filtered_documents through Dagster, with the blocking contract."""
+
+import pyarrow.parquet as pq
+import pytest
+from dagster import AssetKey, DagsterInstance, asset, materialize
+
+from assets.common import VERSION_KEY
+from assets.crawl import raw_crawl
+from assets.dedupe import deduplicated_documents
+from assets.documents import documents
+from assets.filters import CONTRACT_CHECK, filtered_documents, quality_classifier
+from pipelines.definitions import resources
+from tests.stages.prose_site import write_prose_site
+from tests.stages.site import serve_directory
+
+PARTITION = "2026-11-27"
+CHAIN = [raw_crawl, documents, deduplicated_documents, filtered_documents]
+
+
+@asset(deps=[filtered_documents])
+def downstream_of_filtered() -> None:
+    """Stands in for the tokenizer: must not run when the corpus contract fails."""
+
+
+@pytest.fixture(scope="module")
+def classifier_instance(tmp_path_factory):
+    """One instance with a trained quality classifier, shared by the module (training takes seconds)."""
+    return tmp_path_factory.mktemp("shared")
+
+
+@pytest.fixture
+def instance(lmforge_home, monkeypatch):
+    monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
+    with DagsterInstance.ephemeral() as ephemeral:
+        # A small classifier is enough here (and trains in a second): the full default is tested in tests/filters.
+        small = {"ops": {"quality_classifier": {"config": {"epoch": 5, "bucket": 20000}}}}
+        assert materialize([quality_classifier], instance=ephemeral, resources=resources(), run_config=small).success
+        yield ephemeral
+
+
+def run(instance, selection, crawl_config, **kwargs):
+    ops = {"raw_crawl": {"config": crawl_config}}
+    ops.update({"filtered_documents": {"config": kwargs["filters"]}} if "filters" in kwargs else {})
+    return materialize(selection, instance=instance, resources=resources(), partition_key=PARTITION,
+                       run_config={"ops": ops}, raise_on_error=False)  # fmt: skip
+
+
+def metadata_of(result, name):
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey(name)]
+    return {key: value.value for key, value in event.materialization.metadata.items()}
+
+
+def test_dedupe_and_filters_explain_every_removal(instance, tmp_path, lmforge_home):
+    roles = write_prose_site(tmp_path / "site")
+    with serve_directory(tmp_path / "site") as site:
+        result = run(instance, CHAIN, {"seeds": [site], "max_pages": 30})
+    assert result.success
+    dedupe = metadata_of(result, "deduplicated_documents")
+    assert dedupe["documents_in"] == 12  # /, 8 pages, copy, near, noai
+    assert dedupe["exact_duplicates"] == 1 and dedupe["near_duplicates"] == 1
+    assert "s_curve" in dedupe and 0.0 <= dedupe["estimated_precision"] <= 1.0
+
+    dedupe_dir = lmforge_home / "lake" / "deduplicated_documents" / dedupe[VERSION_KEY]
+    rejections = pq.read_table(dedupe_dir / "rejections.parquet").to_pylist()
+    reasons = {row["url"].rsplit("/", 1)[-1]: row["reason"] for row in rejections}
+    kept = {
+        row["url"].rsplit("/", 1)[-1]: row["doc_id"]
+        for row in pq.read_table(dedupe_dir / "documents.parquet").to_pylist()
+    }
+    assert reasons[roles["near"]] == f"near_duplicate_of:{kept['page0.html']}"
+    assert reasons[roles["exact"]] == f"exact_duplicate_of:{kept['page1.html']}"
+
+    filtered = metadata_of(result, "filtered_documents")
+    filtered_dir = lmforge_home / "lake" / "filtered_documents" / filtered[VERSION_KEY]
+    filter_rejections = pq.read_table(filtered_dir / "rejections.parquet").to_pylist()
+    assert {"stage": "policy", "reason": "opt_out:noai"} in [
+        {k: r[k] for k in ("stage", "reason")} for r in filter_rejections
+    ]
+    assert "| deduplicated |" in filtered["funnel"] and "funnel_plot" in filtered
+    assert filtered["documents_kept"] >= 3  # stdlib docstrings repeat phrases: Gopher repetition drops some
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.check_name == CONTRACT_CHECK and evaluation.passed
+    assert (filtered_dir / "validation.json").exists() and (filtered_dir / "funnel.png").exists()
+
+
+def test_empty_corpus_fails_the_contract_and_blocks_downstream(instance, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "robots.txt").write_text("User-agent: *\nDisallow: /\n")
+    with serve_directory(tmp_path / "empty") as site:
+        result = run(instance, [*CHAIN, downstream_of_filtered], {"seeds": [site]})
+    filtered = metadata_of(result, "filtered_documents")
+    assert filtered["documents_kept"] == 0
+    [evaluation] = result.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert "expect_table_row_count_to_be_between" in evaluation.description
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "downstream_of_filtered" not in materialized
+
+
+def test_malformed_blocklist_names_file_and_line(instance, tmp_path):
+    blocklist = tmp_path / "blocklist.txt"
+    blocklist.write_text("example.com\nhttp://[bad\n")
+    write_prose_site(tmp_path / "site")
+    with serve_directory(tmp_path / "site") as site:
+        result = run(instance, CHAIN, {"seeds": [site], "max_pages": 3}, filters={"blocklist_path": str(blocklist)})
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = str(failure.event_specific_data.error)
+    assert "blocklist.txt:2" in message
