@@ -81,5 +81,10 @@ def build_spark_session(
     for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
+    if session.sparkContext.master != master:  # getOrCreate hands back a running session whatever master was asked
+        raise RuntimeError(
+            f"a SparkSession on {session.sparkContext.master} already runs in this process (one SparkContext per "
+            f"process): stop it before building one on {master}"
+        )
     session.sparkContext.setLogLevel("WARN")
     return session

@@ -190,15 +190,17 @@ def _splitmix64(state: int, count: int) -> list[int]:
 def _minhash_kernel(flat, offsets, multipliers, increments):
     """(D, K) uint32 MinHash: permutation k of shingle x is the high 32 bits of (a_k * x + b_k) mod 2^64."""
     documents, permutations = len(offsets) - 1, len(multipliers)
-    signatures = np.full((documents, permutations), np.uint32(0xFFFFFFFF), np.uint32)
+    signatures = np.empty((documents, permutations), np.uint32)
+    smallest = np.empty(permutations, np.uint64)
     for d in range(documents):
-        row = signatures[d]
+        # The high half of the smallest 64-bit value is the smallest high half: min first, shift once (faster).
+        smallest[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
         for i in range(offsets[d], offsets[d + 1]):
             x = flat[i]
             for k in range(permutations):
-                value = np.uint32((multipliers[k] * x + increments[k]) >> np.uint64(32))
-                if value < row[k]:
-                    row[k] = value
+                smallest[k] = min(smallest[k], multipliers[k] * x + increments[k])
+        for k in range(permutations):
+            signatures[d, k] = np.uint32(smallest[k] >> np.uint64(32))
     return signatures
 
 

@@ -77,7 +77,7 @@ def _hashed_batches(path: str, config: DedupeConfig, small: list):
     """Yields hash_batch results in file order; appends each batch's small columns to `small` as it reads."""
     columns = ["doc_id", "quality_score", "fetch_time", "text"]
     batches = _texts_in_batches(path, columns, config.batch_size)
-    if config.workers == 1:
+    if config.workers == 1 or pq.ParquetFile(path).metadata.num_rows <= config.batch_size:  # a pool would not pay
         for batch in batches:
             small.append(batch.drop_columns(["text"]))
             yield hash_batch(batch.column("text"), config)

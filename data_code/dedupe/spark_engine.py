@@ -49,7 +49,9 @@ def _hash_partition(config: DedupeConfig):
             columns = [batch.column(name) for name in ("doc_id", "quality_score", "fetch_time", "file", "row")]
             columns[1] = columns[1].cast(pa.float64())
             names = ["doc_id", "quality_score", "fetch_time", "file", "row", "exact_key", "band_keys"]
-            yield pa.RecordBatch.from_arrays([*columns, pa.array(list(exact), pa.binary()), band_keys], names)
+            digests = pa.py_buffer(np.ascontiguousarray(exact).tobytes())  # 16 bytes per document, back to back
+            exact_keys = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(exact), [None, digests])
+            yield pa.RecordBatch.from_arrays([*columns, exact_keys.cast(pa.binary()), band_keys], names)
 
     return hash_batches
 
@@ -151,7 +153,8 @@ def pair_similarities(pairs, texts, config: DedupeConfig):
 
 def connected_components(edges, node_keys):
     """(doc_id, label) for every node of the undirected graph `edges` (left, right), where label is the smallest
-    order_key (from `node_keys`: doc_id, order_key) in the node's component.
+    order_key (from `node_keys`: doc_id, order_key) in the node's component. Every round reads `edges`: pass it
+    checkpointed.
 
     Each round a node takes the smallest label among its own and its neighbours', then its label's label (pointer
     jumping: chains converge in ~log2(length) rounds rather than length). Labels only decrease and never leave
@@ -161,7 +164,6 @@ def connected_components(edges, node_keys):
 
     both_ways = edges.select(F.col("left").alias("node"), F.col("right").alias("neighbour"))
     both_ways = both_ways.union(edges.select(F.col("right").alias("node"), F.col("left").alias("neighbour")))
-    both_ways = both_ways.localCheckpoint()
 
     def smallest_offered(labels):  # (doc_id, offered): the smallest label among each node's neighbours
         offers = labels.select(F.col("doc_id").alias("neighbour"), F.col("label").alias("offered"))
@@ -187,16 +189,21 @@ def connected_components(edges, node_keys):
     raise RuntimeError(f"connected components did not converge in {MAX_COMPONENT_ROUNDS} rounds")
 
 
-def find_clusters(documents_path: str, config: DedupeConfig, spark_session) -> pa.Table:
+def find_clusters(documents_path: str, config: DedupeConfig, spark_session=None) -> pa.Table:
     """Every document that is not kept, with its cluster (DUPLICATE_CLUSTER_SCHEMA), in corpus row order.
 
     The answer equals local_engine.find_clusters(documents_path, config); the schema metadata key
     b"lmforge.dedupe.stats" holds JSON counters (candidate_pairs, verified_pairs) like the local engine's.
+    Without `spark_session`, one is built (or reused) on config.spark_master and left running for the caller.
     """
     from pyspark.sql import functions as F
 
+    if spark_session is None:
+        from data_code.spark import build_spark_session
+
+        spark_session = build_spark_session(config.spark_master)
     documents = read_documents(spark_session, documents_path)
-    texts = documents.select("doc_id", "text")
+    texts = spark_session.read.parquet(documents_path).select("doc_id", "text")  # read again where needed, not held
     hashed = with_order_key(documents.mapInArrow(_hash_partition(config), HASHED_SCHEMA))
     hashed = exact_leaders(hashed).localCheckpoint()  # hash once: everything below reuses it
     leaders = hashed.where(F.col("order_key") == F.col("leader_key"))

@@ -45,11 +45,8 @@ DRIVER = textwrap.dedent(
 @pytest.mark.slow
 def test_spark_engine_on_standalone_cluster_equals_local_engine(tmp_path):
     corpus = generate_corpus(300, doc_bytes=500, groups=8, seed=11)
-    records = corpus.records
-    records += [
-        dict(records[g[0]], doc_id=f"copy-{n}", text=records[g[0]]["text"] + "!") for n, g in enumerate(corpus.groups)
-    ]
-    corpus.records = records
+    bases = [corpus.records[group[0]] for group in corpus.groups]  # plus an exact duplicate of each group's base
+    corpus.records += [dict(base, doc_id=f"copy-{n}", text=base["text"] + "!") for n, base in enumerate(bases)]
     corpus.write(tmp_path / "documents.parquet")
     documents, answer = str(tmp_path / "documents.parquet"), tmp_path / "answer.parquet"
 

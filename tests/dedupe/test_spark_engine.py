@@ -163,3 +163,10 @@ def test_missing_java_is_reported_with_an_install_hint(tmp_path, monkeypatch):
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))  # a JAVA_HOME without bin/java; no JVM is started
     with pytest.raises(RuntimeError, match="Java 17 runtime"):
         build_spark_session("local[1]")
+
+
+@pytest.mark.spark
+def test_second_session_on_another_master_is_refused(spark):
+    assert build_spark_session("local[2]", "lmforge-test-dedupe") is spark
+    with pytest.raises(RuntimeError, match="one SparkContext per process"):
+        build_spark_session("local[1]")
