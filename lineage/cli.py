@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("init", help="prepare $LMFORGE_HOME").set_defaults(func=_init)
     demo = commands.add_parser("demo", help="run the lifecycle on embedded defaults against a local site")
-    demo.add_argument("--max-pages", type=int, default=150)
+    demo.add_argument("--max-pages", type=int, default=400)
     demo.add_argument("--partition", help="crawl date YYYY-MM-DD (default: today, UTC)")
     demo.set_defaults(func=_demo)
     ui = commands.add_parser("ui", help="start the Dagster and MLflow web UIs on 127.0.0.1")

@@ -2,7 +2,8 @@
 
     make demo            # or: lmforge demo [--max-pages N] [--partition YYYY-MM-DD]
 
-Starts Python's documentation server, materializes today's partition of every asset through the real Dagster
+Serves a real website locally (the Python manual, or Python's documentation server), trains the quality
+classifier, materializes today's partition of every asset through the real Dagster
 instance in $DAGSTER_HOME (so the web UI shows the runs), and prints where to look.
 """
 
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from dagster import DagsterInstance
 
 from lineage.settings import Settings, prepare_home
-from pipelines.demo_site import pydoc_site
+from pipelines.demo_site import demo_site
 
 
 def demo_run_config(seed_url: str, max_pages: int) -> dict:
@@ -35,7 +36,7 @@ def demo_run_config(seed_url: str, max_pages: int) -> dict:
     }
 
 
-def run_demo(max_pages: int = 150, partition: str | None = None) -> int:
+def run_demo(max_pages: int = 400, partition: str | None = None) -> int:
     settings = Settings.from_env()
     prepare_home(settings)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
@@ -43,8 +44,8 @@ def run_demo(max_pages: int = 150, partition: str | None = None) -> int:
     from pipelines.definitions import defs  # after the environment is set
 
     partition = partition or datetime.now(UTC).strftime("%Y-%m-%d")
-    with pydoc_site() as site, DagsterInstance.get() as instance:
-        print(f"demo: crawling {site} (Python's documentation server) for partition {partition}")
+    with demo_site() as (site, description), DagsterInstance.get() as instance:
+        print(f"demo: crawling {site} ({description}) for partition {partition}")
         quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
         classifier = defs.resolve_job_def("quality_classifier_job").execute_in_process(
             run_config=quiet, instance=instance, raise_on_error=False

@@ -1,20 +1,55 @@
-"""A real website to crawl offline: Python's own documentation server (`python -m pydoc`) on 127.0.0.1.
+"""A real website to crawl offline, served on 127.0.0.1: pages no one in this project wrote.
 
-It serves the standard library's documentation as linked HTML pages that no one in this project wrote.
-Run with `-S` so it documents the standard library only (quick, and importing no third-party code).
+Preferred: the Python manual (Debian's python3.11-doc, ~530 linked pages of edited prose, which `make setup`
+installs when it can). Fallback, available wherever Python is: Python's documentation server `python -m pydoc`,
+run with `-S` so it documents the standard library only (quick, and importing no third-party code).
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 _READY = re.compile(r"Server ready at (http://\S+?)/?\s*$")
+PYTHON_MANUAL = Path("/usr/share/doc/python3.11/html")
+
+
+@contextmanager
+def demo_site() -> Iterator[tuple[str, str]]:
+    """Yield (base URL, description) of the best real site available: the Python manual, else pydoc."""
+    if (PYTHON_MANUAL / "index.html").exists():
+        with static_site(PYTHON_MANUAL) as url:
+            yield url + "index.html", "the Python 3.11 manual"
+    else:
+        with pydoc_site() as url:
+            yield url, "Python's documentation server (pydoc)"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
+        pass
+
+
+@contextmanager
+def static_site(root: Path) -> Iterator[str]:
+    """Serve the directory `root` over HTTP on 127.0.0.1 (a free port); yield its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextmanager

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from lineage.settings import Settings, prepare_home
-from pipelines.demo_site import pydoc_site
+from pipelines.demo_site import demo_site
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,7 @@ def run_ui(dagster_port: int = 3000, mlflow_port: int = 5000) -> int:
     # SIGTERM (e.g. from `timeout` or a supervisor) must stop the children too, like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     bin_dir = Path(sys.executable).parent
-    with pydoc_site() as site:
+    with demo_site() as (site, _description):
         env = {
             **os.environ,
             "DAGSTER_HOME": str(settings.dagster_home),

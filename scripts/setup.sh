@@ -22,6 +22,12 @@ if ! command -v java >/dev/null 2>&1; then
   fi
 fi
 
+# The demo's website: the Python manual (real, linked prose). Without it the demo falls back to pydoc.
+if [ ! -f /usr/share/doc/python3.11/html/index.html ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  echo "setup: installing python3.11-doc (the demo crawls the Python manual served on 127.0.0.1)" >&2
+  (apt-get update -qq && apt-get install -y -qq python3.11-doc >/dev/null) || echo "setup: python3.11-doc unavailable; the demo will crawl pydoc" >&2
+fi
+
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip wheel
 "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[dev]'
