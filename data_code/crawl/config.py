@@ -37,6 +37,7 @@ class CrawlConfig:
     allow_private_hosts: tuple[str, ...] = ()  # hostnames, IPs or CIDRs exempt from the address-safety check
     warc_max_bytes: int = 1_000_000_000  # start a new WARC file once the current one passes this size
     warc_sources: tuple[str, ...] = ()  # existing WARC files (paths or fsspec URLs) to ingest beside the crawl
+    ca_bundle: str | None = None  # PEM file of CAs to trust for https instead of the bundled set (certifi)
 
     def __post_init__(self):
         for name in ("seeds", "allowed_domains", "allow_private_hosts", "warc_sources"):
@@ -54,6 +55,8 @@ class CrawlConfig:
             raise ValueError("user_agent: must not be empty")
         for entry in self.allow_private_hosts:
             _check_allow_entry(entry)
+        if self.ca_bundle is not None and not Path(self.ca_bundle).is_file():
+            raise ValueError(f"ca_bundle: no such file {self.ca_bundle!r}")
 
     def _check_numbers(self) -> None:
         minimums = {

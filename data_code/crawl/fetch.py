@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -71,7 +72,8 @@ def make_client(config: CrawlConfig) -> httpx.AsyncClient:
         pool=config.total_timeout_s,
     )
     limits = httpx.Limits(max_connections=config.concurrency * 2, max_keepalive_connections=config.concurrency)
-    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False, trust_env=False)
+    verify = ssl.create_default_context(cafile=config.ca_bundle) if config.ca_bundle else True
+    return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False, trust_env=False, verify=verify)
 
 
 class Fetcher:

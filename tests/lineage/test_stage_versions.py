@@ -30,6 +30,7 @@ CRAWL_CHANGES = {  # field: (another valid value, does it change the version?)
     "allow_private_hosts": (("127.0.0.1",), True),
     "warc_max_bytes": (1000, True),
     "warc_sources": (("/data/a.warc.gz",), True),
+    "ca_bundle": (__file__, True),  # which https sites verify
 }
 
 
