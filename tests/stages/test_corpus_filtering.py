@@ -107,3 +107,30 @@ def test_malformed_blocklist_names_file_and_line(instance, tmp_path):
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     message = str(failure.event_specific_data.error)
     assert "blocklist.txt:2" in message
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_spark_engine_through_the_asset_keeps_the_same_documents(tmp_path, monkeypatch, mlflow_uri):
+    """The SparkResource wiring: engine=spark materializes the same artifact content as engine=local."""
+    from resources.spark import SparkResource
+
+    monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    write_prose_site(tmp_path / "site")
+    kept = {}
+    with serve_directory(tmp_path / "site") as site:
+        for engine in ("local", "spark"):
+            monkeypatch.setenv("LMFORGE_HOME", str(tmp_path / engine))
+            with DagsterInstance.ephemeral() as instance:
+                config = {"ops": {"raw_crawl": {"config": {"seeds": [site], "max_pages": 30}},
+                                  "deduplicated_documents": {"config": {"engine": engine}}}}  # fmt: skip
+                selection = [raw_crawl, documents, deduplicated_documents]
+                spark = {"spark": SparkResource(master="local[1]")}
+                result = materialize(selection, instance=instance, resources={**resources(), **spark},
+                                     partition_key=PARTITION, run_config=config)  # fmt: skip
+            dedupe = metadata_of(result, "deduplicated_documents")
+            assert dedupe["engine"] == engine
+            path = tmp_path / engine / "lake" / "deduplicated_documents" / dedupe[VERSION_KEY] / "documents.parquet"
+            kept[engine] = sorted(pq.read_table(path, columns=["doc_id"]).column("doc_id").to_pylist())
+    assert kept["spark"] == kept["local"] and len(kept["local"]) == 10
