@@ -31,7 +31,7 @@ from pydantic import Field, create_model
 from lineage.identity import compute_version, config_fields, versioned_fields
 from lineage.manifest import Manifest, UpstreamRef, git_commit, package_versions
 from lineage.store import ArtifactStore
-from lineage.tracking import Tracker
+from lineage.tracking import Tracker, upstream_tag
 
 VERSION_KEY = "lmforge/version"  # metadata key under which each materialization records its artifact version
 
@@ -67,7 +67,8 @@ def produce_artifact(
     identity = {**versioned_fields(config), **(extra_identity or {})}
     if partition is not None:
         identity["partition"] = partition
-    version = compute_version(asset, code_version, identity, {up.asset: up.version for up in upstream})
+    refs = [UpstreamRef(up.asset, up.version, up.uri, up.partition) for up in upstream]
+    version = compute_version(asset, code_version, identity, {ref.key: ref.version for ref in refs})
     if store.exists(asset, version):
         manifest = store.read_manifest(asset, version)
         context.log.info(f"{asset}@{version} already exists at {manifest.uri}: reusing it, nothing recomputed")
@@ -75,7 +76,7 @@ def produce_artifact(
         return Produced(manifest, True, run_url, _local(store, asset, version))
 
     tags = {"lmforge.dagster_run_id": context.run_id, "lmforge.partition": partition or ""}
-    tags.update({f"lmforge.upstream.{up.asset}": up.version for up in upstream})
+    tags.update({upstream_tag(ref): ref.version for ref in refs})
     with tracker.run(asset=asset, version=version, tags=tags) as run_id:
         with store.stage(asset, version) as staging:
             stats = dict(build(staging.path))
@@ -84,7 +85,7 @@ def produce_artifact(
                 version=version,
                 config=config_fields(config),
                 code_version=code_version,
-                upstream=[UpstreamRef(up.asset, up.version, up.uri) for up in upstream],
+                upstream=refs,
                 files=[],
                 stats=stats,
                 git_commit=git_commit(),

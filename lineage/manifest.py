@@ -26,6 +26,12 @@ class UpstreamRef:
     asset: str
     version: str
     uri: str
+    partition: str | None = None
+
+    @property
+    def key(self) -> str:
+        """'asset' or 'asset[partition]': unique among one artifact's inputs."""
+        return f"{self.asset}[{self.partition}]" if self.partition else self.asset
 
 
 @dataclass(frozen=True)

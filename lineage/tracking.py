@@ -17,7 +17,7 @@ from typing import Any
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from lineage.manifest import Manifest, content_digest
+from lineage.manifest import Manifest, UpstreamRef, content_digest
 
 TAG_PREFIX = "lmforge."
 MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on one param value
@@ -69,15 +69,17 @@ class Tracker:
         params = [Param(key, _param_value(value)) for key, value in sorted(manifest.config.items())]
         metrics = [Metric(key, value, 0, 0) for key, value in flatten_metrics(manifest.stats).items()]
         tags = [RunTag(f"{TAG_PREFIX}uri", manifest.uri), RunTag(f"{TAG_PREFIX}code_version", manifest.code_version)]
-        tags += [RunTag(f"{TAG_PREFIX}upstream.{ref.asset}", ref.version) for ref in manifest.upstream]
+        tags += [RunTag(upstream_tag(ref), ref.version) for ref in manifest.upstream]
         self.client.log_batch(run_id, metrics=metrics[:MAX_METRICS], params=params, tags=tags)
         inputs = [
             DatasetInput(
                 Dataset(
-                    name=f"{up.asset}@{up.version}",
+                    name=f"{up.asset}@{up.version}" + (f"[{up.partition}]" if up.partition else ""),
                     digest=content_digest(up),
                     source_type="lmforge-artifact",
-                    source=json.dumps({"uri": up.uri, "asset": up.asset, "version": up.version}),
+                    source=json.dumps(
+                        {"uri": up.uri, "asset": up.asset, "version": up.version, "partition": up.partition}
+                    ),
                 ),
                 tags=[InputTag("mlflow.data.context", "upstream")],
             )
@@ -91,6 +93,11 @@ class Tracker:
         """Attach files of an artifact (plots, reports) to the run, keeping their relative paths."""
         for relative in relative_paths:
             self.client.log_artifact(run_id, str(directory / relative), artifact_path=_artifact_dir(relative))
+
+
+def upstream_tag(ref: UpstreamRef) -> str:
+    """Run tag naming one input: 'lmforge.upstream.<asset>' or 'lmforge.upstream.<asset>:<partition>'."""
+    return f"{TAG_PREFIX}upstream.{ref.asset}" + (f":{ref.partition}" if ref.partition else "")
 
 
 def _artifact_dir(relative: str) -> str | None:
@@ -112,7 +119,7 @@ def flatten_metrics(stats: Mapping[str, Any], prefix: str = "") -> dict[str, flo
 
 def _metric_key(name: str) -> str:
     # MLflow keys allow alphanumerics, _ - . space / only.
-    return "".join(ch if ch.isalnum() or ch in "_-. /" else "_" for ch in name)[:250]
+    return "".join(ch if ch.isalnum() or ch in "_-. /:" else "_" for ch in name)[:250]
 
 
 def _param_value(value: Any) -> str:

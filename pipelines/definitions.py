@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
+from assets.corpus import training_corpus
 from assets.crawl import raw_crawl
 from assets.dedupe import deduplicated_documents
 from assets.documents import documents
@@ -19,7 +20,7 @@ from resources.spark import SparkResource
 from resources.tracking import MlflowTrackingResource
 
 CORPUS_ASSETS = [raw_crawl, documents, deduplicated_documents, filtered_documents]
-ALL_ASSETS = [*CORPUS_ASSETS, quality_classifier]
+ALL_ASSETS = [*CORPUS_ASSETS, quality_classifier, training_corpus]
 
 corpus_job = define_asset_job(
     "corpus_job",

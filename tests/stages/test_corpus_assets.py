@@ -76,8 +76,8 @@ def test_crawl_then_documents(instance, site, lmforge_home):
 
     client = MlflowClient(Settings.from_env().tracking_uri)
     docs_run = client.get_run(docs["mlflow_run"].rsplit("/", 1)[-1])
-    assert docs_run.data.tags["lmforge.upstream.raw_crawl"] == crawl[VERSION_KEY]
-    assert docs_run.inputs.dataset_inputs[0].dataset.name == f"raw_crawl@{crawl[VERSION_KEY]}"
+    assert docs_run.data.tags[f"lmforge.upstream.raw_crawl:{PARTITION}"] == crawl[VERSION_KEY]
+    assert docs_run.inputs.dataset_inputs[0].dataset.name == f"raw_crawl@{crawl[VERSION_KEY]}[{PARTITION}]"
 
 
 def test_rematerializing_documents_reuses_and_config_changes_version(instance, site):

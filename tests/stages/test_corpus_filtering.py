@@ -5,6 +5,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
 
 from assets.common import VERSION_KEY
+from assets.corpus import training_corpus
 from assets.crawl import raw_crawl
 from assets.dedupe import deduplicated_documents
 from assets.documents import documents
@@ -82,6 +83,11 @@ def test_dedupe_and_filters_explain_every_removal(instance, tmp_path, lmforge_ho
     assert evaluation.check_name == CONTRACT_CHECK and evaluation.passed
     assert (filtered_dir / "validation.json").exists() and (filtered_dir / "funnel.png").exists()
 
+    corpus = materialize([training_corpus], instance=instance, resources=resources())
+    corpus_metadata = metadata_of(corpus, "training_corpus")
+    assert corpus_metadata["documents"] == filtered["documents_kept"]
+    assert corpus_metadata["days"] == {PARTITION: filtered["documents_kept"]}
+
 
 def test_empty_corpus_fails_the_contract_and_blocks_downstream(instance, tmp_path):
     (tmp_path / "empty").mkdir()
@@ -95,6 +101,8 @@ def test_empty_corpus_fails_the_contract_and_blocks_downstream(instance, tmp_pat
     assert "expect_table_row_count_to_be_between" in evaluation.description
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "downstream_of_filtered" not in materialized
+    with pytest.raises(ValueError, match="no day of filtered_documents has passed its corpus contract"):
+        materialize([training_corpus], instance=instance, resources=resources())
 
 
 def test_malformed_blocklist_names_file_and_line(instance, tmp_path):
