@@ -1,0 +1,101 @@
+"""Training batches from token shards: memory-mapped, deterministic for a seed, resumable from a position.
+
+    reader = ShardReader(shards_dir, "train", expected_fingerprint=fp, seed=0, batch_size=8)
+    for batch in reader:            # np.int64 array (B, T + 1): x = batch[:, :-1], y = batch[:, 1:]
+        ...
+        checkpoint["data_position"] = reader.position          # (shard, offset): resume with position=...
+
+Order for a seed: the shards in a seeded permutation, and inside each shard its rows (packed sequences of
+seq_len + 1 tokens) in a seeded permutation. A batch may take the last rows of one shard and the first of the
+next. `position` is (shard file number, rows of that shard already handed out); a reader built with it continues
+with exactly the batches the first would have produced next. One reader is one epoch; for the next epoch build
+a reader with another seed (say seed + epoch). The last `rows % batch_size` rows of an epoch are dropped unless
+drop_last=False. Rows whose tail is <|pad|> (the last of a split) should have those targets ignored (index.json
+gives pad_id).
+
+On open, every shard file's size is checked against the manifest (a truncated file is named in the error), its
+sha256 too when verify_sha256=True, and shards made with another tokenizer are refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from data_code.shards.layout import INDEX_FILE, MANIFEST_FILE, open_shard, read_json
+
+
+class ShardReader:
+    """Batches of packed rows of one split of a token-shard directory (see the module docstring)."""
+
+    def __init__(
+        self,
+        shards_dir: str | Path,
+        split: str,
+        *,
+        expected_fingerprint: str | None,
+        seed: int = 0,
+        batch_size: int = 8,
+        position: tuple[int, int] | None = None,
+        verify_sha256: bool = False,
+        drop_last: bool = True,
+        as_xy: bool = False,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.shards_dir, self.split, self.seed, self.batch_size = Path(shards_dir), split, seed, batch_size
+        self.drop_last, self.as_xy = drop_last, as_xy
+        index, manifest = read_json(shards_dir, INDEX_FILE), read_json(shards_dir, MANIFEST_FILE)
+        made_with = manifest["tokenizer_fingerprint"]
+        if expected_fingerprint is not None and made_with != expected_fingerprint:
+            raise ValueError(
+                f"token shards in {self.shards_dir} were made with tokenizer {made_with}, but the model's tokenizer "
+                f"is {expected_fingerprint}: rebuild the shards with the model's tokenizer, or train with theirs"
+            )
+        if split not in index["splits"]:
+            raise ValueError(f"split {split!r} not in {self.shards_dir} (splits: {sorted(index['splits'])})")
+        self.row_tokens, self.pad_id = index["row_tokens"], index["pad_id"]
+        # Every shard is verified now, not when first reached: a bad file should fail the run before training.
+        self._rows = [
+            open_shard(shards_dir, entry, index, manifest, sha256=verify_sha256).reshape(-1, self.row_tokens)
+            for entry in index["splits"][split]
+        ]  # per shard: (rows, T + 1)
+        self.order = [int(n) for n in np.random.default_rng(seed).permutation(len(self._rows))]
+        self._shard, self._offset = position if position is not None else (self.order[0] if self.order else 0, 0)
+        if self.order and (self._shard not in self.order or not 0 <= self._offset <= len(self._rows[self._shard])):
+            raise ValueError(f"position {position} does not exist in split {split!r} of {self.shards_dir}")
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(shard file number, rows of it already handed out): where the next batch starts."""
+        return self._shard, self._offset
+
+    def __len__(self) -> int:
+        """Batches in a whole epoch (from the start, whatever the position)."""
+        rows = sum(len(rows) for rows in self._rows)
+        return rows // self.batch_size if self.drop_last else -(-rows // self.batch_size)
+
+    def __iter__(self) -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
+        pending: list[np.ndarray] = []  # row blocks of the batch being gathered (it may span shards)
+        pending_rows = 0
+        for shard in self.order[self.order.index(self._shard) :] if self.order else []:
+            self._shard = shard
+            permutation = np.random.default_rng([self.seed, shard]).permutation(len(self._rows[shard]))
+            while self._offset < len(permutation):
+                take = min(self.batch_size - pending_rows, len(permutation) - self._offset)
+                pending.append(self._rows[shard][permutation[self._offset : self._offset + take]])
+                pending_rows += take
+                self._offset += take
+                if pending_rows == self.batch_size:
+                    yield self._batch(pending)
+                    pending, pending_rows = [], 0
+            if shard != self.order[-1]:
+                self._offset = 0
+        if pending and not self.drop_last:
+            yield self._batch(pending)
+
+    def _batch(self, blocks: list[np.ndarray]):
+        batch = np.concatenate(blocks).astype(np.int64)  # (B, T + 1)
+        return (batch[:, :-1], batch[:, 1:]) if self.as_xy else batch
