@@ -7,6 +7,7 @@ outcome into Dagster metadata with the DataVersion, the artifact uri and the MLf
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import inspect
 import re
@@ -178,6 +179,8 @@ def field_comments(dataclass_type: type) -> dict[str, str]:
 def _pydantic_type(annotation: Any) -> Any:
     """tuple[str, ...] becomes list[str] (Dagster config has lists, not tuples)."""
     origin = typing.get_origin(annotation)
+    if origin in (dict, collections.abc.Mapping):
+        return dict[tuple(typing.get_args(annotation))]  # type: ignore[misc]
     if origin is tuple:
         return list[typing.get_args(annotation)[0]]
     if origin in (typing.Union, types.UnionType):

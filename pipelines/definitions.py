@@ -14,19 +14,26 @@ from assets.dedupe import deduplicated_documents
 from assets.documents import documents
 from assets.filters import filtered_documents, quality_classifier
 from assets.partitions import daily_partitions
+from assets.tokens import token_shards, tokenizer
 from resources.http import HttpFetcherResource
 from resources.lake import ArtifactStoreResource
 from resources.spark import SparkResource
 from resources.tracking import MlflowTrackingResource
 
 CORPUS_ASSETS = [raw_crawl, documents, deduplicated_documents, filtered_documents]
-ALL_ASSETS = [*CORPUS_ASSETS, quality_classifier, training_corpus]
+TRAINING_DATA_ASSETS = [training_corpus, tokenizer, token_shards]
+ALL_ASSETS = [*CORPUS_ASSETS, quality_classifier, *TRAINING_DATA_ASSETS]
 
 corpus_job = define_asset_job(
     "corpus_job",
     selection=AssetSelection.assets(*CORPUS_ASSETS),
     partitions_def=daily_partitions,
     description="One crawl day: crawl, extract, deduplicate, filter (with the blocking corpus contract).",
+)
+training_data_job = define_asset_job(
+    "training_data_job",
+    selection=AssetSelection.assets(*TRAINING_DATA_ASSETS),
+    description="Every contract-passing day as one corpus, the tokenizer trained on it, and the token shards.",
 )
 quality_classifier_job = define_asset_job(
     "quality_classifier_job",
@@ -45,4 +52,6 @@ def resources() -> dict:
     }
 
 
-defs = Definitions(assets=ALL_ASSETS, jobs=[corpus_job, quality_classifier_job], resources=resources())
+defs = Definitions(
+    assets=ALL_ASSETS, jobs=[corpus_job, quality_classifier_job, training_data_job], resources=resources()
+)

@@ -57,10 +57,16 @@ def run_demo(max_pages: int = 400, partition: str | None = None) -> int:
             run_config=demo_run_config(site, max_pages), instance=instance, partition_key=partition,
             raise_on_error=False,
         )  # fmt: skip
-    if not result.success:
-        print("demo: the run failed; see the Dagster UI (make ui) for the step that failed")
+        if not result.success:
+            print("demo: the run failed; see the Dagster UI (make ui) for the step that failed")
+            return 1
+        training = defs.resolve_job_def("training_data_job").execute_in_process(
+            run_config=quiet, instance=instance, raise_on_error=False
+        )
+    if not training.success:
+        print("demo: building the tokenizer or the shards failed; see the Dagster UI (make ui)")
         return 1
-    _print_summary([classifier, result], settings)
+    _print_summary([classifier, result, training], settings)
     return 0
 
 
@@ -72,7 +78,17 @@ def _print_summary(results, settings: Settings) -> None:
         metadata = {key: value.value for key, value in materialization.metadata.items()}
         counts = ", ".join(
             f"{key}={metadata[key]}"
-            for key in ("pages_fetched", "pages_failed", "documents", "rejected", "documents_kept", "accuracy")
+            for key in (
+                "pages_fetched",
+                "pages_failed",
+                "documents",
+                "rejected",
+                "documents_kept",
+                "accuracy",
+                "vocab_size",
+                "tokens_train",
+                "tokens_validation",
+            )
             if key in metadata
         )
         print(f"  {materialization.asset_key.to_user_string():<12} {metadata.get('lmforge/version')}  {counts}")

@@ -10,6 +10,7 @@ from assets.crawl import raw_crawl
 from assets.dedupe import deduplicated_documents
 from assets.documents import documents
 from assets.filters import CONTRACT_CHECK, filtered_documents, quality_classifier
+from assets.tokens import SHARD_CHECKS, token_shards, tokenizer
 from pipelines.definitions import resources
 from tests.stages.prose_site import write_prose_site
 from tests.stages.site import serve_directory
@@ -87,6 +88,18 @@ def test_dedupe_and_filters_explain_every_removal(instance, tmp_path, lmforge_ho
     corpus_metadata = metadata_of(corpus, "training_corpus")
     assert corpus_metadata["documents"] == filtered["documents_kept"]
     assert corpus_metadata["days"] == {PARTITION: filtered["documents_kept"]}
+
+    # A handful of documents: hold out half, so that validation is not empty (the no_empty_shard check).
+    shard_config = {"seq_len": 64, "validation_fraction": 0.5}
+    small = {"ops": {"tokenizer": {"config": {"vocab_size": 600}}, "token_shards": {"config": shard_config}}}
+    tokens = materialize([tokenizer, token_shards], instance=instance, resources=resources(), run_config=small)
+    assert tokens.success
+    tokenizer_metadata, shards = metadata_of(tokens, "tokenizer"), metadata_of(tokens, "token_shards")
+    assert tokenizer_metadata["pre_tokenizer_family"] == "gpt-2"
+    assert shards["fingerprint"] == tokenizer_metadata["fingerprint"] and shards["seq_len"] == 64
+    assert shards["documents_train"] + shards["documents_validation"] == corpus_metadata["documents"]
+    evaluations = {e.check_name: e.passed for e in tokens.get_asset_check_evaluations()}
+    assert evaluations == dict.fromkeys(SHARD_CHECKS, True)
 
 
 def test_empty_corpus_fails_the_contract_and_blocks_downstream(instance, tmp_path):
