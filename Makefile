@@ -34,6 +34,8 @@ test: setup
 
 bench: setup
 	$(PY) -m bench.extract --json $(LMFORGE_HOME)/bench/extract.json
+	$(PY) -m bench.dedupe --json $(LMFORGE_HOME)/bench/dedupe.json
+	$(PY) -m bench.tokenize --json $(LMFORGE_HOME)/bench/tokenize.json
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

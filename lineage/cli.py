@@ -6,8 +6,10 @@
     lmforge ui                       # Dagster UI on :3000 and MLflow UI on :5000, bound to 127.0.0.1
     lmforge artifacts [ASSET]        # complete artifacts in the store
     lmforge show ASSET VERSION       # an artifact's manifest.json
+    lmforge trace SPLIT SHARD OFFSET [--shards VERSION]
+                                     # token OFFSET of shard SHARD of SPLIT -> document -> URL, licence, fetch time
 
-Later stages add their commands here (audit, trace, serve, rollback).
+Later stages add their commands here (audit, serve, rollback).
 """
 
 from __future__ import annotations
@@ -61,6 +63,37 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trace(args: argparse.Namespace) -> int:
+    import json
+
+    from data_code.shards import trace
+    from lineage.store import ArtifactStore
+
+    store = ArtifactStore(Settings.from_env().store_root)
+    version = args.shards or _latest(store, "token_shards")
+    shards = store.read_manifest("token_shards", version)
+    corpus = next((ref for ref in shards.upstream if ref.asset == "training_corpus"), None)
+    if corpus is None:
+        raise ValueError(f"token_shards/{version} records no training_corpus upstream")
+    found = trace(
+        store.file_uri("token_shards", version, ""),
+        args.split,
+        args.shard,
+        args.offset,
+        store.file_uri("training_corpus", corpus.version, "documents.parquet"),
+    )
+    print(json.dumps({"token_shards": version, **found}, indent=2, default=str))
+    return 0
+
+
+def _latest(store, asset: str) -> str:
+    """The most recently created complete version of `asset`."""
+    versions = store.versions(asset)
+    if not versions:
+        raise FileNotFoundError(f"no complete {asset} artifact under {store.lake()}: materialize it first")
+    return max(versions, key=lambda version: store.read_manifest(asset, version).created_at)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmforge", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("asset")
     show.add_argument("version")
     show.set_defaults(func=_show)
+    trace = commands.add_parser("trace", help="which document (and URL) a token of a shard came from")
+    trace.add_argument("split", choices=["train", "validation"])
+    trace.add_argument("shard", type=int, help="shard number within the split")
+    trace.add_argument("offset", type=int, help="token offset within the shard")
+    trace.add_argument("--shards", help="token_shards version (default: the newest)")
+    trace.set_defaults(func=_trace)
     return parser
 
 

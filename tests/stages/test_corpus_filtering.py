@@ -1,5 +1,7 @@
 """deduplicated_documents, quality_classifier and filtered_documents through Dagster, with the blocking contract."""
 
+import json
+
 import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
@@ -11,6 +13,7 @@ from assets.dedupe import deduplicated_documents
 from assets.documents import documents
 from assets.filters import CONTRACT_CHECK, filtered_documents, quality_classifier
 from assets.tokens import SHARD_CHECKS, token_shards, tokenizer
+from lineage import cli
 from pipelines.definitions import resources
 from tests.stages.prose_site import write_prose_site
 from tests.stages.site import serve_directory
@@ -52,11 +55,12 @@ def metadata_of(result, name):
     return {key: value.value for key, value in event.materialization.metadata.items()}
 
 
-def test_dedupe_and_filters_explain_every_removal(instance, tmp_path, lmforge_home):
+def test_dedupe_and_filters_explain_every_removal(instance, tmp_path, lmforge_home, capsys):
     roles = write_prose_site(tmp_path / "site")
     with serve_directory(tmp_path / "site") as site:
         result = run(instance, CHAIN, {"seeds": [site], "max_pages": 30})
     assert result.success
+    site = site.rstrip("/")
     dedupe = metadata_of(result, "deduplicated_documents")
     assert dedupe["documents_in"] == 12  # /, 8 pages, copy, near, noai
     assert dedupe["exact_duplicates"] == 1 and dedupe["near_duplicates"] == 1
@@ -100,6 +104,10 @@ def test_dedupe_and_filters_explain_every_removal(instance, tmp_path, lmforge_ho
     assert shards["documents_train"] + shards["documents_validation"] == corpus_metadata["documents"]
     evaluations = {e.check_name: e.passed for e in tokens.get_asset_check_evaluations()}
     assert evaluations == dict.fromkeys(SHARD_CHECKS, True)
+
+    assert cli.main(["trace", "train", "0", "3"]) == 0  # the first document of the first train shard
+    traced = json.loads(capsys.readouterr().out)
+    assert traced["token_shards"] == shards[VERSION_KEY] and traced["url"].startswith(site)
 
 
 def test_empty_corpus_fails_the_contract_and_blocks_downstream(instance, tmp_path):
