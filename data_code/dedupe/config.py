@@ -54,9 +54,13 @@ class DedupeConfig:
 # Bytes held per document for the whole run by the local engine: band keys (8 per band), exact key (16), quality
 # (4), fetch time (8), word count (4), doc_id in Arrow (~24 + 4 offset), union-find parent (8) and order (8).
 PER_DOCUMENT_BYTES = 76
-# Working bytes per text byte while a batch is hashed: the str (1), its truncated copy (1), normalized bytes (1),
-# the joined batch buffer (1) and the uint64 shingle hashes (~8 per word of ~6 bytes: ~1.5), rounded up with slack.
-WORK_BYTES_PER_TEXT_BYTE = 8
+# Working bytes per text byte while a batch is hashed: the Arrow text as read (1) and as sent to a worker (1), and
+# a non-ASCII document's Unicode-folded copy (~2 in UTF-8). The one-pass kernel (core.hash_arrow) stores neither
+# the normalized text nor the shingles of the batch.
+WORK_BYTES_PER_TEXT_BYTE = 4
+# Kernel scratch per byte of the longest document of a batch: per word (>= 2 bytes with its separator) its hash
+# state and length (2 x 8 bytes) and its shingle folded to 32 bits (4 bytes).
+SCRATCH_BYTES_PER_TEXT_BYTE = 10
 
 
 def predict_peak_memory_bytes(documents: int, mean_text_bytes: float, config: DedupeConfig) -> int:
@@ -65,7 +69,7 @@ def predict_peak_memory_bytes(documents: int, mean_text_bytes: float, config: De
     peak = documents * (PER_DOCUMENT_BYTES + 8 * bands)                     resident per-document state
          + in_flight * batch_size * (WORK * min(mean_text_bytes, 4 * max_text_chars) + 4 * num_perm)
                                                                             batches being hashed (texts + signatures)
-         + WORK * 4 * max_text_chars                                        one maximal (truncated) document
+         + (WORK + SCRATCH) * 4 * max_text_chars                            one maximal (truncated) document
     where in_flight = 2 * workers + 1 (the pool keeps two tasks per worker queued, plus the batch being read).
     Not included (known only after LSH, reported as verification_store_bytes): 8 bytes per shingle of every
     document in a candidate pair, held while pairs are verified.
@@ -74,4 +78,5 @@ def predict_peak_memory_bytes(documents: int, mean_text_bytes: float, config: De
     text_bytes = min(mean_text_bytes, 4 * config.max_text_chars)  # UTF-8 takes at most 4 bytes per character
     resident = documents * (PER_DOCUMENT_BYTES + 8 * config.bands)
     batches = in_flight * config.batch_size * (WORK_BYTES_PER_TEXT_BYTE * text_bytes + 4 * config.num_perm)
-    return int(resident + batches + WORK_BYTES_PER_TEXT_BYTE * 4 * config.max_text_chars)
+    longest = (WORK_BYTES_PER_TEXT_BYTE + SCRATCH_BYTES_PER_TEXT_BYTE) * 4 * config.max_text_chars
+    return int(resident + batches + longest)

@@ -4,10 +4,13 @@
                                                       digits -> '0', whitespace collapsed
     normalize_bytes(text) -> bytes                    UTF-8 of normalize_text(text)
     normalize_arrow(texts, max_chars)                 (buffer, offsets): normalize_bytes of an Arrow string array,
-                                                      compiled for ASCII documents (the path engines use)
+                                                      compiled for ASCII documents
+    hash_arrow(texts, max_chars, ngram, minhasher)    (exact keys (B, 2) uint64, signatures (B, K) uint32) of an
+                                                      Arrow string array in one compiled pass (the path engines use)
     shingle_hashes(normalized, ngram) -> uint64[]     sorted unique hashes of the word n-grams of a normalized text
     batch_shingle_hashes(normalized_bytes, ngram)     (flat uint64 hashes, int64 offsets) for a batch, not unique
     buffer_shingle_hashes(buffer, offsets, ngram)     the same from normalize_arrow's output
+    arrow_shingle_sets(texts, max_chars, ngram)       (flat, offsets) of sorted unique sets of an Arrow array
     MinHasher(num_perm, seed).signatures(sets)        (B, num_perm) uint32 MinHash signatures
     MinHasher(...).batch_signatures(flat, offsets)    the same from batch_shingle_hashes' output
     band_keys(signatures, bands, rows) -> uint64      (B, bands) LSH bucket keys; EMPTY_BAND_KEY never collides
@@ -19,9 +22,23 @@
     representative_order_key(quality, fetch, doc_id)  sort key: best quality, then earliest fetch, then smallest id
     DUPLICATE_CLUSTER_SCHEMA                          the table find_clusters returns (one row per removed doc)
 
-Everything is deterministic across processes and machines: no Python hash(), constants fixed here, permutations
-drawn from a splitmix64 stream of `seed`. The hot loops are compiled with numba (measured ~130x faster than a
-numpy broadcast of the permutations, which is bound by memory traffic on the (shingles, num_perm) matrix).
+The hashes. A word hashes to fmix64(FNV-1a-64(its bytes) ^ length); a shingle (ngram consecutive words) to fmix64
+of an FNV-style fold of its word hashes: 64 bits, so distinct shingles of a corpus practically never collide. The
+exact key of a text is two 64-bit folds of its word hashes (equal word sequences = equal normalized texts).
+MinHash permutation k maps a shingle hash x to h_k(x) = (a_k * fold(x) + b_k) mod 2^32, where fold(x) is the low
+half of x ^ (x >> 32), a_k is odd (so h_k is a bijection of 32-bit integers), and a_k, b_k are the high halves of a
+splitmix64 stream of `seed`. Why this family: the signature keeps 32-bit values anyway, and 32-bit lanes let the
+compiler multiply 8 (AVX2) or 16 (AVX-512) shingles per instruction, ~2.5x faster than the 64-bit
+multiply-add-shift (a_k * x + b_k) mod 2^64 >> 32 it replaced, whose 64-bit multiplies x86 vectorizes poorly. Since
+x is already a uniform 64-bit hash, this simple family behaves like independent random permutations: each
+permutation's minima of two sets agree with probability J, the estimate has the variance J(1 - J)/K, and a band
+matches with probability J^rows, the S-curve LSH relies on (tests/dedupe/test_core.py measures all three on random
+sets with J = 0.5, 0.8, 0.9).
+
+Everything is deterministic across processes and machines: no Python hash(), constants fixed in hashing.py,
+permutations drawn from a splitmix64 stream of `seed`. The hot loops are numba kernels (hashing.py); pass 1 of the
+engines runs folding, word splitting, the exact key, shingling and MinHash as one of them (hash_arrow), so neither
+the normalized text nor the shingles of a batch are ever stored.
 """
 
 from __future__ import annotations
@@ -33,12 +50,14 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from data_code.dedupe.normalize import normalize_arrow, normalize_bytes, normalize_text
+from data_code.dedupe import hashing
+from data_code.dedupe.normalize import ASCII_TABLE, arrow_sources, normalize_arrow, normalize_bytes, normalize_text
 
 __all__ = ["normalize_arrow", "normalize_bytes", "normalize_text"]  # re-exported: one import site for engines
 
 EMPTY_BAND_KEY = 0  # band key of an empty shingle set: engines never form candidates from it
 SENTINEL_MINHASH = np.uint32(0xFFFFFFFF)  # every value of an empty set's signature row
+_IDENTITY = np.arange(256, dtype=np.uint8)  # byte table of text that is normalized already: only 32 separates words
 DUPLICATE_CLUSTER_SCHEMA = pa.schema(
     [
         pa.field("doc_id", pa.string(), nullable=False),  # a removed document
@@ -49,98 +68,26 @@ DUPLICATE_CLUSTER_SCHEMA = pa.schema(
     ]
 )
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
-_SHINGLE_SEED = np.uint64(0x9E3779B97F4A7C15)
-_BAND_SEED = np.uint64(0xD6E8FEB86659FD93)
-
 
 def exact_key(normalized: str) -> str:
-    """128-bit hex digest of the normalized text (two independent 64-bit lanes, see _digest): equal keys mean
-    equal normalized texts (a chance collision needs ~2^64 documents)."""
+    """128-bit hex digest of the normalized text: two 64-bit folds of its word hashes (hashing._digest). Equal keys
+    mean equal word sequences, i.e. equal normalized texts (a chance collision needs ~2^64 documents, or two distinct
+    words with the same 64-bit hash)."""
     data = np.frombuffer(normalized.encode("utf-8"), np.uint8)
     return exact_key_words(data, np.array([0, len(data)], np.int64))[0].astype(">u8").tobytes().hex()
 
 
 def exact_key_words(buffer: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """(B, 2) uint64 exact keys of normalize_arrow's (buffer, offsets), the form engines store (16 bytes each)."""
-    return _digest_kernel(buffer, offsets)
+    return hashing.digest_kernel(buffer, offsets[:-1], offsets[1:], _IDENTITY)
 
 
 # ---- shingles ------------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True, nogil=True)
-def _fmix64(h):
-    """MurmurHash3's 64-bit finalizer: every input bit affects every output bit."""
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xFF51AFD7ED558CCD)
-    h ^= h >> np.uint64(33)
-    h *= np.uint64(0xC4CEB9FE1A85EC53)
-    h ^= h >> np.uint64(33)
-    return h
-
-
-@numba.njit(cache=True, nogil=True)
-def _digest_kernel(buffer, offsets):
-    """(D, 2) uint64: per document, FNV-1a-64 and a second lane with another offset and odd multiplier, each
-    finalized with the length by fmix64."""
-    keys = np.empty((len(offsets) - 1, 2), np.uint64)
-    for d in range(len(offsets) - 1):
-        first, second = _FNV_OFFSET, _BAND_SEED
-        for i in range(offsets[d], offsets[d + 1]):
-            first = (first ^ np.uint64(buffer[i])) * _FNV_PRIME
-            second = (second ^ np.uint64(buffer[i])) * np.uint64(0x9FB21C651E98DF25)
-        length = np.uint64(offsets[d + 1] - offsets[d])
-        keys[d, 0] = _fmix64(first ^ length)
-        keys[d, 1] = _fmix64(second ^ (length * _SHINGLE_SEED))
-    return keys
-
-
-@numba.njit(cache=True, nogil=True)
-def _combine(word_hashes, start, count):
-    """Hash of word_hashes[start:start + count]: an FNV-style fold, then fmix64."""
-    h = _SHINGLE_SEED
-    for k in range(start, start + count):
-        h = (h ^ word_hashes[k]) * _FNV_PRIME
-    return _fmix64(h ^ np.uint64(count))
-
-
-@numba.njit(cache=True, nogil=True)
-def _shingle_kernel(buffer, doc_offsets, ngram):
-    """Word n-gram hashes of normalized documents; document d is buffer[doc_offsets[d]:doc_offsets[d+1]] (uint8,
-    words split by single spaces; what lies between documents is never read).
-
-    Word hash: fmix64(FNV-1a-64(word bytes) ^ length). Shingle hash: FNV-style fold of its word hashes, then fmix64.
-    A document with fewer than `ngram` words yields one shingle of all its words; an empty one yields none.
-    Returns (hashes uint64 (S,), offsets int64 (D + 1,)); hashes of document d are hashes[offsets[d]:offsets[d+1]].
-    """
-    documents = len(doc_offsets) - 1
-    capacity = len(buffer) // 2 + documents + 1  # a word takes >= 2 bytes with its separator
-    hashes = np.empty(capacity, np.uint64)
-    word_hashes = np.empty(capacity, np.uint64)  # of the current document (no ring buffer: no modulo per word)
-    offsets = np.zeros(documents + 1, np.int64)
-    out = 0
-    for d in range(documents):
-        words, word_hash, length, end = 0, _FNV_OFFSET, 0, doc_offsets[d + 1]
-        for i in range(doc_offsets[d], end + 1):
-            if i < end and buffer[i] != 32:
-                word_hash = (word_hash ^ np.uint64(buffer[i])) * _FNV_PRIME
-                length += 1
-                continue
-            if length == 0:
-                continue
-            word_hashes[words] = _fmix64(word_hash ^ np.uint64(length))
-            words += 1
-            word_hash, length = _FNV_OFFSET, 0
-            if words >= ngram:
-                hashes[out] = _combine(word_hashes, words - ngram, ngram)
-                out += 1
-        if 0 < words < ngram:
-            hashes[out] = _combine(word_hashes, 0, words)
-            out += 1
-        offsets[d + 1] = out
-    return hashes[:out], offsets
+def _check_ngram(ngram: int) -> None:
+    if ngram < 1:
+        raise ValueError(f"ngram must be >= 1, got {ngram}")
 
 
 def batch_shingle_hashes(normalized: list[bytes], ngram: int) -> tuple[np.ndarray, np.ndarray]:
@@ -148,25 +95,27 @@ def batch_shingle_hashes(normalized: list[bytes], ngram: int) -> tuple[np.ndarra
 
     Per document the hashes are in text order and may repeat; MinHash does not care. Use shingle_hashes for sets.
     """
-    if ngram < 1:
-        raise ValueError(f"ngram must be >= 1, got {ngram}")
-    lengths = np.fromiter((len(text) + 1 for text in normalized), np.int64, len(normalized))
-    doc_offsets = np.zeros(len(normalized) + 1, np.int64)
-    np.cumsum(lengths, out=doc_offsets[1:])
-    doc_offsets[1:] -= 1  # each document's end excludes the joining space
-    buffer = np.frombuffer(b" ".join(normalized) + b" ", np.uint8)
-    return _shingle_kernel(buffer, doc_offsets, ngram)
+    _check_ngram(ngram)
+    ends = np.cumsum(np.fromiter((len(text) for text in normalized), np.int64, len(normalized)))
+    buffer = np.frombuffer(b"".join(normalized), np.uint8)
+    return hashing.shingle_kernel(buffer, ends - np.diff(ends, prepend=0), ends, _IDENTITY, ngram)
 
 
 def buffer_shingle_hashes(buffer: np.ndarray, offsets: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     """Shingle hashes of normalize_arrow's (buffer, offsets): (flat uint64 (S,), offsets int64 (B + 1,))."""
-    if ngram < 1:
-        raise ValueError(f"ngram must be >= 1, got {ngram}")
-    return _shingle_kernel(buffer, offsets, ngram)
+    _check_ngram(ngram)
+    return hashing.shingle_kernel(buffer, offsets[:-1], offsets[1:], _IDENTITY, ngram)
+
+
+def arrow_shingle_sets(texts: pa.Array, max_chars: int, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique shingle sets of an Arrow string array's texts truncated to max_chars characters, flat:
+    (uint64 (S,), int64 (B + 1,)). Equal to buffer_shingle_hashes of normalize_arrow, made sets, in one pass."""
+    _check_ngram(ngram)
+    return hashing.unique_sets_kernel(*hashing.shingle_kernel(*arrow_sources(texts, max_chars), ASCII_TABLE, ngram))
 
 
 def shingle_hashes(normalized: str, ngram: int) -> np.ndarray:
-    """Sorted unique uint64 hashes of the word n-grams of a normalized text (see _shingle_kernel for the hash)."""
+    """Sorted unique uint64 hashes of the word n-grams of a normalized text (see hashing.shingle_kernel)."""
     flat, _ = batch_shingle_hashes([normalized.encode("utf-8")], ngram)
     return np.unique(flat)
 
@@ -186,34 +135,18 @@ def _splitmix64(state: int, count: int) -> list[int]:
     return values
 
 
-@numba.njit(cache=True, nogil=True)
-def _minhash_kernel(flat, offsets, multipliers, increments):
-    """(D, K) uint32 MinHash: permutation k of shingle x is the high 32 bits of (a_k * x + b_k) mod 2^64."""
-    documents, permutations = len(offsets) - 1, len(multipliers)
-    signatures = np.empty((documents, permutations), np.uint32)
-    smallest = np.empty(permutations, np.uint64)
-    for d in range(documents):
-        # The high half of the smallest 64-bit value is the smallest high half: min first, shift once (faster).
-        smallest[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
-        for i in range(offsets[d], offsets[d + 1]):
-            x = flat[i]
-            for k in range(permutations):
-                smallest[k] = min(smallest[k], multipliers[k] * x + increments[k])
-        for k in range(permutations):
-            signatures[d, k] = np.uint32(smallest[k] >> np.uint64(32))
-    return signatures
-
-
 class MinHasher:
-    """MinHash signatures with `num_perm` multiply-add-shift permutations seeded from `seed` (deterministic)."""
+    """MinHash signatures with `num_perm` permutations h_k(x) = (a_k * fold(x) + b_k) mod 2^32 of the shingle
+    hashes (see the module docstring: fold(x) is the low half of x ^ (x >> 32)); a_k (odd) and b_k are the high
+    halves of a splitmix64 stream of `seed`, so signatures are the same on every machine."""
 
     def __init__(self, num_perm: int = 112, seed: int = 1):
         if num_perm < 1:
             raise ValueError(f"num_perm must be >= 1, got {num_perm}")
         self.num_perm, self.seed = num_perm, seed
-        values = _splitmix64(seed, 2 * num_perm)
-        self.multipliers = np.array([v | 1 for v in values[:num_perm]], np.uint64)  # odd: a bijection mod 2^64
-        self.increments = np.array(values[num_perm:], np.uint64)
+        values = [v >> 32 for v in _splitmix64(seed, 2 * num_perm)]
+        self.multipliers = np.array([v | 1 for v in values[:num_perm]], np.uint32)  # odd: a bijection mod 2^32
+        self.increments = np.array(values[num_perm:], np.uint32)
 
     def signatures(self, shingle_sets: list[np.ndarray]) -> np.ndarray:
         """(B, num_perm) uint32 signatures; an empty set gets an all-SENTINEL_MINHASH row (band key EMPTY)."""
@@ -225,28 +158,16 @@ class MinHasher:
 
     def batch_signatures(self, flat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """Signatures from batch_shingle_hashes' (flat, offsets): (B, num_perm) uint32."""
-        return _minhash_kernel(flat, offsets, self.multipliers, self.increments)
+        return hashing.minhash_kernel(flat, offsets, self.multipliers, self.increments)
 
 
-@numba.njit(cache=True, nogil=True)
-def _band_kernel(signatures, bands, rows):
-    keys = np.empty((signatures.shape[0], bands), np.uint64)
-    for d in range(signatures.shape[0]):
-        empty = True
-        for k in range(bands * rows):
-            if signatures[d, k] != np.uint32(0xFFFFFFFF):
-                empty = False
-        for band in range(bands):
-            h = _fmix64(_BAND_SEED ^ np.uint64(band))
-            for r in range(rows):
-                h = (h ^ np.uint64(signatures[d, band * rows + r])) * _FNV_PRIME
-            h = _fmix64(h)
-            if empty:
-                h = np.uint64(0)  # EMPTY_BAND_KEY
-            elif h == np.uint64(0):
-                h = np.uint64(1)  # a real key never equals EMPTY_BAND_KEY
-            keys[d, band] = h
-    return keys
+def hash_arrow(texts: pa.Array, max_chars: int, ngram: int, minhasher: MinHasher) -> tuple[np.ndarray, np.ndarray]:
+    """(exact keys (B, 2) uint64, signatures (B, num_perm) uint32) of an Arrow string array, each text truncated
+    to max_chars characters: exactly exact_key_words and batch_signatures of normalize_arrow and
+    buffer_shingle_hashes, computed in one compiled pass that never stores the normalized text or the shingles."""
+    _check_ngram(ngram)
+    permutations = (minhasher.multipliers, minhasher.increments)
+    return hashing.document_kernel(*arrow_sources(texts, max_chars), ASCII_TABLE, ngram, *permutations)
 
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
@@ -256,7 +177,7 @@ def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """
     if bands * rows > signatures.shape[1]:
         raise ValueError(f"bands * rows ({bands} * {rows}) exceeds the signature width {signatures.shape[1]}")
-    return _band_kernel(np.ascontiguousarray(signatures, np.uint32), bands, rows)
+    return hashing.band_kernel(np.ascontiguousarray(signatures, np.uint32), bands, rows)
 
 
 # ---- verification --------------------------------------------------------------------------------------------

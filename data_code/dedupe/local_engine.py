@@ -22,13 +22,12 @@ from data_code.dedupe.config import DedupeConfig
 from data_code.dedupe.core import (
     DUPLICATE_CLUSTER_SCHEMA,
     MinHasher,
+    arrow_shingle_sets,
     band_keys,
-    buffer_shingle_hashes,
-    exact_key_words,
-    normalize_arrow,
+    hash_arrow,
     pair_jaccards,
 )
-from data_code.dedupe.lsh import candidate_pairs, connected_components, order_ranks
+from data_code.dedupe.lsh import candidate_pairs, connected_components, exact_groups, order_ranks
 
 
 @lru_cache(maxsize=4)
@@ -36,27 +35,20 @@ def _minhasher(num_perm: int, seed: int) -> MinHasher:
     return MinHasher(num_perm, seed)
 
 
-def _normalized(texts: pa.Array | list[str], config: DedupeConfig) -> tuple[np.ndarray, np.ndarray]:
-    texts = texts if isinstance(texts, pa.Array) else pa.array(texts, pa.string())
-    return normalize_arrow(texts, config.max_text_chars)
+def _arrow(texts: pa.Array | list[str]) -> pa.Array:
+    return texts if isinstance(texts, pa.Array) else pa.array(texts, pa.string())
 
 
 def hash_batch(texts: pa.Array | list[str], config: DedupeConfig) -> tuple[np.ndarray, np.ndarray]:
     """(exact keys (B,) 'S16', band keys (B, bands) uint64) of a batch of texts, truncated to max_text_chars."""
-    buffer, offsets = _normalized(texts, config)
-    exact = exact_key_words(buffer, offsets).view("S16").ravel()  # (B,) 16 raw bytes per document
-    flat, shingle_offsets = buffer_shingle_hashes(buffer, offsets, config.ngram)
-    signatures = _minhasher(config.num_perm, config.seed).batch_signatures(flat, shingle_offsets)  # (B, num_perm)
-    return exact, band_keys(signatures, config.bands, config.rows)
+    minhasher = _minhasher(config.num_perm, config.seed)
+    exact, signatures = hash_arrow(_arrow(texts), config.max_text_chars, config.ngram, minhasher)
+    return exact.view("S16").ravel(), band_keys(signatures, config.bands, config.rows)  # (B,) 16 raw bytes each
 
 
 def shingle_sets(texts: pa.Array | list[str], config: DedupeConfig) -> tuple[np.ndarray, np.ndarray]:
     """Sorted unique shingle sets of texts, stored flat: (hashes uint64 (S,), offsets int64 (B + 1,))."""
-    flat, offsets = buffer_shingle_hashes(*_normalized(texts, config), config.ngram)
-    sets = [np.unique(flat[offsets[i] : offsets[i + 1]]) for i in range(len(texts))]
-    sizes = np.zeros(len(sets) + 1, np.int64)
-    np.cumsum([len(s) for s in sets], out=sizes[1:])
-    return (np.concatenate(sets) if sets else np.empty(0, np.uint64)), sizes
+    return arrow_shingle_sets(_arrow(texts), config.max_text_chars, config.ngram)
 
 
 @dataclass
@@ -70,7 +62,8 @@ class CorpusIndex:
 
 
 def _texts_in_batches(path: str, columns: list[str], batch_size: int):
-    yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns)
+    # memory_map: pages are read from the page cache in place, not copied into read buffers first (~10% faster)
+    yield from pq.ParquetFile(path, memory_map=True).iter_batches(batch_size=batch_size, columns=columns)
 
 
 def _hashed_batches(path: str, config: DedupeConfig, small: list):
@@ -108,15 +101,6 @@ def index_corpus(path: str, config: DedupeConfig) -> CorpusIndex:
         exact_keys=np.concatenate(exact),
         band_keys=np.concatenate(keys),
     )
-
-
-def _exact_groups(index: CorpusIndex) -> tuple[np.ndarray, np.ndarray]:
-    """(group of each document (D,), leader document of each group (G,)): the leader is the best-ranked member."""
-    _, group = np.unique(index.exact_keys, return_inverse=True)
-    by_group_then_rank = np.lexsort((index.ranks, group))
-    first = np.ones(len(group), bool)
-    first[1:] = group[by_group_then_rank][1:] != group[by_group_then_rank][:-1]
-    return group, by_group_then_rank[first]
 
 
 def _candidate_shingles(path: str, rows: np.ndarray, config: DedupeConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -178,12 +162,8 @@ class PairSearch:
 def search_pairs(documents_path: str, config: DedupeConfig) -> PairSearch:
     """Passes 1 and 2: exact groups, LSH candidate pairs among group leaders, and their true Jaccard."""
     index = index_corpus(documents_path, config)
-    group, leaders = _exact_groups(index)
-    # Renumber groups by their leader's rank so that "smallest group number" means "best representative".
-    by_rank = np.argsort(index.ranks[leaders], kind="stable")
-    renumber = np.empty_like(by_rank)
-    renumber[by_rank] = np.arange(len(by_rank))
-    group, leaders = renumber[group], leaders[by_rank]
+    # Groups numbered by their leader's rank: "smallest group number" means "best representative".
+    group, leaders = exact_groups(index.exact_keys.view(np.uint64).reshape(-1, 2), index.ranks)
     left, right = candidate_pairs(index.band_keys[leaders])  # over groups: exact duplicates hashed once
     involved = np.unique(np.concatenate([leaders[left], leaders[right]]))  # sorted document rows
     store = _candidate_shingles(documents_path, involved, config)

@@ -2,7 +2,8 @@
 
 normalize_text: Unicode NFKC, lowercase, diacritics stripped, punctuation and symbols -> space, digits -> '0',
 whitespace collapsed. normalize_arrow does the same for a whole Arrow string array, with a compiled loop for ASCII
-documents (most of the web) and the Unicode path only for the others.
+documents (most of the web) and the Unicode path only for the others; arrow_sources and ASCII_TABLE are its parts,
+for kernels that fold the bytes while they hash them (core.hash_arrow, core.arrow_shingle_sets).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class _FoldTable(dict):
 
 
 _ASCII_TABLE = _ascii_table()
-_ASCII_TABLE_NP = np.frombuffer(_ASCII_TABLE, np.uint8)
+ASCII_TABLE = np.frombuffer(_ASCII_TABLE, np.uint8)  # the same table as a uint8 array, for kernels
 _FOLD_TABLE = _FoldTable()
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
@@ -78,10 +79,7 @@ def _non_ascii(data, starts, ends):
     """(D,) bool: document d's bytes data[starts[d]:ends[d]] hold a byte >= 0x80."""
     flags = np.zeros(len(starts), np.bool_)
     for d in range(len(starts)):
-        for i in range(starts[d], ends[d]):
-            if data[i] >= 128:
-                flags[d] = True
-                break
+        flags[d] = ends[d] > starts[d] and data[starts[d] : ends[d]].max() >= 128  # max() vectorizes, a loop not
     return flags
 
 
@@ -109,21 +107,28 @@ def _translate_collapse(source, starts, ends, table):
     return out[:n], offsets
 
 
-def normalize_arrow(texts: pa.Array, max_chars: int) -> tuple[np.ndarray, np.ndarray]:
-    """normalize_bytes of every text of an Arrow string array, first truncated to max_chars characters:
-    (buffer uint8, offsets int64 (B + 1,)). ASCII documents never become Python objects: their bytes are folded
-    in place by a compiled loop; only documents with non-ASCII bytes take the Unicode path of normalize_bytes."""
+def arrow_sources(texts: pa.Array, max_chars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(data uint8, starts int64 (B,), ends int64 (B,)): text d, truncated to max_chars characters, is
+    data[starts[d]:ends[d]], ready to be mapped through ASCII_TABLE (normalize_arrow, or a kernel that hashes while
+    it folds). ASCII texts stay in the Arrow buffer (no copy; characters are bytes, so they are cut at max_chars
+    bytes); only texts with a non-ASCII byte there are folded by the Unicode path of normalize_bytes and appended."""
     texts = texts.cast(pa.large_string()) if texts.type != pa.large_string() else texts
     _, offset_buffer, data_buffer = texts.buffers()
     bounds = np.frombuffer(offset_buffer, np.int64)[texts.offset : texts.offset + len(texts) + 1]
     data = np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.empty(0, np.uint8)
-    starts, ends = bounds[:-1].copy(), bounds[1:].copy()
+    starts, ends = bounds[:-1].copy(), np.minimum(bounds[1:], bounds[:-1] + max_chars)
     unicode_rows = np.flatnonzero(_non_ascii(data, starts, ends))
-    ends = np.minimum(ends, starts + max_chars)  # for ASCII text, characters are bytes
     if len(unicode_rows):
         folded = [_fold_non_ascii(texts[int(r)].as_py()[:max_chars]).encode("utf-8") for r in unicode_rows]
         lengths = np.array([len(f) for f in folded], np.int64)
         starts[unicode_rows] = len(data) + np.cumsum(lengths) - lengths
         ends[unicode_rows] = starts[unicode_rows] + lengths
         data = np.concatenate([data, np.frombuffer(b"".join(folded), np.uint8)])
-    return _translate_collapse(data, starts, ends, _ASCII_TABLE_NP)
+    return data, starts, ends
+
+
+def normalize_arrow(texts: pa.Array, max_chars: int) -> tuple[np.ndarray, np.ndarray]:
+    """normalize_bytes of every text of an Arrow string array, first truncated to max_chars characters:
+    (buffer uint8, offsets int64 (B + 1,)). ASCII documents never become Python objects: their bytes are folded
+    in place by a compiled loop; only documents with non-ASCII bytes take the Unicode path of normalize_bytes."""
+    return _translate_collapse(*arrow_sources(texts, max_chars), ASCII_TABLE)

@@ -13,13 +13,16 @@ import pytest
 from data_code.dedupe.config import DedupeConfig, predict_peak_memory_bytes
 from data_code.dedupe.core import (
     EMPTY_BAND_KEY,
+    SENTINEL_MINHASH,
     MinHasher,
+    arrow_shingle_sets,
     band_keys,
     batch_shingle_hashes,
     buffer_shingle_hashes,
     choose_bands_rows,
     exact_key,
     exact_key_words,
+    hash_arrow,
     jaccard,
     normalize_arrow,
     normalize_bytes,
@@ -72,13 +75,54 @@ def test_signatures_and_band_keys():
     hasher = MinHasher(num_perm=8, seed=1)
     signatures = hasher.signatures([shingle_hashes(SENTENCE, 5), np.empty(0, np.uint64)])
     assert signatures.dtype == np.uint32 and signatures.shape == (2, 8)
-    assert signatures[0].tolist() == [514698328, 1879985993, 1032819993, 67356380, 784921804, 770383713, 1595650446,
-                                      1802650270]  # fmt: skip
+    assert signatures[0].tolist() == [2882912917, 3411240059, 534333669, 496999600, 507244367, 462002020, 1575668453,
+                                      1502386970]  # fmt: skip
+    folded = [(x ^ (x >> 32)) & 0xFFFFFFFF for x in shingle_hashes(SENTENCE, 5).tolist()]  # the documented family
+    expected = [
+        min((int(a) * x + int(b)) % 2**32 for x in folded)
+        for a, b in zip(hasher.multipliers, hasher.increments, strict=True)
+    ]
+    assert signatures[0].tolist() == expected and np.all(signatures[1] == SENTINEL_MINHASH)
     keys = band_keys(signatures, bands=2, rows=4)
     assert keys.shape == (2, 2) and keys.dtype == np.uint64
     assert np.all(keys[1] == EMPTY_BAND_KEY) and np.all(keys[0] != EMPTY_BAND_KEY)
     assert keys[0, 0] != band_keys(signatures[:, [4, 5, 6, 7, 0, 1, 2, 3]], 2, 4)[0, 1]  # band index is mixed in
     assert not np.array_equal(MinHasher(8, seed=2).signatures([shingle_hashes(SENTENCE, 5)]), signatures[:1])
+
+
+def test_signatures_estimate_jaccard_like_independent_permutations():
+    """The 32-bit family behaves like independent random permutations: on random set pairs of known Jaccard J, each
+    permutation agrees with probability J, the estimate's variance is J(1-J)/K, and a band of r rows matches with
+    probability J^r (the LSH S-curve)."""
+    rng, hasher, pairs = np.random.default_rng(0), MinHasher(112, seed=1), 3000
+    for common, only in ((100, 50), (160, 20), (180, 10)):  # J = 0.5, 0.8, 0.9
+        sets = []
+        for _ in range(pairs):
+            values = rng.integers(0, 2**64, common + 2 * only, dtype=np.uint64)
+            sets += [values[: common + only], np.concatenate([values[:common], values[common + only :]])]
+        signatures = hasher.signatures(sets)
+        agree = signatures[0::2] == signatures[1::2]  # (pairs, K)
+        similarity = common / (common + 2 * only)
+        assert abs(agree.mean() - similarity) < 0.005
+        assert agree.mean(axis=1).var() * 112 == pytest.approx(similarity * (1 - similarity), rel=0.15)
+        bands = band_keys(signatures, 14, 8)
+        assert (bands[0::2] == bands[1::2]).mean() == pytest.approx(similarity**8, abs=0.01)
+
+
+def test_one_pass_hashing_equals_the_step_by_step_definition():
+    texts = pa.array(["Hello, World!", "", "Café — naïve x y z w", "  a  b ", "one two three four five six", "ÀÉ" * 30,
+                      "x" * 50 + " tail", "ascii first, then ü " * 4, "!!"])  # fmt: skip
+    hasher = MinHasher(16, seed=3)
+    for array, max_chars in ((texts, 1000), (texts, 12), (texts, 1), (texts.slice(2, 5), 1000)):
+        buffer, offsets = normalize_arrow(array, max_chars)
+        exact, signatures = hash_arrow(array, max_chars, 5, hasher)
+        assert np.array_equal(exact, exact_key_words(buffer, offsets))
+        assert np.array_equal(signatures, hasher.batch_signatures(*buffer_shingle_hashes(buffer, offsets, 5)))
+        flat, set_offsets = arrow_shingle_sets(array, max_chars, 5)
+        for i in range(len(array)):
+            normalized = bytes(buffer[offsets[i] : offsets[i + 1]]).decode()
+            assert np.array_equal(flat[set_offsets[i] : set_offsets[i + 1]], shingle_hashes(normalized, 5))
+            assert exact[i].astype(">u8").tobytes().hex() == exact_key(normalized)
 
 
 def test_signatures_equal_in_another_process():
@@ -94,7 +138,8 @@ def test_signatures_equal_in_another_process():
 
 
 def test_exact_key_and_jaccard():
-    assert exact_key("abc") == "ec56ac5ddf8b1126b83598fbd764d619"
+    assert exact_key("abc") == "acac34e7bb94b3fa99d5824610dca9e7"
+    assert exact_key("a b") != exact_key("ab") and exact_key("a b") != exact_key("b a")
     assert exact_key(normalize_text("Hello, World")) == exact_key(normalize_text("hello world!!"))
     a = np.array([1, 2, 3, 4], np.uint64)
     assert jaccard(a, np.array([3, 4, 5, 6], np.uint64)) == pytest.approx(2 / 6)
@@ -145,7 +190,16 @@ def test_predicted_memory_grows_with_documents_and_batch():
 
 
 def test_arrow_batch_normalization_equals_the_reference():
-    texts = ["Hello, World!", "", "Café — naïve", "  spaced   out  ", "x" * 50 + " tail", "ÀÉ" * 30, "!!"]
+    texts = [
+        "Hello, World!",
+        "",
+        "Café — naïve",
+        "  spaced   out  ",
+        "x" * 50 + " tail",
+        "ÀÉ" * 30,
+        "!!",
+        "A" * 40 + "É",
+    ]
     buffer, offsets = normalize_arrow(pa.array(texts).slice(0), max_chars=40)
     batch = [bytes(buffer[a:b]) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
     assert batch == [normalize_bytes(t[:40]) for t in texts]  # truncation counts characters, not bytes

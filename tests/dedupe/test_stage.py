@@ -13,8 +13,8 @@ import pytest
 
 from data_code.dedupe import local_engine, synthetic
 from data_code.dedupe.config import DedupeConfig
-from data_code.dedupe.core import DUPLICATE_CLUSTER_SCHEMA, representative_order_key
-from data_code.dedupe.lsh import order_ranks
+from data_code.dedupe.core import DUPLICATE_CLUSTER_SCHEMA, EMPTY_BAND_KEY, representative_order_key
+from data_code.dedupe.lsh import MAX_BUCKET_ALL_PAIRS, candidate_pairs, exact_groups, order_ranks
 from data_code.dedupe.stage import deduplicate
 from data_code.document import DOCUMENT_SCHEMA, REJECTION_SCHEMA
 
@@ -154,6 +154,36 @@ def test_order_ranks_match_representative_order_key():
     expected = sorted(range(6), key=lambda i: representative_order_key(quality[i].as_py(), fetch[i].as_py(),
                                                                        ids[i].as_py()))  # fmt: skip
     assert np.argsort(order_ranks(quality, fetch, ids)).tolist() == expected
+
+
+def test_exact_groups_are_numbered_by_leader_rank():
+    rng = np.random.default_rng(5)
+    distinct = rng.integers(0, 2**63, (30, 2)).astype(np.uint64)
+    distinct[:10, 0] = distinct[0, 0]  # the first word alone does not make two keys equal
+    keys, ranks = distinct[rng.integers(0, 30, 500)], rng.permutation(500)
+    group, leaders = exact_groups(keys, ranks)
+    by_key = {}
+    for row in np.argsort(ranks):  # best rank first: the first member seen of a key leads its group
+        by_key.setdefault(keys[row].tobytes(), row)
+    assert leaders.tolist() == sorted(by_key.values(), key=lambda row: ranks[row])
+    assert all(leaders[group[row]] == by_key[keys[row].tobytes()] for row in range(500))
+
+
+def test_candidate_pairs_all_pairs_in_small_buckets_and_a_star_in_big_ones():
+    rng = np.random.default_rng(6)
+    keys = rng.integers(1, 40, (400, 3)).astype(np.uint64)  # buckets of ~10 rows
+    keys[:100, 0] = 7  # one bucket of > MAX_BUCKET_ALL_PAIRS rows in band 0
+    keys[100:120, 1] = EMPTY_BAND_KEY  # never candidates through band 1
+    expected = set()
+    for band in range(keys.shape[1]):
+        for key in set(keys[:, band].tolist()) - {EMPTY_BAND_KEY}:
+            rows = np.flatnonzero(keys[:, band] == key).tolist()
+            if len(rows) > MAX_BUCKET_ALL_PAIRS:
+                expected |= {(rows[0], row) for row in rows[1:]}
+            else:
+                expected |= {(a, b) for i, a in enumerate(rows) for b in rows[i + 1 :]}
+    left, right = candidate_pairs(keys)
+    assert list(zip(left.tolist(), right.tolist(), strict=True)) == sorted(expected)
 
 
 def test_without_verification_candidates_are_edges(planted):
