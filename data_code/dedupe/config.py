@@ -70,13 +70,16 @@ def predict_peak_memory_bytes(documents: int, mean_text_bytes: float, config: De
          + in_flight * batch_size * (WORK * min(mean_text_bytes, 4 * max_text_chars) + 4 * num_perm)
                                                                             batches being hashed (texts + signatures)
          + (WORK + SCRATCH) * 4 * max_text_chars                            one maximal (truncated) document
-    where in_flight = 2 * workers + 1 (the pool keeps two tasks per worker queued, plus the batch being read).
+    where in_flight = min(2 * workers + 1, number of batches) (the pool keeps two tasks per worker queued, plus
+    the batch being read) and a batch holds min(batch_size, documents) documents.
     Not included (known only after LSH, reported as verification_store_bytes): 8 bytes per shingle of every
     document in a candidate pair, held while pairs are verified.
     """
-    in_flight = 2 * config.workers + 1
+    # A corpus smaller than the pipeline never fills it: count only the batches it has, each no larger than it.
+    batch_documents = min(config.batch_size, documents)
+    in_flight = min(2 * config.workers + 1, -(-documents // config.batch_size))
     text_bytes = min(mean_text_bytes, 4 * config.max_text_chars)  # UTF-8 takes at most 4 bytes per character
     resident = documents * (PER_DOCUMENT_BYTES + 8 * config.bands)
-    batches = in_flight * config.batch_size * (WORK_BYTES_PER_TEXT_BYTE * text_bytes + 4 * config.num_perm)
+    batches = in_flight * batch_documents * (WORK_BYTES_PER_TEXT_BYTE * text_bytes + 4 * config.num_perm)
     longest = (WORK_BYTES_PER_TEXT_BYTE + SCRATCH_BYTES_PER_TEXT_BYTE) * 4 * config.max_text_chars
     return int(resident + batches + longest)

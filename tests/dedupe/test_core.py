@@ -183,10 +183,17 @@ def test_config_validation_and_versioning():
 
 
 def test_predicted_memory_grows_with_documents_and_batch():
-    config = DedupeConfig(workers=2)
-    small = predict_peak_memory_bytes(1000, 1000, config)
-    assert predict_peak_memory_bytes(2000, 1000, config) - small == 1000 * (76 + 8 * config.bands)
-    assert predict_peak_memory_bytes(1000, 1000, DedupeConfig(workers=2, batch_size=4096)) > small
+    config = DedupeConfig(workers=2, batch_size=256)  # both corpora below fill the pipeline (5 batches in flight)
+    small = predict_peak_memory_bytes(10_000, 1000, config)
+    assert predict_peak_memory_bytes(20_000, 1000, config) - small == 10_000 * (76 + 8 * config.bands)
+    assert predict_peak_memory_bytes(10_000, 1000, DedupeConfig(workers=2, batch_size=1024)) > small
+
+
+def test_predicted_memory_of_a_small_corpus_counts_only_its_own_batch():
+    config = DedupeConfig(workers=2, batch_size=2048)
+    tiny, one_batch = predict_peak_memory_bytes(100, 10_000, config), predict_peak_memory_bytes(2048, 10_000, config)
+    assert tiny < one_batch / 2  # 100 documents are not hashed as five full batches of 2,048
+    assert tiny < 100 * 2**20
 
 
 def test_arrow_batch_normalization_equals_the_reference():
