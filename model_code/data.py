@@ -99,3 +99,42 @@ class ShardReader:
     def _batch(self, blocks: list[np.ndarray]):
         batch = np.concatenate(blocks).astype(np.int64)  # (B, T + 1)
         return (batch[:, :-1], batch[:, 1:]) if self.as_xy else batch
+
+
+class TrainStream:
+    """Train rows across epochs: epoch e reads the split with seed + e; a position is (epoch, shard, offset).
+
+    Each call of `next_rows()` returns the next `rows` rows (one reader batch, (rows, T + 1)); when an epoch runs
+    out, the next starts. Data-parallel processes each build the same stream and take their own slice of every
+    batch, so the global batch is the same rows whatever the number of processes.
+    """
+
+    def __init__(self, shards_dir, *, expected_fingerprint, seed: int, rows: int, position=None, verify_sha256=False):
+        self.shards_dir, self.fingerprint, self.seed, self.rows = shards_dir, expected_fingerprint, seed, rows
+        self.verify_sha256 = verify_sha256
+        epoch, shard, offset = position if position is not None else (0, None, None)
+        self.orders: dict[int, list[int]] = {}  # epoch -> its reader's shard order
+        self._open(epoch, (shard, offset) if shard is not None else None)
+
+    def _open(self, epoch: int, position) -> None:
+        self.epoch = epoch
+        self.reader = ShardReader(self.shards_dir, "train", expected_fingerprint=self.fingerprint,
+                                  seed=self.seed + epoch, batch_size=self.rows, position=position,
+                                  verify_sha256=self.verify_sha256)  # fmt: skip
+        if len(self.reader) == 0:
+            raise ValueError(f"the train split of {self.shards_dir} has fewer rows than one batch ({self.rows} rows)")
+        self.orders[epoch] = self.reader.order
+        self._batches = iter(self.reader)
+
+    @property
+    def position(self) -> tuple[int, int, int]:
+        """(epoch, shard file number, rows of it handed out): where the next batch starts."""
+        return (self.epoch, *self.reader.position)
+
+    def next_rows(self) -> np.ndarray:
+        for _ in range(2):  # the current epoch, else one fresh epoch (which holds at least one batch)
+            batch = next(self._batches, None)
+            if batch is not None:
+                return batch
+            self._open(self.epoch + 1, None)
+        raise AssertionError("a freshly opened epoch yielded no batch")

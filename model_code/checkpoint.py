@@ -1,0 +1,92 @@
+"""Checkpoints: accelerate `save_state` (model, optimizer, RNG states) plus a meta.json, written atomically.
+
+    <output_dir>/checkpoints/step_000100/   model.safetensors, optimizer.bin, random_states_<rank>.pkl, meta.json
+
+A checkpoint is written into `step_XXXXXX.partial/` and renamed once meta.json (step, tokens seen, data position,
+config, and every file's size) is in it, so a run killed mid-write leaves no directory that looks complete.
+Loading takes the newest checkpoint that passes the size check and loads; a bad one is logged by name and the
+previous one is tried.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+CHECKPOINTS_DIR = "checkpoints"
+META_FILE = "meta.json"
+PARTIAL_SUFFIX = ".partial"
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
+    return Path(output_dir) / CHECKPOINTS_DIR / f"step_{step:06d}"
+
+
+def save_checkpoint(accelerator, output_dir: str | Path, step: int, meta: dict, *, keep: int) -> Path:
+    """Save the accelerator's state and `meta` as the checkpoint of `step`; keep the newest `keep`. All ranks call."""
+    final = checkpoint_dir(output_dir, step)
+    partial = final.with_name(final.name + PARTIAL_SUFFIX)
+    if accelerator.is_main_process:
+        shutil.rmtree(partial, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(partial), safe_serialization=True)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        files = {p.name: p.stat().st_size for p in sorted(partial.iterdir()) if p.is_file()}
+        (partial / META_FILE).write_text(json.dumps({**meta, "files": files}, indent=2) + "\n", encoding="utf-8")
+        shutil.rmtree(final, ignore_errors=True)
+        partial.rename(final)
+        for old in list_checkpoints(output_dir)[:-keep]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def list_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Complete-looking checkpoint directories (renamed from .partial), oldest first."""
+    root = Path(output_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("step_*") if p.is_dir() and not p.name.endswith(PARTIAL_SUFFIX))
+
+
+def read_meta(directory: Path) -> dict:
+    """meta.json of a checkpoint after checking every listed file exists with its recorded size.
+
+    Raises ValueError naming the directory and the problem.
+    """
+    meta_path = directory / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"checkpoint {directory} has no readable {META_FILE}: {error}") from error
+    for name, size in meta.get("files", {}).items():
+        path = directory / name
+        if not path.is_file() or path.stat().st_size != size:
+            actual = path.stat().st_size if path.is_file() else "no"
+            raise ValueError(f"checkpoint {directory}: {name} has {actual} bytes, {META_FILE} says {size}")
+    return meta
+
+
+def load_latest_checkpoint(accelerator, output_dir: str | Path) -> tuple[dict | None, list[dict]]:
+    """Load the newest valid checkpoint into the accelerator's objects.
+
+    Returns (its meta or None when there is none, [{"checkpoint": dir, "error": why}] for each skipped one).
+    """
+    skipped = []
+    for directory in reversed(list_checkpoints(output_dir)):
+        try:
+            meta = read_meta(directory)
+            accelerator.load_state(str(directory))
+        # A corrupt file surfaces as whatever its reader raises (safetensors, torch.load, pickle): all are the
+        # same I/O failure here, logged by name, and the previous checkpoint is tried.
+        except Exception as error:  # noqa: BLE001
+            log.warning("checkpoint %s is unusable (%s); falling back to the previous one", directory, error)
+            skipped.append({"checkpoint": str(directory), "error": str(error)})
+            continue
+        return meta, skipped
+    return None, skipped

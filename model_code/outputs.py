@@ -1,0 +1,68 @@
+"""What a finished run leaves besides checkpoints: the HF model directory, the loss curve, the data order.
+
+<output_dir>/model/            model.safetensors, config.json, generation_config.json (eos/pad ids) and the
+                               tokenizer's files: loads with AutoModelForCausalLM / AutoTokenizer.from_pretrained
+<output_dir>/loss_curve.png    train loss per logged step, validation loss per pass
+<output_dir>/data_order.json   per epoch: its reader seed and the shard files read in order; start and end
+                               reader positions; tokens seen
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+MODEL_DIR = "model"
+LOSS_CURVE_FILE = "loss_curve.png"
+DATA_ORDER_FILE = "data_order.json"
+
+
+def save_hf_model(model, tokenizer_dir: str | Path, out_dir: Path) -> Path:
+    """The unwrapped model in HF format plus every file of the tokenizer directory."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.config.use_cache = True  # generation wants the KV cache; training turned it off
+    model.save_pretrained(out_dir)
+    for path in Path(tokenizer_dir).iterdir():
+        if path.is_file():
+            shutil.copy2(path, out_dir / path.name)
+    return out_dir
+
+
+def plot_loss_curve(records: list[dict], path: Path, title: str) -> Path:
+    """A PNG of train loss (and validation loss where recorded) against tokens seen."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render to a file
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    train = [(r["tokens_seen"], r["loss"]) for r in records if r.get("loss") is not None]
+    validation = [(r["tokens_seen"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
+    for points, label, style in ((train, "train", "-"), (validation, "validation", "o--")):
+        if points:
+            axes.plot(*zip(*points, strict=True), style, label=label)
+    axes.set_xlabel("tokens seen")
+    axes.set_ylabel("loss (nats / token)")
+    axes.set_title(title)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def data_order(shard_files: list[str], orders: dict[int, list[int]], start: dict, end: dict, tokens_seen: int) -> dict:
+    """The data_order.json record: `orders` maps each epoch read to its reader's shard order (file numbers)."""
+    epochs = []
+    for epoch, order in sorted(orders.items()):
+        last = end["shard"] if epoch == end["epoch"] else order[-1]
+        read = order[: order.index(last) + 1] if order else []
+        epochs.append({"epoch": epoch, "seed": start["seed"] + epoch, "shards": [shard_files[n] for n in read]})
+    return {"epochs": epochs, "start": start, "end": end, "tokens_seen": tokens_seen}
+
+
+def write_json(path: Path, payload: dict) -> Path:
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return path
