@@ -65,11 +65,8 @@ def produce_artifact(
     """
     asset = context.asset_key.to_user_string()
     partition = context.partition_key if context.has_partition_key else None
-    identity = {**versioned_fields(config), **(extra_identity or {})}
-    if partition is not None:
-        identity["partition"] = partition
     refs = [UpstreamRef(up.asset, up.version, up.uri, up.partition) for up in upstream]
-    version = compute_version(asset, code_version, identity, {ref.key: ref.version for ref in refs})
+    version = artifact_version(context, code_version, config, upstream, extra_identity)
     if store.exists(asset, version):
         manifest = store.read_manifest(asset, version)
         context.log.info(f"{asset}@{version} already exists at {manifest.uri}: reusing it, nothing recomputed")
@@ -100,6 +97,23 @@ def produce_artifact(
         tracker.record(run_id, manifest, upstream)
     context.log.info(f"{asset}@{version} written to {manifest.uri}")
     return Produced(manifest, False, tracker.run_url(run_id), _local(store, asset, version))
+
+
+def artifact_version(
+    context: AssetExecutionContext,
+    code_version: str,
+    config: Any,
+    upstream: list[Manifest],
+    extra_identity: Mapping[str, Any] | None = None,
+) -> str:
+    """The version produce_artifact will give the current asset's artifact (known before any work)."""
+    identity = {**versioned_fields(config), **(extra_identity or {})}
+    if context.has_partition_key:
+        identity["partition"] = context.partition_key
+    refs = [UpstreamRef(up.asset, up.version, up.uri, up.partition) for up in upstream]
+    return compute_version(
+        context.asset_key.to_user_string(), code_version, identity, {ref.key: ref.version for ref in refs}
+    )
 
 
 def _local(store: ArtifactStore, asset: str, version: str) -> Path | None:

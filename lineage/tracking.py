@@ -89,6 +89,18 @@ class Tracker:
             self.client.log_inputs(run_id, datasets=inputs)
         self.client.log_text(run_id, manifest.to_json(), "manifest.json")
 
+    def log_history(self, run_id: str, records: list[dict]) -> None:
+        """Per-step metrics (records with a 'step' and numeric fields) as MLflow metric histories."""
+        metrics = [
+            Metric(_metric_key(key), float(value), 0, int(record["step"]))
+            for record in records
+            for key, value in record.items()
+            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool)
+            and not (isinstance(value, float) and math.isnan(value))
+        ]  # fmt: skip
+        for start in range(0, len(metrics), 1000):  # MLflow accepts at most 1000 metrics per batch
+            self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
     def log_files(self, run_id: str, directory: Path, relative_paths: list[str]) -> None:
         """Attach files of an artifact (plots, reports) to the run, keeping their relative paths."""
         for relative in relative_paths:

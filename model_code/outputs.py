@@ -19,12 +19,12 @@ DATA_ORDER_FILE = "data_order.json"
 
 
 def save_hf_model(model, tokenizer_dir: str | Path, out_dir: Path) -> Path:
-    """The unwrapped model in HF format plus every file of the tokenizer directory."""
+    """The unwrapped model in HF format plus the tokenizer's files (not the tokenizer artifact's manifest)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.config.use_cache = True  # generation wants the KV cache; training turned it off
     model.save_pretrained(out_dir)
     for path in Path(tokenizer_dir).iterdir():
-        if path.is_file():
+        if path.is_file() and path.name != "manifest.json":
             shutil.copy2(path, out_dir / path.name)
     return out_dir
 

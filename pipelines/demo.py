@@ -63,10 +63,17 @@ def run_demo(max_pages: int = 400, partition: str | None = None) -> int:
         training = defs.resolve_job_def("training_data_job").execute_in_process(
             run_config=quiet, instance=instance, raise_on_error=False
         )
-    if not training.success:
-        print("demo: building the tokenizer or the shards failed; see the Dagster UI (make ui)")
+        if not training.success:
+            print("demo: building the tokenizer or the shards failed; see the Dagster UI (make ui)")
+            return 1
+        pretrain_config = {"ops": {"base_model": {"config": {"preset": "tiny", "max_steps": 300}}}}
+        pretraining = defs.resolve_job_def("pretrain_job").execute_in_process(
+            run_config={**quiet, **pretrain_config}, instance=instance, raise_on_error=False
+        )
+    if not pretraining.success:
+        print("demo: pretraining the base model failed; see the Dagster UI (make ui)")
         return 1
-    _print_summary([classifier, result, training], settings)
+    _print_summary([classifier, result, training, pretraining], settings)
     return 0
 
 
@@ -88,6 +95,9 @@ def _print_summary(results, settings: Settings) -> None:
                 "vocab_size",
                 "tokens_train",
                 "tokens_validation",
+                "final_loss",
+                "val_loss",
+                "tokens_per_s",
             )
             if key in metadata
         )

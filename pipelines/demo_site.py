@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import re
 import subprocess
 import sys
@@ -21,13 +22,15 @@ from pathlib import Path
 
 _READY = re.compile(r"Server ready at (http://\S+?)/?\s*$")
 PYTHON_MANUAL = Path("/usr/share/doc/python3.11/html")
+# A fixed port keeps the demo's URLs, and so its artifact versions, the same from run to run (reuse, not recrawl).
+DEMO_PORT = int(os.environ.get("LMFORGE_DEMO_PORT", "8642"))
 
 
 @contextmanager
 def demo_site() -> Iterator[tuple[str, str]]:
     """Yield (base URL, description) of the best real site available: the Python manual, else pydoc."""
     if (PYTHON_MANUAL / "index.html").exists():
-        with static_site(PYTHON_MANUAL) as url:
+        with static_site(PYTHON_MANUAL, port=DEMO_PORT) as url:
             yield url + "index.html", "the Python 3.11 manual"
     else:
         with pydoc_site() as url:
@@ -40,10 +43,13 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def static_site(root: Path) -> Iterator[str]:
-    """Serve the directory `root` over HTTP on 127.0.0.1 (a free port); yield its base URL."""
+def static_site(root: Path, port: int = 0) -> Iterator[str]:
+    """Serve the directory `root` over HTTP on 127.0.0.1 at `port` (a free one if 0 or taken); yield its base URL."""
     handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError:  # the port is taken (another demo or UI is running): any free port will do
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
