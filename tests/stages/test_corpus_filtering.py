@@ -5,6 +5,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
+from mlflow.tracking import MlflowClient
 
 from assets.common import VERSION_KEY
 from assets.corpus import training_corpus
@@ -12,8 +13,10 @@ from assets.crawl import raw_crawl
 from assets.dedupe import deduplicated_documents
 from assets.documents import documents
 from assets.filters import CONTRACT_CHECK, filtered_documents, quality_classifier
+from assets.pretrain import base_model
 from assets.tokens import SHARD_CHECKS, token_shards, tokenizer
 from lineage import cli
+from lineage.settings import Settings
 from pipelines.definitions import resources
 from tests.stages.prose_site import write_prose_site
 from tests.stages.site import serve_directory
@@ -108,6 +111,21 @@ def test_dedupe_and_filters_explain_every_removal(instance, tmp_path, lmforge_ho
     assert cli.main(["trace", "train", "0", "3"]) == 0  # the first document of the first train shard
     traced = json.loads(capsys.readouterr().out)
     assert traced["token_shards"] == shards[VERSION_KEY] and traced["url"].startswith(site)
+
+    # Pretraining through the launcher: `accelerate launch` under Dagster Pipes, log lines streamed back.
+    pretrain = {"preset": "tiny", "max_steps": 6, "log_every": 2, "eval_every": 3, "checkpoint_every": 3}
+    model_run = materialize([base_model], instance=instance, resources=resources(),
+                            run_config={"ops": {"base_model": {"config": pretrain}}})  # fmt: skip
+    model = metadata_of(model_run, "base_model")
+    assert model["steps"] == 6 and model["mfu"] == "n/a" and "loss_curve" in model
+    model_dir = lmforge_home / "lake" / "base_model" / model[VERSION_KEY] / "model"
+    assert (model_dir / "model.safetensors").exists() and not (model_dir / "manifest.json").exists()
+    logs = [e.message for e in instance.all_logs(model_run.run_id) if e.message]
+    assert any('"loss"' in line for line in logs)  # metrics streamed over Pipes while training
+    history = MlflowClient(Settings.from_env().tracking_uri).get_metric_history(
+        model["mlflow_run"].rsplit("/", 1)[-1], "loss"
+    )
+    assert [point.step for point in history] == [2, 4, 6]
 
 
 def test_empty_corpus_fails_the_contract_and_blocks_downstream(instance, tmp_path):
