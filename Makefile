@@ -36,6 +36,7 @@ bench: setup
 	$(PY) -m bench.extract --json $(LMFORGE_HOME)/bench/extract.json
 	$(PY) -m bench.dedupe --json $(LMFORGE_HOME)/bench/dedupe.json
 	$(PY) -m bench.tokenize --json $(LMFORGE_HOME)/bench/tokenize.json
+	$(PY) -m bench.pretrain --json $(LMFORGE_HOME)/bench/pretrain.json
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
