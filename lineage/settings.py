@@ -46,7 +46,8 @@ class Settings:
 
 def dagster_yaml(settings: Settings) -> str:
     """dagster.yaml for the instance: SQLite under DAGSTER_HOME, or Postgres when a URL is configured."""
-    common = "telemetry:\n  enabled: false\n"
+    # No telemetry, and no "join the community" dialog over the UI of a tool the team runs every day.
+    common = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
     if settings.dagster_postgres_url:
         return common + ("storage:\n  postgres:\n    postgres_url:\n      env: LMFORGE_DAGSTER_POSTGRES_URL\n")
     return common + f"storage:\n  sqlite:\n    base_dir: {settings.dagster_home / 'storage'}\n"
