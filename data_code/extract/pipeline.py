@@ -6,18 +6,15 @@ input order, so memory stays flat on any crawl size and the output is the same f
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from functools import partial
 
 import fsspec
-import pyarrow as pa
-import pyarrow.parquet as pq
 
+from data_code.batching import ParquetSink, map_in_order
 from data_code.document import DOCUMENT_SCHEMA, REJECTION_SCHEMA, rejection
 from data_code.extract.config import ExtractConfig, ExtractStats
 from data_code.extract.record import STAGE, extract_batch
@@ -26,7 +23,6 @@ from data_code.warc import CorruptWarcError, WarcRecord, iter_warc_records
 # A response's metadata record follows it within a few records (request, metadata); responses wait this many
 # newer responses for it before they are processed without one.
 _PAIRING_WINDOW = 8
-_ROWS_PER_ROW_GROUP = 2_000
 
 
 def extract_to_parquet(
@@ -44,10 +40,10 @@ def extract_to_parquet(
     stats = ExtractStats(warc_files=len(warc_uris), engine=config.engine)
     tally = _Tally()
     with ExitStack() as stack:
-        documents = stack.enter_context(_ParquetSink(documents_path, DOCUMENT_SCHEMA))
-        rejections = stack.enter_context(_ParquetSink(rejections_path, REJECTION_SCHEMA))
+        documents = stack.enter_context(ParquetSink(documents_path, DOCUMENT_SCHEMA))
+        rejections = stack.enter_context(ParquetSink(rejections_path, REJECTION_SCHEMA))
         batches = _batches(_work_items(warc_uris), config.batch_records)
-        for results in _map_in_order(partial(extract_batch, config=config), batches, config.workers):
+        for results in map_in_order(partial(extract_batch, config=config), batches, config.workers):
             for kind, row in results:
                 (documents if kind == "document" else rejections).write(row)
                 tally.add(kind, row)
@@ -106,53 +102,6 @@ def _batches(items: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
             batch = []
     if batch:
         yield batch
-
-
-def _map_in_order(function: Callable, batches: Iterator[list], workers: int) -> Iterator:
-    """function(batch) for every batch, results in input order; at most 2 batches per worker in flight."""
-    if workers == 1:  # no pool: same code path, no process start-up, easy to debug
-        yield from map(function, batches)
-        return
-    # spawn, not fork: the caller may be a threaded server (Dagster), and fork copies held locks.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        in_flight = deque()
-        for batch in batches:
-            in_flight.append(pool.submit(function, batch))
-            if len(in_flight) >= 2 * workers:
-                yield in_flight.popleft().result()
-        while in_flight:
-            yield in_flight.popleft().result()
-
-
-class _ParquetSink:
-    """Rows -> one Parquet file, written in row groups so memory stays bounded; schema written even if empty."""
-
-    def __init__(self, path: str, schema: pa.Schema):
-        self._path, self._schema, self._rows = path, schema, []
-
-    def __enter__(self):
-        self._file = fsspec.open(self._path, "wb", auto_mkdir=True).open()
-        self._writer = pq.ParquetWriter(self._file, self._schema)
-        return self
-
-    def write(self, row: dict) -> None:
-        self._rows.append(row)
-        if len(self._rows) >= _ROWS_PER_ROW_GROUP:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._rows:
-            self._writer.write_table(pa.Table.from_pylist(self._rows, schema=self._schema))
-            self._rows = []
-
-    def __exit__(self, *exc_info):
-        try:
-            if exc_info[0] is None:
-                self._flush()
-            self._writer.close()
-        finally:
-            self._file.close()
 
 
 class _Tally:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 import inspect
-import multiprocessing
 import pathlib
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -24,10 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from data_code.batching import ParquetSink, map_in_order
 from data_code.document import DOCUMENT_SCHEMA, REJECTION_SCHEMA
 from data_code.filters.base import DocumentFilter, FilterCounts, FilterPipeline, NonEmptyFilter, PipelineResult
 from data_code.filters.config import FilterConfig
-from data_code.filters.sinks import ParquetSink
 
 REJECTED_SAMPLE_SCHEMA = pa.schema(
     [
@@ -196,7 +194,7 @@ def filter_documents(
         ParquetSink(str(out_dir / OUTPUT_FILES[1]), REJECTION_SCHEMA) as rejections,
     ):
         batches = _read_batches(pq.ParquetFile(source), config, stats)
-        for result in _map_in_order(run_batch, batches, config.workers):
+        for result in map_in_order(run_batch, batches, config.workers):
             stats.add(result)
             documents.write_many(result.kept)
             rejections.write_many(result.rejections)
@@ -233,23 +231,6 @@ def _pipeline(config: FilterConfig, quality_model_path: str | None) -> FilterPip
 
 def _filter_batch(rows: list[dict], config: FilterConfig, quality_model_path: str | None) -> PipelineResult:
     return _pipeline(config, quality_model_path).run(rows)
-
-
-def _map_in_order(function: Callable, batches: Iterator[list], workers: int) -> Iterator:
-    """function(batch) for every batch, results in input order; at most 2 batches per worker in flight."""
-    if workers == 1:  # no pool: same code path, no process start-up, easy to debug
-        yield from map(function, batches)
-        return
-    # spawn, not fork: the caller may be a threaded server (Dagster), and fork copies held locks.
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        in_flight = deque()
-        for batch in batches:
-            in_flight.append(pool.submit(function, batch))
-            if len(in_flight) >= 2 * workers:
-                yield in_flight.popleft().result()
-        while in_flight:
-            yield in_flight.popleft().result()
 
 
 class _RejectedSampler:
