@@ -1,0 +1,61 @@
+"""The training launcher through real Dagster Pipes: locally, and under Slurm's srun (a stand-in srun here: the
+one thing that cannot exist on this machine is the cluster)."""
+
+import json
+import os
+import stat
+
+import pytest
+from dagster import AssetExecutionContext, DagsterInstance, MaterializeResult, asset, materialize
+
+from resources.launcher import TrainingLauncherResource
+from tests.pretrain.conftest import write_config
+
+FAKE_SRUN = """#!/bin/bash
+# Records how it was called, drops its own --options, and runs the command on "the node" (this machine).
+echo "$@" > "$FAKE_SRUN_LOG"
+while [[ "$1" == --* ]]; do shift; done
+exec "$@"
+"""
+
+
+def run_training(launcher: TrainingLauncherResource, config_path, result_path):
+    @asset
+    def launched(context: AssetExecutionContext, training_launcher: TrainingLauncherResource) -> MaterializeResult:
+        training_launcher.launch(context, config_path, result_path)
+        return MaterializeResult()  # what base_model returns too: Pipes wants the asset to report its result
+
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([launched], resources={"training_launcher": launcher}, instance=instance)
+        assert result.success
+        return [entry.message for entry in instance.all_logs(result.run_id) if entry.message]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["local", "slurm"])
+def test_launcher_runs_training_through_pipes(mode, tmp_path, make_config, monkeypatch):
+    config = make_config(mode, max_steps=4, log_every=2, eval_every=0, checkpoint_every=0)
+    config_path = write_config(config, tmp_path / "run.json")
+    result_path = tmp_path / "result.json"
+    launcher = TrainingLauncherResource(mode=mode)
+    if mode == "slurm":
+        srun = tmp_path / "srun"
+        srun.write_text(FAKE_SRUN)
+        srun.chmod(srun.stat().st_mode | stat.S_IEXEC)
+        monkeypatch.setenv("FAKE_SRUN_LOG", str(tmp_path / "srun.log"))
+        launcher = TrainingLauncherResource(
+            mode="slurm", srun=str(srun), slurm_args=["--partition=gpu", "--gpus-per-node=1"],
+            shared_dir=str(tmp_path / "shared"),
+        )  # fmt: skip
+    messages = run_training(launcher, config_path, result_path)
+    assert json.loads(result_path.read_text())["steps"] == 4
+    assert any('"loss"' in message for message in messages)  # metrics arrived through Pipes while training
+    if mode == "slurm":
+        called = (tmp_path / "srun.log").read_text()
+        assert called.startswith("--partition=gpu --gpus-per-node=1 ") and "pipelines.pretrain_pipes" in called
+        assert os.listdir(tmp_path / "shared") == []  # the message file was read and cleaned up
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="mode: must be one of"):
+        TrainingLauncherResource(mode="k8s").client()
