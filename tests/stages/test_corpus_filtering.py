@@ -1,6 +1,9 @@
 """deduplicated_documents, quality_classifier and filtered_documents through Dagster, with the blocking contract."""
 
 import json
+import subprocess
+import sys
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -18,6 +21,7 @@ from assets.tokens import SHARD_CHECKS, token_shards, tokenizer
 from lineage import cli
 from lineage.settings import Settings
 from pipelines.definitions import resources
+from resources.launcher import TrainingLauncherResource
 from tests.stages.prose_site import write_prose_site
 from tests.stages.site import serve_directory
 
@@ -181,3 +185,39 @@ def test_spark_engine_through_the_asset_keeps_the_same_documents(tmp_path, monke
             path = tmp_path / engine / "lake" / "deduplicated_documents" / dedupe[VERSION_KEY] / "documents.parquet"
             kept[engine] = sorted(pq.read_table(path, columns=["doc_id"]).column("doc_id").to_pylist())
     assert kept["spark"] == kept["local"] and len(kept["local"]) == 10
+
+
+class FlakyNodeLauncher(TrainingLauncherResource):
+    """First attempt: training starts, writes a checkpoint, then its node is lost (SIGKILL); later attempts are
+    normal launches. Stands in for a GPU node failing mid-run."""
+
+    def launch(self, context, config_path, result_path):
+        if context.retry_number == 0:
+            process = subprocess.Popen([sys.executable, "-m", "model_code.pretrain", "--config", str(config_path)])
+            checkpoints = config_path.parent / "checkpoints"
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not any(checkpoints.glob("step_*/meta.json")):
+                time.sleep(0.1)
+            process.kill()
+            process.wait()
+            raise RuntimeError("training node lost")
+        super().launch(context, config_path, result_path)
+
+
+@pytest.mark.slow
+def test_failed_training_run_is_retried_and_resumes_from_its_checkpoint(instance, tmp_path):
+    write_prose_site(tmp_path / "site")
+    with serve_directory(tmp_path / "site") as site:
+        assert run(instance, CHAIN, {"seeds": [site], "max_pages": 30}).success
+    shard_config = {"seq_len": 64, "validation_fraction": 0.5}
+    small = {"ops": {"tokenizer": {"config": {"vocab_size": 600}}, "token_shards": {"config": shard_config}}}
+    assert materialize([training_corpus, tokenizer, token_shards], instance=instance, resources=resources(),
+                       run_config=small).success  # fmt: skip
+    pretrain = {"preset": "tiny", "max_steps": 40, "checkpoint_every": 5, "log_every": 5, "eval_every": 0}
+    result = materialize([base_model], instance=instance,
+                         resources={**resources(), "training_launcher": FlakyNodeLauncher()},
+                         run_config={"ops": {"base_model": {"config": pretrain}}})  # fmt: skip
+    assert result.success
+    model = metadata_of(result, "base_model")
+    assert model["steps"] == 40 and model["resumed_from_step"] >= 5  # the retry continued, it did not restart
+    assert any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)
