@@ -65,7 +65,7 @@ def produce_artifact(
     """
     asset = context.asset_key.to_user_string()
     partition = context.partition_key if context.has_partition_key else None
-    refs = [UpstreamRef(up.asset, up.version, up.uri, up.partition) for up in upstream]
+    refs = _refs(upstream)
     version = artifact_version(context, code_version, config, upstream, extra_identity)
     if store.exists(asset, version):
         manifest = store.read_manifest(asset, version)
@@ -110,10 +110,14 @@ def artifact_version(
     identity = {**versioned_fields(config), **(extra_identity or {})}
     if context.has_partition_key:
         identity["partition"] = context.partition_key
-    refs = [UpstreamRef(up.asset, up.version, up.uri, up.partition) for up in upstream]
+    refs = _refs(upstream)
     return compute_version(
         context.asset_key.to_user_string(), code_version, identity, {ref.key: ref.version for ref in refs}
     )
+
+
+def _refs(upstream: list[Manifest]) -> list[UpstreamRef]:
+    return [UpstreamRef(up.asset, up.version, up.uri, up.partition) for up in upstream]
 
 
 def _local(store: ArtifactStore, asset: str, version: str) -> Path | None:

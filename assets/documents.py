@@ -74,6 +74,7 @@ def documents(
         "languages": count_table(stats["languages"], "language"),
     }
     if produced.path is not None and stats["documents"]:
-        sample = pq.read_table(produced.path / DOCUMENTS_FILE).slice(0, 1).to_pylist()[0]
+        first = next(pq.ParquetFile(produced.path / DOCUMENTS_FILE).iter_batches(batch_size=1))  # not the whole file
+        sample = first.to_pylist()[0]
         metadata["sample_document"] = sample_markdown(sample)
     return materialize_result(produced, metadata)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -31,7 +31,6 @@ class CorpusContract:
     max_text_chars: int = 1_000_000  # longest text allowed, characters
     languages: tuple[str, ...] = ("en",)  # the languages the corpus is meant to hold
     min_language_share: float = 0.95  # share of documents whose language is one of `languages`
-    columns: tuple[str, ...] = field(default=("doc_id", "url", "text", "language"), repr=False)
 
 
 @dataclass

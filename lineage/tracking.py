@@ -69,7 +69,6 @@ class Tracker:
         params = [Param(key, _param_value(value)) for key, value in sorted(manifest.config.items())]
         metrics = [Metric(key, value, 0, 0) for key, value in flatten_metrics(manifest.stats).items()]
         tags = [RunTag(f"{TAG_PREFIX}uri", manifest.uri), RunTag(f"{TAG_PREFIX}code_version", manifest.code_version)]
-        tags += [RunTag(upstream_tag(ref), ref.version) for ref in manifest.upstream]
         self.client.log_batch(run_id, metrics=metrics[:MAX_METRICS], params=params, tags=tags)
         inputs = [
             DatasetInput(

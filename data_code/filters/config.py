@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 
+from data_code.filters.gopher import DUP_NGRAM_CHAR_FRACS, TOP_NGRAM_CHAR_FRACS
 from data_code.filters.pii import PII_TYPES
 
 FILTER_NAMES = (
@@ -51,15 +52,8 @@ class FilterConfig:
     gopher_dup_para_frac: float = 0.3
     gopher_dup_line_char_frac: float = 0.2
     gopher_dup_para_char_frac: float = 0.2
-    gopher_top_ngram_char_fracs: tuple[tuple[int, float], ...] = ((2, 0.20), (3, 0.18), (4, 0.16))
-    gopher_dup_ngram_char_fracs: tuple[tuple[int, float], ...] = (
-        (5, 0.15),
-        (6, 0.14),
-        (7, 0.13),
-        (8, 0.12),
-        (9, 0.11),
-        (10, 0.10),
-    )
+    gopher_top_ngram_char_fracs: tuple[tuple[int, float], ...] = TOP_NGRAM_CHAR_FRACS
+    gopher_dup_ngram_char_fracs: tuple[tuple[int, float], ...] = DUP_NGRAM_CHAR_FRACS
     c4_min_sentences: int = 5  # sentences left after C4 line cleaning
     c4_min_words_per_line: int = 3
     fineweb_line_punct_ratio: float = 0.12

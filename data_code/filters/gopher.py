@@ -14,6 +14,10 @@ from collections import Counter
 
 from data_code.filters.base import Decision, DocumentFilter
 
+# (n, largest share of characters) for the most frequent n-gram, and for duplicated n-grams (Gopher table A1).
+TOP_NGRAM_CHAR_FRACS = ((2, 0.20), (3, 0.18), (4, 0.16))
+DUP_NGRAM_CHAR_FRACS = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
+
 STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # Gopher's list, matched case-insensitively
 BULLETS = ("•", "‣", "◦", "▪", "●", "·", "-", "*")  # characters that start a bullet-point line
 _PARAGRAPH_BREAK = re.compile(r"\n{2,}")
@@ -91,15 +95,8 @@ class GopherRepetitionFilter(DocumentFilter):
         dup_para_frac: float = 0.3,  # share of paragraphs (split on blank lines) that repeat an earlier one
         dup_line_char_frac: float = 0.2,  # characters in repeated lines / characters of the text
         dup_para_char_frac: float = 0.2,
-        top_ngram_char_fracs: tuple[tuple[int, float], ...] = ((2, 0.20), (3, 0.18), (4, 0.16)),
-        dup_ngram_char_fracs: tuple[tuple[int, float], ...] = (
-            (5, 0.15),
-            (6, 0.14),
-            (7, 0.13),
-            (8, 0.12),
-            (9, 0.11),
-            (10, 0.10),
-        ),
+        top_ngram_char_fracs: tuple[tuple[int, float], ...] = TOP_NGRAM_CHAR_FRACS,
+        dup_ngram_char_fracs: tuple[tuple[int, float], ...] = DUP_NGRAM_CHAR_FRACS,
     ):
         super().__init__()
         self.dup_line_frac, self.dup_para_frac = dup_line_frac, dup_para_frac

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from pipelines.demo_site import static_site
 
 PARAGRAPH = (
     "Dagster models pipelines as software-defined assets. Each asset is a noun, computed from its upstream "
@@ -36,20 +33,6 @@ def write_site(root: Path, pages: int = 6) -> None:
     (root / "robots.txt").write_text("User-agent: *\nDisallow: /private/\n")
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - http.server's signature
-        pass
-
-
-@contextmanager
-def serve_directory(root: Path) -> Iterator[str]:
-    """Serve `root` over HTTP on 127.0.0.1 (a free port); yield the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+def serve_directory(root: Path):
+    """Serve `root` over HTTP on 127.0.0.1 (a free port); a context manager yielding the base URL."""
+    return static_site(root)
