@@ -1,0 +1,192 @@
+"""Stage detail for the audit: what each known kind of artifact says about the data and the model.
+
+`stage_detail(store, manifest)` returns a JSON-able dict. Known stages add their specifics (crawl: every URL with
+fetch time, status, robots decision, licence and opt-out signals; filters: funnel and rejections; ...); every
+other stage gets its file list, so a stage added later is still described.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+from lineage.audit.chain import read_json_file, read_table
+from lineage.manifest import Manifest
+from lineage.store import ArtifactStore
+
+FETCH_COLUMNS = ["url", "final_url", "fetched_at", "http_status", "outcome", "robots_decision", "robots_meta",
+                 "license", "detail"]  # fmt: skip
+SIGNAL_COLUMNS = ["doc_id", "url", "domain", "fetch_time", "http_status", "license", "robots", "robots_meta"]
+OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "nofollow", "none", "noarchive")  # robots meta / X-Robots-Tag
+MAX_LISTED_FILES = 50  # generic stages: list at most this many file names
+
+
+def stage_detail(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
+    """Stage-specific facts about one artifact (generic: its files) as a JSON-able dict."""
+    describe = DETAILS.get(manifest.asset, _generic)
+    return describe(store, manifest)
+
+
+def _crawl(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
+    table = read_table(store, manifest.asset, manifest.version, "fetches.parquet")
+    if table is None:
+        return {"fetches": [], "note": "no fetches.parquet"}
+    table = table.select([name for name in FETCH_COLUMNS if name in table.column_names])
+    rows = _plain_rows(table)
+    return {
+        "urls": len(rows),
+        "by_outcome": _count(rows, "outcome"),
+        "by_http_status": _count(rows, "http_status"),
+        "by_robots_decision": _count(rows, "robots_decision"),
+        "licenses": _count(rows, "license"),
+        "opt_out_signals": _directive_counts(rows, "robots_meta"),
+        "fetches": rows,  # the full list: url, fetch time, status, robots decision, licence, opt-out directives
+    }
+
+
+def _documents(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
+    """Extracted, deduplicated or filtered documents: licence / robots / opt-out signals and rejections."""
+    detail = _document_signals(store, manifest, listed=False)  # the full list: raw_crawl and training_corpus
+    detail["rejections"] = _rejections(store, manifest)
+    return detail
+
+
+def _dedupe(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
+    stats = manifest.stats
+    detail = {
+        "documents_in": stats.get("documents_in"),
+        "documents_kept": stats.get("documents_kept"),
+        "duplicates_removed": _difference(stats.get("documents_in"), stats.get("documents_kept")),
+        "exact_duplicates": stats.get("exact_duplicates"),
+        "near_duplicates": stats.get("near_duplicates"),
+        "clusters": stats.get("clusters"),
+        "rejections": _rejections(store, manifest),
+    }
+    return detail
+
+
+def _filtered(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
+    detail = _documents(store, manifest)
+    detail["funnel"] = read_json_file(store, manifest.asset, manifest.version, "funnel.json") or []
+    detail["contract"] = manifest.stats.get("contract")
+    detail["documents_in"] = manifest.stats.get("documents_in")
+    detail["documents_kept"] = manifest.stats.get("documents_kept")
+    return detail
+
+
+def _corpus(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
+    detail = _document_signals(store, manifest)
+    detail.update({key: manifest.stats.get(key) for key in ("documents", "tokens", "domains", "sources")})
+    return detail
+
+
+def _tokenizer(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
+    return {"fingerprint": read_json_file(store, manifest.asset, manifest.version, "fingerprint.json")}
+
+
+def _shards(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
+    shards = read_json_file(store, manifest.asset, manifest.version, "shards.json") or {}
+    return {
+        "tokenizer_fingerprint": shards.get("tokenizer_fingerprint", manifest.stats.get("fingerprint")),
+        "splits": shards.get("splits", {}),
+        "seq_len": shards.get("seq_len"),
+        "dtype": shards.get("dtype"),
+        "checks": manifest.stats.get("checks", {}),
+    }
+
+
+def _model(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
+    """A trained model: data order and tokens seen (pretraining), training numbers, and its files."""
+    stats = manifest.stats
+    data_order = read_json_file(store, manifest.asset, manifest.version, "data_order.json") or stats.get("data_order")
+    keys = ("steps", "tokens_seen", "parameters", "final_loss", "val_loss", "val_bpb", "device", "processes",
+            "mixed_precision", "resumed_from_step")  # fmt: skip
+    detail = {key: stats[key] for key in keys if key in stats}
+    if data_order is not None:
+        detail["data_order"] = data_order
+        detail.setdefault("tokens_seen", data_order.get("tokens_seen"))
+    detail["files"] = _file_list(manifest)
+    return detail
+
+
+def _generic(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
+    return {"files": _file_list(manifest)}
+
+
+def _document_signals(store: ArtifactStore, manifest: Manifest, listed: bool = True) -> dict[str, Any]:
+    table = read_table(store, manifest.asset, manifest.version, "documents.parquet")
+    if table is None:
+        return {"documents": 0, "note": "no documents.parquet"}
+    table = table.select([name for name in SIGNAL_COLUMNS if name in table.column_names])
+    rows = _plain_rows(table)
+    detail = {
+        "documents": len(rows),
+        "domains": _count(rows, "domain"),
+        "licenses": _count(rows, "license"),
+        "robots": _count(rows, "robots"),
+        "opt_out_signals": _directive_counts(rows, "robots_meta"),
+    }
+    if listed:
+        detail["document_signals"] = rows  # per document: url, fetch time, status, licence, robots, opt-out
+    return detail
+
+
+def _rejections(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
+    table = read_table(store, manifest.asset, manifest.version, "rejections.parquet", columns=["stage", "reason"])
+    if table is None:
+        return {"total": 0, "by_stage_reason": []}
+    counts = Counter(zip(table.column("stage").to_pylist(), table.column("reason").to_pylist(), strict=True))
+    rows = [{"stage": stage, "reason": reason, "count": count} for (stage, reason), count in counts.most_common()]
+    return {"total": table.num_rows, "by_stage_reason": rows}
+
+
+def _plain_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows as dicts of JSON-able values (timestamps as ISO 8601 strings)."""
+    rows = table.to_pylist()
+    for row in rows:
+        for key, value in row.items():
+            if hasattr(value, "isoformat"):
+                row[key] = value.isoformat()
+    return rows
+
+
+def _count(rows: list[dict], column: str) -> dict[str, int]:
+    """value -> count, most frequent first; a missing value counts as 'none'."""
+    counts = Counter("none" if row.get(column) in (None, "") else str(row[column]) for row in rows)
+    return dict(counts.most_common())
+
+
+def _directive_counts(rows: list[dict], column: str) -> dict[str, int]:
+    """Documents carrying each opt-out directive (a row may carry several, comma-separated)."""
+    counts: Counter[str] = Counter()
+    for row in rows:
+        directives = {part.strip().lower() for part in (row.get(column) or "").split(",") if part.strip()}
+        counts.update(directive for directive in directives if directive in OPT_OUT_DIRECTIVES)
+    return dict(counts.most_common())
+
+
+def _difference(total: Any, kept: Any) -> int | None:
+    return total - kept if isinstance(total, int) and isinstance(kept, int) else None
+
+
+def _file_list(manifest: Manifest) -> dict[str, Any]:
+    names = [{"path": entry.path, "size": entry.size, "sha256": entry.sha256} for entry in manifest.files]
+    return {"count": len(names), "bytes": sum(entry.size for entry in manifest.files),
+            "listed": names[:MAX_LISTED_FILES]}  # fmt: skip
+
+
+DETAILS: dict[str, Callable[[ArtifactStore, Manifest], dict[str, Any]]] = {
+    "raw_crawl": _crawl,
+    "documents": _documents,
+    "deduplicated_documents": _dedupe,
+    "filtered_documents": _filtered,
+    "training_corpus": _corpus,
+    "tokenizer": _tokenizer,
+    "token_shards": _shards,
+    "base_model": _model,
+    "sft_model": _model,
+    "dpo_model": _model,
+}
