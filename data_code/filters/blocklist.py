@@ -101,3 +101,20 @@ class BlocklistFilter(DocumentFilter):
             return True
         reason, entry = matched
         return False, reason, None, f"blocklist entry {entry}"
+
+
+class OptOutFilter(BlocklistFilter):
+    """Drops documents whose owners opted out after the crawl (the opt-out list, same format as a blocklist).
+
+    Reasons `opted_out_domain:<domain>` / `opted_out_url`, so an audit tells an owner's request from our own
+    blocklist.
+    """
+
+    name = "optout"
+
+    def filter(self, doc: dict) -> Decision:
+        matched = self.blocklist.match(doc.get("url") or "", doc.get("domain") or "")
+        if matched is None:
+            return True
+        reason, entry = matched
+        return False, reason.replace("blocked_", "opted_out_"), None, f"opt-out entry {entry}"

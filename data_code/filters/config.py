@@ -12,6 +12,7 @@ from data_code.filters.gopher import DUP_NGRAM_CHAR_FRACS, TOP_NGRAM_CHAR_FRACS
 from data_code.filters.pii import PII_TYPES
 
 FILTER_NAMES = (
+    "optout",
     "policy",
     "blocklist",
     "language",
@@ -37,6 +38,8 @@ class FilterConfig:
     max_text_chars: int = 100_000  # longer texts are cut to this many characters before filtering (and counted)
     policy_path: str | None = None  # YAML/JSON opt-out + licence policy; None: drop `noai` and robots-disallowed
     blocklist_path: str | None = None  # domains / URL prefixes, one per line; None: block nothing
+    # Owners' opt-out requests (blocklist format). The asset versions the file's content, not its path.
+    optout_path: str | None = field(default=None, metadata={"versioned": False})
     languages: tuple[str, ...] = ("en",)  # ISO 639 codes (lid.176 labels) to keep
     language_threshold: float = 0.65  # minimum probability of the top language
     gopher_min_words: int = 50

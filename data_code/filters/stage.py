@@ -59,6 +59,13 @@ def _blocklist(config, _):
     return BlocklistFilter(config.blocklist_path)
 
 
+def _optout(config, _):
+    from data_code.filters.blocklist import OptOutFilter
+
+    path = config.optout_path
+    return OptOutFilter(path if path and pathlib.Path(path).exists() else None)  # no list: nobody opted out
+
+
 def _language(config, _):
     from data_code.filters.language import LanguageFilter
 
@@ -110,6 +117,7 @@ def _prefixed(config: FilterConfig, prefix: str, filter_class: type) -> dict:
 
 
 _FACTORIES: dict[str, Callable] = {
+    "optout": _optout,
     "policy": _policy,
     "blocklist": _blocklist,
     "language": _language,

@@ -109,3 +109,14 @@ def test_malformed_policy_names_file_and_line(tmp_path, name, content, message):
     path.write_text(content)
     with pytest.raises(ValueError, match=message):
         load_policy(path)
+def test_optout_filter_names_the_owners_request(tmp_path):
+    from data_code.filters.blocklist import OptOutFilter
+
+    listing = tmp_path / "optout.txt"
+    listing.write_text("docs.example.org  # owner asked on 2026-11-02\nhttps://example.com/private/\n")
+    optout = OptOutFilter(listing)
+    assert optout.filter({"url": "https://a.docs.example.org/x", "domain": "a.docs.example.org"})[1] == (
+        "opted_out_domain:docs.example.org"
+    )
+    assert optout.filter({"url": "https://example.com/private/p", "domain": "example.com"})[1] == "opted_out_url"
+    assert optout.filter({"url": "https://example.com/public", "domain": "example.com"}) is True
