@@ -1,0 +1,1 @@
+"""Export of the serving artifact: GGUF files for llama.cpp, their load check and their quantization quality."""
