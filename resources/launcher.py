@@ -2,8 +2,11 @@
 
 `local` (the default) runs on this machine — CPU, or its local GPUs. `slurm` runs the same command under `srun`
 on a GPU node of a Slurm cluster; Pipes messages travel through a file on a directory the login node and the
-compute nodes share (`shared_dir`), and the Pipes context through the environment (srun exports it). Either way
-the run's log lines and metrics stream into the Dagster UI while it trains. Example (dagster resource config):
+compute nodes share (`shared_dir`), and the Pipes context through the environment (srun exports it). `k8s` runs
+it in a pod (dagster-k8s `PipesK8sClient`): the image holds lmforge, a PersistentVolumeClaim holding LMFORGE_HOME
+is mounted at the same path as on the Dagster side (so the work directory, its checkpoints and the lake survive a
+pod that dies), and Pipes messages come back through the pod's logs. Either way the run's log lines and metrics
+stream into the Dagster UI while it trains. Examples (dagster resource config; more in docs/launchers.md):
 
     training_launcher:
       config:
@@ -11,6 +14,18 @@ the run's log lines and metrics stream into the Dagster UI while it trains. Exam
         num_processes: 8                  # GPUs on the node: accelerate starts one process per GPU
         slurm_args: ["--partition=gpu", "--nodes=1", "--gpus-per-node=8", "--time=24:00:00"]
         shared_dir: /shared/lmforge/pipes
+
+    training_launcher:
+      config:
+        mode: k8s
+        image: registry.internal/lmforge:2026.11
+        namespace: training
+        gpus: 8
+        num_processes: 8
+        work_volume_claim: lmforge-home   # mounted at LMFORGE_HOME in the pod
+        node_selector: {nvidia.com/gpu.product: NVIDIA-H200}
+        tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+        tracking_uri: http://mlflow.mlflow.svc:5000
 """
 
 from __future__ import annotations
@@ -18,6 +33,8 @@ from __future__ import annotations
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
 from dagster import AssetExecutionContext, ConfigurableResource, PipesFileMessageReader, PipesSubprocessClient
 from pydantic import Field
@@ -25,46 +42,167 @@ from pydantic import Field
 from lineage.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-MODES = ("local", "slurm")
+MODES = ("local", "slurm", "k8s")
+FILE_SCHEMES = ("", "file", "sqlite")  # tracking URIs that name a file on the Dagster side's disk
+WORK_VOLUME, SHM_VOLUME = "lmforge-home", "dshm"
+POD_LABELS = {"app.kubernetes.io/part-of": "lmforge", "app.kubernetes.io/component": "training"}
 
 
 class TrainingLauncherResource(ConfigurableResource):
     """How training processes are started."""
 
-    mode: str = Field(default="local", description="local (this machine) | slurm (srun on a GPU node)")
+    mode: str = Field(default="local", description="local (this machine) | slurm (srun on a GPU node) | k8s (a pod)")
     num_processes: int = Field(default=1, description="data-parallel processes (accelerate --num_processes)")
     entry_module: str = Field(default="pipelines.pretrain_pipes", description="module run by accelerate launch")
+    launch_args: list[str] = Field(
+        default_factory=list, description="extra `accelerate launch` flags (multi-node: see docs/launchers.md)"
+    )
+    env: dict[str, str] = Field(default_factory=dict, description="extra environment for the training processes")
+    live_metrics: bool = Field(default=True, description="training logs each metrics record to MLflow as it runs")
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow URI the training processes log to (default: the Dagster side's, when they can reach it)",
+    )
+    # slurm
     slurm_args: list[str] = Field(default_factory=list, description="srun arguments (partition, gpus, time...)")
     srun: str = Field(default="srun", description="the srun executable")
     shared_dir: str | None = Field(
         default=None, description="slurm: directory shared with the compute nodes for Pipes messages"
     )
+    # k8s
+    image: str | None = Field(default=None, description="k8s: container image with lmforge and its .venv")
+    namespace: str | None = Field(default=None, description="k8s: namespace (default: the current one)")
+    gpus: int = Field(default=0, description="k8s: GPUs for the pod (resources.limits nvidia.com/gpu)")
+    cpu: str | None = Field(default=None, description="k8s: CPU request and limit, e.g. '32'")
+    memory: str | None = Field(default=None, description="k8s: memory request and limit, e.g. '512Gi'")
+    shm_size: str = Field(default="64Gi", description="k8s: size of /dev/shm (NCCL and data loaders need room)")
+    work_volume_claim: str | None = Field(
+        default=None, description="k8s: PersistentVolumeClaim holding LMFORGE_HOME, mounted at the same path"
+    )
+    node_selector: dict[str, str] = Field(default_factory=dict, description="k8s: node labels the pod needs")
+    tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="k8s: tolerations (key, operator, value, effect) for GPU node taints"
+    )
+    service_account: str | None = Field(default=None, description="k8s: service account of the pod")
+    working_dir: str | None = Field(default=None, description="k8s: lmforge's directory in the image")
+    accelerate: str = Field(default="accelerate", description="k8s: the accelerate executable in the image")
+    kubeconfig_file: str | None = Field(
+        default=None, description="k8s: kubeconfig (default: in-cluster config inside a cluster, else ~/.kube)"
+    )
+    kube_context: str | None = Field(default=None, description="k8s: kubeconfig context")
+    pod_timeout_s: float = Field(default=0.0, description="k8s: seconds to wait for the pod to finish (0: no limit)")
+
+    def check(self) -> None:
+        """ValueError naming the field when the configuration cannot launch anything."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode: must be one of {MODES}, got {self.mode!r}")
+        if self.num_processes < 1:
+            raise ValueError(f"num_processes: must be >= 1, got {self.num_processes}")
+        if self.mode != "k8s":
+            return
+        if not self.image:
+            raise ValueError("image: k8s mode needs the container image to run training in")
+        if not self.work_volume_claim:
+            raise ValueError("work_volume_claim: k8s mode needs a PersistentVolumeClaim for LMFORGE_HOME, so that "
+                             "checkpoints survive the pod and a retried run resumes")  # fmt: skip
+        if self.gpus < 0:
+            raise ValueError(f"gpus: must be >= 0, got {self.gpus}")
+        if self.gpus and self.num_processes != self.gpus:
+            raise ValueError(f"num_processes: must equal gpus ({self.gpus}) in k8s mode, one process per GPU; "
+                             f"got {self.num_processes}")  # fmt: skip
 
     def command(self, config_path: Path, result_path: Path) -> list[str]:
-        accelerate = Path(sys.executable).parent / "accelerate"
-        launch = [str(accelerate), "launch", "--num_machines", "1", "--dynamo_backend", "no"]
+        """The command line that runs training (under srun in slurm mode; the pod's command in k8s mode)."""
+        self.check()
+        accelerate = self.accelerate if self.mode == "k8s" else str(Path(sys.executable).parent / "accelerate")
+        launch = [accelerate, "launch", "--dynamo_backend", "no"]
+        if "--num_machines" not in self.launch_args:
+            launch += ["--num_machines", "1"]
         if self.num_processes > 1:
             # On CPU-only machines accelerate 1.15 needs --multi_gpu to start N processes (they talk over gloo).
             launch += ["--multi_gpu", "--num_processes", str(self.num_processes)]
         else:
             launch += ["--num_processes", "1"]
-        command = [*launch, "-m", self.entry_module, "--config", str(config_path), "--result", str(result_path)]
+        entry = ["-m", self.entry_module, "--config", str(config_path), "--result", str(result_path)]
+        command = [*launch, *self.launch_args, *entry]
         if self.mode == "slurm":
             return [self.srun, *self.slurm_args, *command]
         return command
 
+    def live_tracking_uri(self, dagster_tracking_uri: str) -> str | None:
+        """The MLflow URI training processes log live metrics to, or None when they log none (the asset then
+        logs the whole history at the end). Off the Dagster machine a file or SQLite URI is not reachable."""
+        if not self.live_metrics:
+            return None
+        if self.tracking_uri:
+            return self.tracking_uri
+        if self.mode != "local" and urlparse(dagster_tracking_uri).scheme in FILE_SCHEMES:
+            return None
+        return dagster_tracking_uri
+
+    def pod_env(self) -> dict[str, str]:
+        """Environment of the training container (Pipes adds its bootstrap variables on top)."""
+        env = {"LMFORGE_HOME": str(Settings.from_env().home)}
+        if self.tracking_uri:
+            env["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        return {**env, **self.env}
+
+    def pod_spec(self, command: list[str]) -> dict[str, Any]:
+        """The pod spec (Kubernetes camelCase keys) PipesK8sClient starts: one training container, LMFORGE_HOME
+        from the claim at the same path as here, shared memory, GPUs, placement. Never restarted in place: a
+        failed pod fails the step, and Dagster's retry starts a new pod that resumes from the checkpoints."""
+        self.check()
+        home = str(Settings.from_env().home)
+        limits = {"nvidia.com/gpu": str(self.gpus)} if self.gpus else {}
+        limits |= {name: value for name, value in (("cpu", self.cpu), ("memory", self.memory)) if value}
+        container: dict[str, Any] = {
+            "name": "training",
+            "image": self.image,
+            "command": command,
+            "resources": {"limits": limits, "requests": dict(limits)},
+            "volumeMounts": [{"name": WORK_VOLUME, "mountPath": home}, {"name": SHM_VOLUME, "mountPath": "/dev/shm"}],
+        }
+        if self.working_dir:
+            container["workingDir"] = self.working_dir
+        spec: dict[str, Any] = {
+            "containers": [container],
+            "restartPolicy": "Never",
+            "volumes": [
+                {"name": WORK_VOLUME, "persistentVolumeClaim": {"claimName": self.work_volume_claim}},
+                {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": self.shm_size}},
+            ],
+        }
+        if self.node_selector:
+            spec["nodeSelector"] = dict(self.node_selector)
+        if self.tolerations:
+            spec["tolerations"] = [dict(toleration) for toleration in self.tolerations]
+        if self.service_account:
+            spec["serviceAccountName"] = self.service_account
+        return spec
+
     def client(self) -> PipesSubprocessClient:
-        if self.mode not in MODES:
-            raise ValueError(f"mode: must be one of {MODES}, got {self.mode!r}")
+        """The Pipes client of a local or slurm launch."""
+        self.check()
         if self.mode == "local":
-            return PipesSubprocessClient(cwd=str(REPO))
+            return PipesSubprocessClient(cwd=str(REPO), env=dict(self.env))
+        assert self.mode == "slurm", f"client() is for local and slurm launches, not {self.mode}"
         shared = Path(self.shared_dir) if self.shared_dir else Settings.from_env().home / "work" / "pipes"
         shared.mkdir(parents=True, exist_ok=True)
         messages = PipesFileMessageReader(str(shared / f"messages-{uuid.uuid4().hex}.jsonl"))
-        return PipesSubprocessClient(cwd=str(REPO), message_reader=messages)
+        return PipesSubprocessClient(cwd=str(REPO), env=dict(self.env), message_reader=messages)
 
     def launch(self, context: AssetExecutionContext, config_path: Path, result_path: Path) -> None:
         """Run training to completion (raises when it fails); its log lines stream into `context`."""
         command = self.command(config_path, result_path)
         context.log.info(f"launching ({self.mode}): {' '.join(command)}")
-        self.client().run(command=command, context=context)
+        if self.mode == "k8s":
+            self._launch_pod(context, command)
+        else:
+            self.client().run(command=command, context=context)
+
+    def _launch_pod(self, context: AssetExecutionContext, command: list[str]) -> None:
+        from dagster_k8s import PipesK8sClient  # only k8s launches need the Kubernetes client
+
+        client = PipesK8sClient(kubeconfig_file=self.kubeconfig_file, kube_context=self.kube_context)
+        client.run(context=context, namespace=self.namespace, env=self.pod_env(), base_pod_spec=self.pod_spec(command),
+                   base_pod_meta={"labels": POD_LABELS}, pod_wait_timeout=self.pod_timeout_s)  # fmt: skip

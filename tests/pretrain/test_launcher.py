@@ -58,4 +58,4 @@ def test_launcher_runs_training_through_pipes(mode, tmp_path, make_config, monke
 
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode: must be one of"):
-        TrainingLauncherResource(mode="k8s").client()
+        TrainingLauncherResource(mode="ray").client()
