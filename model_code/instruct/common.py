@@ -1,0 +1,120 @@
+"""What SFT and DPO share: TRL arguments that are safe on a CPU, the LoRA config, the metrics callback, and the
+finished run's files (adapter/, model/, metrics.jsonl, loss_curve.png).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from peft import LoraConfig
+from transformers import TrainerCallback
+
+from model_code.outputs import plot_loss_curve
+
+METRICS_FILE = "metrics.jsonl"
+ADAPTER_DIR = "adapter"
+MODEL_DIR = "model"
+LOSS_CURVE_FILE = "loss_curve.png"
+# The tokenizer's files a model directory carries; copied byte for byte so the chat template hash is unchanged.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                   "fingerprint.json")  # fmt: skip
+SUMMARY_KEYS = ("train_runtime", "train_loss", "train_samples_per_second", "train_steps_per_second", "total_flos")
+
+
+def device_arguments() -> dict:
+    """bf16 only on a CUDA device that has it; gradient checkpointing off (TRL turns both on by default)."""
+    cuda = torch.cuda.is_available()
+    return {"use_cpu": not cuda, "bf16": cuda and torch.cuda.is_bf16_supported(), "gradient_checkpointing": False}
+
+
+def trainer_arguments(config, work_dir: Path) -> dict:
+    """Keyword arguments for SFTConfig / DPOConfig from our config: no checkpoints, no reporters, no progress bars."""
+    return {
+        "output_dir": str(work_dir),
+        "max_steps": config.max_steps,
+        "num_train_epochs": config.num_epochs,
+        "per_device_train_batch_size": config.per_device_batch_size,
+        "gradient_accumulation_steps": config.gradient_accumulation_steps,
+        "learning_rate": config.learning_rate,
+        "logging_steps": config.logging_steps,
+        "max_length": config.max_length,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        **device_arguments(),
+    }
+
+
+def lora_config(config) -> LoraConfig:
+    modules = config.target_modules if isinstance(config.target_modules, str) else list(config.target_modules)
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=modules, task_type="CAUSAL_LM")  # fmt: skip
+
+
+class MetricsCallback(TrainerCallback):
+    """Appends one JSON record per logging step to metrics.jsonl and hands it to `on_log`; keeps the summary."""
+
+    def __init__(self, out_dir: Path, on_log: Callable[[dict], None] | None):
+        self.path, self.listener = Path(out_dir) / METRICS_FILE, on_log
+        self.records: list[dict] = []
+        self.summary: dict = {}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        if any(key in logs for key in SUMMARY_KEYS):  # the end-of-training summary, not a step
+            self.summary.update({key: value for key, value in logs.items() if isinstance(value, int | float)})
+            return
+        record = {"step": state.global_step, **{key: _number(value) for key, value in logs.items()}}
+        record["tokens_seen"] = record.get("num_tokens")  # the loss curve's x axis
+        self.records.append(record)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.listener is not None:
+            self.listener(dict(record))
+
+
+def _number(value):
+    """JSON-safe metric value: NaN/inf become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def copy_tokenizer_files(source_dir: str | Path, out_dir: Path) -> None:
+    """The tokenizer files of `source_dir` (those it has) copied byte for byte into `out_dir`."""
+    for name in TOKENIZER_FILES:
+        if (Path(source_dir) / name).is_file():
+            (out_dir / name).write_bytes((Path(source_dir) / name).read_bytes())
+
+
+def save_merged(peft_model, tokenizer_dir: str | Path, out_dir: Path) -> torch.nn.Module:
+    """Merge the LoRA weights into the base, save it in HF format with the tokenizer files; return the merged model.
+
+    The adapter is unloaded from `peft_model` by the merge: save the adapter first.
+    """
+    merged = peft_model.merge_and_unload()
+    merged.config.use_cache = True  # generation wants the KV cache
+    out_dir.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out_dir)
+    copy_tokenizer_files(tokenizer_dir, out_dir)
+    return merged
+
+
+def write_loss_curve(records: list[dict], out_dir: Path, title: str) -> Path | None:
+    """loss_curve.png of the logged train loss, or None when nothing was logged."""
+    if not any(record.get("loss") is not None and record.get("tokens_seen") is not None for record in records):
+        return None
+    return plot_loss_curve(records, out_dir / LOSS_CURVE_FILE, title)
+
+
+def parameter_counts(model) -> dict:
+    """trainable_parameters (the LoRA weights) and total_parameters of a PEFT model."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable_parameters": trainable, "total_parameters": sum(p.numel() for p in model.parameters())}

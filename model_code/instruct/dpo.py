@@ -1,0 +1,102 @@
+"""Direct preference optimization: TRL DPOTrainer + a LoRA adapter on the merged SFT model.
+
+The reference policy is the SFT model itself (PEFT: the adapter switched off), so no second copy is loaded.
+out_dir/adapter/, out_dir/model/ (merged, with tokenizer files), out_dir/metrics.jsonl (step, loss,
+rewards/margins, rewards/accuracies, logps/chosen, ...), out_dir/loss_curve.png.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+from trl import DPOConfig, DPOTrainer
+
+from data_code.instruct.schema import PREFERENCE_KEYS, check_preference_row
+from model_code.instruct.common import (
+    ADAPTER_DIR,
+    MODEL_DIR,
+    MetricsCallback,
+    lora_config,
+    parameter_counts,
+    save_merged,
+    trainer_arguments,
+    write_loss_curve,
+)
+from model_code.instruct.config import DpoConfig
+from model_code.instruct.logprob import preference_accuracy
+from model_code.instruct.sft import WORK_DIR, loss_summary
+from model_code.instruct.template import chat_template_hash
+
+LATE_SHARE = 0.25  # reward metrics are averaged over the last quarter of logged steps (one batch is noisy)
+
+
+def train_dpo(config: DpoConfig, sft_model_dir: str | Path, train_rows: list[dict], heldout_rows: list[dict],
+              out_dir: str | Path, on_log: Callable[[dict], None] | None = None) -> dict:  # fmt: skip
+    """Align the model in `sft_model_dir` on preference pairs; write out_dir (see module doc).
+
+    Returns: steps, pairs, train_loss_first/last, train_loss, runtime_s, trainable/total_parameters,
+    reward_margin and reward_accuracy (trainer logs, mean over the last quarter of logged steps),
+    heldout_pairs, heldout_preference_accuracy_before / heldout_preference_accuracy (the SFT model / the merged
+    DPO model prefers chosen: higher summed completion log-prob), heldout_logprob_margin_before / _after,
+    chat_template_hash. Raises ValueError for an invalid row (naming the list and index).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train, heldout = _pairs(train_rows, "train_rows"), _pairs(heldout_rows, "heldout_rows", allow_empty=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(sft_model_dir))
+    set_seed(config.seed)
+    model = AutoModelForCausalLM.from_pretrained(str(sft_model_dir))
+    before = preference_accuracy(model, tokenizer, heldout, config.max_length)
+    metrics = MetricsCallback(out_dir, on_log)
+    arguments = DPOConfig(**trainer_arguments(config, out_dir / WORK_DIR), beta=config.beta)
+    dataset = Dataset.from_list(train)
+    trainer = DPOTrainer(model=model, args=arguments, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=lora_config(config), callbacks=[metrics])  # fmt: skip
+    started = time.perf_counter()
+    trainer.train()
+    runtime = time.perf_counter() - started
+    counts = parameter_counts(trainer.model)
+    trainer.model.save_pretrained(out_dir / ADAPTER_DIR)
+    merged = save_merged(trainer.model, sft_model_dir, out_dir / MODEL_DIR)
+    shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
+    after = preference_accuracy(merged, tokenizer, heldout, config.max_length)
+    write_loss_curve(metrics.records, out_dir, "DPO train loss")
+    return {
+        **loss_summary(metrics, trainer.state.global_step, runtime),
+        "pairs": len(train),
+        **counts,
+        **_late_rewards(metrics.records),
+        "heldout_pairs": after["pairs"],
+        "heldout_preference_accuracy_before": before["preference_accuracy"],
+        "heldout_preference_accuracy": after["preference_accuracy"],
+        "heldout_logprob_margin_before": before["mean_logprob_margin"],
+        "heldout_logprob_margin_after": after["mean_logprob_margin"],
+        "chat_template_hash": chat_template_hash(out_dir / MODEL_DIR),
+    }
+
+
+def _pairs(rows: list[dict], name: str, allow_empty: bool = False) -> list[dict]:
+    """prompt/chosen/rejected of each row, checked; ValueError naming `name` and the index of a bad row."""
+    if not rows and not allow_empty:
+        raise ValueError(f"{name} is empty")
+    pairs = []
+    for index, row in enumerate(rows):
+        try:
+            checked = check_preference_row(row)
+        except ValueError as error:
+            raise ValueError(f"{name}[{index}]: {error}") from None
+        pairs.append({key: checked[key] for key in PREFERENCE_KEYS})
+    return pairs
+
+
+def _late_rewards(records: list[dict]) -> dict:
+    """reward_margin, reward_accuracy: means of rewards/margins and rewards/accuracies over the late logged steps."""
+    logged = [record for record in records if record.get("rewards/margins") is not None]
+    late = logged[-max(1, round(len(logged) * LATE_SHARE)) :] if logged else []
+    mean = lambda key: sum(record[key] for record in late) / len(late) if late else None  # noqa: E731
+    return {"reward_margin": mean("rewards/margins"), "reward_accuracy": mean("rewards/accuracies")}
