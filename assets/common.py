@@ -66,7 +66,8 @@ def produce_artifact(
     asset = context.asset_key.to_user_string()
     partition = context.partition_key if context.has_partition_key else None
     refs = _refs(upstream)
-    version = artifact_version(context, code_version, config, upstream, extra_identity)
+    identity = version_identity(context, config, extra_identity)
+    version = compute_version(asset, code_version, identity, {ref.key: ref.version for ref in refs})
     if store.exists(asset, version):
         manifest = store.read_manifest(asset, version)
         context.log.info(f"{asset}@{version} already exists at {manifest.uri}: reusing it, nothing recomputed")
@@ -91,6 +92,7 @@ def produce_artifact(
                 partition=partition,
                 dagster_run_id=context.run_id,
                 mlflow_run_id=run_id,
+                identity=identity,
             )
             tracker.log_files(run_id, staging.path, [name for name in log_files if (staging.path / name).exists()])
             manifest = store.commit(staging, manifest)
@@ -107,13 +109,19 @@ def artifact_version(
     extra_identity: Mapping[str, Any] | None = None,
 ) -> str:
     """The version produce_artifact will give the current asset's artifact (known before any work)."""
-    identity = {**versioned_fields(config), **(extra_identity or {})}
-    if context.has_partition_key:
-        identity["partition"] = context.partition_key
+    identity = version_identity(context, config, extra_identity)
     refs = _refs(upstream)
     return compute_version(
         context.asset_key.to_user_string(), code_version, identity, {ref.key: ref.version for ref in refs}
     )
+
+
+def version_identity(context: AssetExecutionContext, config: Any, extra_identity: Mapping[str, Any] | None) -> dict:
+    """What the version hashes besides asset, code version and upstream: versioned config, extras, partition."""
+    identity = {**versioned_fields(config), **(extra_identity or {})}
+    if context.has_partition_key:
+        identity["partition"] = context.partition_key
+    return identity
 
 
 def _refs(upstream: list[Manifest]) -> list[UpstreamRef]:

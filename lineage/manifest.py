@@ -57,6 +57,9 @@ class Manifest:
     mlflow_run_id: str | None = None
     created_at: str = ""
     uri: str = ""
+    # Exactly what the version was computed from besides asset, code_version and upstream: the versioned config
+    # fields, extra identity (file digests ...) and the partition. An audit re-derives the version from it.
+    identity: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)
