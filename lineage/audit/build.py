@@ -71,7 +71,11 @@ def describe_artifact(store: ArtifactStore, node: Node, links: RunLinks) -> dict
         "mlflow_run_url": links.url(manifest.mlflow_run_id),
         "config": manifest.config,
         "upstream": [dataclasses.asdict(ref) for ref in manifest.upstream],
-        "files": {"count": len(manifest.files), "bytes": sum(entry.size for entry in manifest.files)},
+        "files": {
+            "count": len(manifest.files),
+            "bytes": sum(entry.size for entry in manifest.files),
+            "entries": [dataclasses.asdict(entry) for entry in manifest.files],  # path, sha256, size (bytes)
+        },
         "stats": manifest.stats,
         "detail": stage_detail(store, manifest),
     }

@@ -21,6 +21,9 @@ FETCH_COLUMNS = ["url", "final_url", "fetched_at", "http_status", "outcome", "ro
                  "license", "detail"]  # fmt: skip
 SIGNAL_COLUMNS = ["doc_id", "url", "domain", "fetch_time", "http_status", "license", "robots", "robots_meta"]
 OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "nofollow", "none", "noarchive")  # robots meta / X-Robots-Tag
+ARCHITECTURE_KEYS = ("architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
+                     "num_attention_heads", "num_key_value_heads", "vocab_size", "max_position_embeddings",
+                     "num_local_experts")  # fmt: skip
 MAX_LISTED_FILES = 50  # generic stages: list at most this many file names
 
 
@@ -108,8 +111,20 @@ def _model(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
     if data_order is not None:
         detail["data_order"] = data_order
         detail.setdefault("tokens_seen", data_order.get("tokens_seen"))
+    architecture = _architecture(store, manifest)
+    if architecture:
+        detail["architecture"] = architecture
     detail["files"] = _file_list(manifest)
     return detail
+
+
+def _architecture(store: ArtifactStore, manifest: Manifest) -> dict[str, Any] | None:
+    """Key numbers of the HF config.json inside a model artifact (model/config.json or config.json)."""
+    for relative in ("model/config.json", "config.json"):
+        config = read_json_file(store, manifest.asset, manifest.version, relative)
+        if isinstance(config, dict):
+            return {key: config[key] for key in ARCHITECTURE_KEYS if key in config}
+    return None
 
 
 def _generic(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
@@ -189,4 +204,5 @@ DETAILS: dict[str, Callable[[ArtifactStore, Manifest], dict[str, Any]]] = {
     "base_model": _model,
     "sft_model": _model,
     "dpo_model": _model,
+    "serving_model": _model,
 }

@@ -1,0 +1,98 @@
+"""One small document model rendered two ways: Markdown and self-contained HTML (inline CSS, no scripts, no
+external resources), so report.md and report.html always say the same thing.
+
+A document is a list of blocks: ("h", level, text), ("p", text), ("list", [items]), ("table", headers, rows).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+Block = tuple
+MAX_CELL_CHARS = 300  # longer values are cut in tables (the JSON report holds them whole)
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #1b1f24; line-height: 1.45; }
+h1 { border-bottom: 2px solid #d0d7de; padding-bottom: .3rem; }
+h2 { border-bottom: 1px solid #d0d7de; padding-bottom: .2rem; margin-top: 2rem; }
+table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .9rem; }
+th, td { border: 1px solid #d0d7de; padding: .25rem .55rem; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; }
+tr:nth-child(even) td { background: #fbfcfd; }
+code { background: #f6f8fa; padding: 0 .2rem; border-radius: 3px; }
+.fail { color: #b42318; font-weight: 600; } .pass { color: #067647; font-weight: 600; }
+"""
+
+
+def cell(value: Any) -> str:
+    """A value as table text: None as '-', containers as compact JSON, long text cut."""
+    if value is None:
+        return "-"
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True) if isinstance(
+        value, (dict, list)) else str(value)  # fmt: skip
+    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    out: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            out.append(f"{'#' * block[1]} {block[2]}")
+        elif kind == "p":
+            out.append(block[1])
+        elif kind == "list":
+            out.append("\n".join(f"- {item}" for item in block[1]) or "- (none)")
+        elif kind == "table":
+            out.append(_markdown_table(block[1], block[2]))
+        else:
+            raise AssertionError(f"unknown block kind {kind!r}")
+    return "\n\n".join(out) + "\n"
+
+
+def _markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
+    if not rows:
+        return "(none)"
+    escape = lambda value: cell(value).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(escape(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def to_html(blocks: list[Block], title: str) -> str:
+    body: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            body.append(f"<h{block[1]}>{html.escape(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline(block[1])}</p>")
+        elif kind == "list":
+            items = "".join(f"<li>{_inline(str(item))}</li>" for item in block[1]) or "<li>(none)</li>"
+            body.append(f"<ul>{items}</ul>")
+        elif kind == "table":
+            body.append(_html_table(block[1], block[2]))
+        else:
+            raise AssertionError(f"unknown block kind {kind!r}")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def _html_table(headers: list[str], rows: list[list[Any]]) -> str:
+    if not rows:
+        return "<p>(none)</p>"
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in headers)
+    lines = ["<tr>" + "".join(f"<td>{_inline(cell(value))}</td>" for value in row) + "</tr>" for row in rows]
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
+
+
+def _inline(text: str) -> str:
+    """Escaped text; `code` spans become <code>, and PASS/FAIL markers get a colour."""
+    parts = html.escape(text).split("`")
+    out = "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+    return out.replace("**FAIL**", '<span class="fail">FAIL</span>').replace(
+        "**PASS**", '<span class="pass">PASS</span>')  # fmt: skip

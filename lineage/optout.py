@@ -1,0 +1,66 @@
+"""The opt-out list: URLs and domains whose owners asked not to be trained on, in `$LMFORGE_HOME/optout.txt`.
+
+Same format as the filter stage's blocklist (data_code/filters/blocklist.py): one domain (`example.com`, which also
+covers its subdomains) or URL prefix (`https://example.org/private/`) per line, `#` starts a comment. The filter
+stage excludes these documents (its version includes `optout_digest`, so a changed list means a new corpus), and
+`compliance_violations` finds opted-out documents that are already in an artifact's training data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from data_code.filters.blocklist import Blocklist
+from lineage.audit.chain import walk_chain
+from lineage.audit.index import build_url_index
+from lineage.settings import Settings
+from lineage.store import ArtifactStore
+
+OPTOUT_FILE = "optout.txt"
+
+
+def optout_path(settings: Settings | None = None) -> Path:
+    """Where the opt-out list lives: $LMFORGE_HOME/optout.txt."""
+    return (settings or Settings.from_env()).home / OPTOUT_FILE
+
+
+def load_optout(path: str | Path | None = None) -> Blocklist:
+    """The opt-out list at `path` (default $LMFORGE_HOME/optout.txt); a missing file is an empty list.
+    A malformed line raises ValueError naming the file and line."""
+    path = Path(path) if path is not None else optout_path()
+    return Blocklist.from_file(path) if path.is_file() else Blocklist()
+
+
+def optout_digest(path: str | Path | None = None) -> str:
+    """'sha256:<hex>' of the list's entries (sorted, normalized): comments, blank lines and order do not change it,
+    an added or removed entry does. A missing file digests like an empty one."""
+    optout = load_optout(path)
+    canonical = json.dumps({"domains": sorted(optout.domains), "url_prefixes": sorted(optout.url_prefixes)})
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def compliance_violations(store: ArtifactStore, asset: str, version: str, optout: Blocklist) -> list[dict[str, Any]]:
+    """Opted-out documents in the training data of `asset/version`: the documents of every token_shards artifact
+    in its upstream chain (itself included). Each: {url, domain, doc_id, entry, reason, token_shards, split},
+    sorted by url. Empty when the list is empty or nothing in the chain matches."""
+    if not optout.domains and not optout.url_prefixes:
+        return []
+    chain = walk_chain(store, asset, version)
+    shards = {node.key for node in chain.ordered() if node.manifest.asset == "token_shards"}
+    if not shards:
+        return []
+    rows = build_url_index(store).rows
+    violations = []
+    for row in rows.to_pylist():
+        if row["token_shards"] not in shards or row["url"] is None:
+            continue
+        matched = optout.match(row["url"], row["domain"] or "")
+        if matched is not None:
+            reason, entry = matched
+            violations.append({"url": row["url"], "domain": row["domain"], "doc_id": row["doc_id"], "entry": entry,
+                               "reason": reason, "token_shards": row["token_shards"].split("/", 1)[1],
+                               "split": row["split"]})  # fmt: skip
+    return sorted(violations, key=lambda item: (item["url"], item["token_shards"], item["split"]))
