@@ -228,7 +228,12 @@ def _collection_table(audit: dict[str, Any]) -> Block:
 
 def _preprocessing_table(data: list[dict[str, Any]]) -> Block:
     rows = [
-        [_name(a), a["detail"].get("documents_in"), a["detail"].get("documents_kept"), a["detail"]["rejections"]["total"]]
+        [
+            _name(a),
+            a["detail"].get("documents_in"),
+            a["detail"].get("documents_kept"),
+            a["detail"]["rejections"]["total"],
+        ]
         for a in data
         if "rejections" in a["detail"]
     ]

@@ -60,8 +60,10 @@ GUESSED_EXTRA_IDENTITY = frozenset({"quality_classifier"})
 def rederive_version(manifest: Manifest, raw: dict[str, Any]) -> tuple[str | None, str]:
     """(re-derived version or None when it cannot be re-derived, how it was derived / why not)."""
     upstream = {ref.key: ref.version for ref in manifest.upstream}
-    if isinstance(raw.get(IDENTITY_FIELD), dict):
-        return compute_version(manifest.asset, manifest.code_version, raw[IDENTITY_FIELD], upstream), "recorded"
+    recorded = raw.get(IDENTITY_FIELD)
+    # An empty recorded identity is genuine only when there is nothing to hash (older manifests default to {}).
+    if isinstance(recorded, dict) and (recorded or not (manifest.config or manifest.partition)):
+        return compute_version(manifest.asset, manifest.code_version, recorded, upstream), "recorded identity"
     versioned = versioned_config(manifest.asset, manifest.config)
     if versioned is None:
         return None, (
@@ -78,6 +80,14 @@ def rederive_version(manifest: Manifest, raw: dict[str, Any]) -> tuple[str | Non
             f"{', '.join(sorted(EXTRA_IDENTITY[manifest.asset](manifest.config)))})"
         )
     return derived, "config dataclass " + CONFIG_CLASSES.get(manifest.asset, "(none)")
+
+
+def identity_conflicts(manifest: Manifest, raw: dict[str, Any]) -> list[str]:
+    """Fields whose value in the recorded identity differs from the recorded config (or partition): the version
+    would check out while the config shown to an auditor is not what was hashed."""
+    recorded = raw.get(IDENTITY_FIELD) or {}
+    shown = {**manifest.config, **({"partition": manifest.partition} if manifest.partition else {})}
+    return sorted(key for key in recorded.keys() & shown.keys() if recorded[key] != shown[key])  # both read from JSON
 
 
 def versioned_config(asset: str, config: dict[str, Any]) -> dict[str, Any] | None:

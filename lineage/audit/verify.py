@@ -2,7 +2,8 @@
 config, code version and upstream versions say it must be?
 
 Each finding is a dict {asset, version, kind, path?, expected?, actual?, detail}. Kinds that fail verification:
-missing_file, extra_file, size_changed, hash_changed, version_mismatch, manifest_mismatch, missing_upstream.
+missing_file, extra_file, size_changed, hash_changed, version_mismatch, config_mismatch, manifest_mismatch,
+missing_upstream.
 `identity_unverified` (the manifest lacks what re-deriving its version needs) is a warning, not a failure.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 from upath import UPath
 
 from lineage.audit.chain import Chain, Node, read_raw_manifest
-from lineage.audit.identity import rederive_version
+from lineage.audit.identity import identity_conflicts, rederive_version
 from lineage.manifest import MANIFEST_NAME
 from lineage.store import ArtifactStore
 
@@ -94,6 +95,9 @@ def _identity_findings(node: Node) -> list[dict]:
     for field_name, recorded in (("asset", manifest.asset), ("version", manifest.version)):
         if node.raw.get(field_name) != recorded:
             findings.append({"kind": "manifest_mismatch", "path": MANIFEST_NAME, "detail": f"field {field_name}"})
+    for name in identity_conflicts(manifest, node.raw):
+        findings.append({"kind": "config_mismatch", "path": MANIFEST_NAME, "detail": f"config field {name} differs "
+                         "from the value its version was computed from (manifest identity)"})  # fmt: skip
     derived, how = rederive_version(manifest, node.raw)
     if derived is None:
         findings.append({"kind": "identity_unverified", "detail": how})
