@@ -8,6 +8,7 @@ that fails and is retried resumes from its last checkpoint instead of starting o
 
 import json
 import shutil
+from contextlib import contextmanager
 
 from dagster import AssetExecutionContext, MaterializeResult, RetryPolicy, asset
 
@@ -22,7 +23,9 @@ from assets.common import (
 from assets.images import png_markdown
 from assets.tokens import token_shards, tokenizer
 from lineage.settings import Settings
+from lineage.tracking import Tracker
 from model_code.config import PretrainConfig
+from pipelines.pretrain_pipes import LIVE_KEY, LIVE_RUN_FILE
 from resources.lake import ArtifactStoreResource
 from resources.launcher import TrainingLauncherResource
 from resources.tracking import MlflowTrackingResource
@@ -36,6 +39,22 @@ BaseModelConfig = dagster_config(
     "BaseModelConfig",
     exclude=("shards_dir", "tokenizer_dir", "output_dir", "model_overrides"),  # set from lineage / presets
 )
+
+
+class OpenRunTracker(Tracker):
+    """A Tracker that remembers the run produce_artifact opens, so that training can log into it while it runs."""
+
+    open_run_id: str | None = None
+
+    @classmethod
+    def like(cls, tracker: Tracker) -> "OpenRunTracker":
+        return cls(tracker.tracking_uri, tracker.experiment, tracker.artifact_root, tracker.ui_url)
+
+    @contextmanager
+    def run(self, **kwargs):
+        with super().run(**kwargs) as run_id:
+            self.open_run_id = run_id
+            yield run_id
 
 
 @asset(
@@ -71,20 +90,30 @@ def base_model(
         output_dir=str(work_dir),
     )
 
+    tracker = OpenRunTracker.like(mlflow_tracking.tracker())
+    live = {}  # what training logged into the MLflow run itself: {"run_id", "through_step", "error"}
+
     def build(directory):
         work_dir.mkdir(parents=True, exist_ok=True)
         config_path = work_dir / "run.json"
         config_path.write_text(json.dumps(pretrain.to_dict(), indent=2))
-        training_launcher.launch(context, config_path, work_dir / "result.json")
+        live_run = work_dir / LIVE_RUN_FILE  # a file, not a launch argument: every launcher shares the work dir
+        live_uri = training_launcher.live_tracking_uri(tracker.tracking_uri)
+        if live_uri:
+            live_run.write_text(json.dumps({"tracking_uri": live_uri, "run_id": tracker.open_run_id}))
+        try:
+            training_launcher.launch(context, config_path, work_dir / "result.json")
+        finally:
+            live_run.unlink(missing_ok=True)  # a later launch by hand must not log into this run
         shutil.copytree(work_dir / "model", directory / "model")
         for name in RUN_FILES:
             if (work_dir / name).exists():
                 shutil.copy2(work_dir / name, directory / name)
         stats = json.loads((work_dir / "result.json").read_text())
+        live.update(stats.pop(LIVE_KEY, None) or {})
         stats["data_order"] = json.loads((work_dir / "data_order.json").read_text())
         return stats
 
-    tracker = mlflow_tracking.tracker()
     produced = produce_artifact(
         context,
         store=store,
@@ -95,9 +124,13 @@ def base_model(
         build=build,
         log_files=("loss_curve.png", "metrics.jsonl", "data_order.json"),
     )
-    if not produced.reused and produced.path is not None and produced.manifest.mlflow_run_id:
+    run_id = produced.manifest.mlflow_run_id
+    if not produced.reused and produced.path is not None and run_id:
+        if live.get("error"):
+            context.log.warning(f"live MLflow metrics incomplete ({live['error']}): logging the rest now")
+        logged = live.get("through_step", 0) if live.get("run_id") == run_id else 0  # never a step twice
         records = [json.loads(line) for line in (produced.path / "metrics.jsonl").read_text().splitlines() if line]
-        tracker.log_history(produced.manifest.mlflow_run_id, records)
+        tracker.log_history(run_id, [record for record in records if record["step"] > logged])
         shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)  # the artifact is complete: no resume needed
     stats = produced.manifest.stats
     metadata = {

@@ -3,22 +3,123 @@
     accelerate launch -m pipelines.pretrain_pipes --config run.json [--result result.json]
 
 The main process streams every metrics record to Dagster as a Pipes log line while it trains (other ranks train
-silently) and writes the run's stats to --result. Outside a Pipes launch it behaves like model_code.pretrain.
+silently) and writes the run's stats to --result. When a `mlflow_run.json` ({"tracking_uri", "run_id"}, written
+by the base_model asset) lies beside --config, the main process also logs each record into that MLflow run as it
+arrives, and reports under the result's "live_metrics" key up to which step the run holds them all. Outside a
+Pipes launch it behaves like model_code.pretrain (plus the live MLflow metrics, when asked for).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from model_code.config import PretrainConfig
+from model_code.metrics import METRICS_FILE
 from model_code.pretrain import train
+
+LIVE_RUN_FILE = "mlflow_run.json"  # beside run.json: the MLflow run that receives the metrics while training
+LIVE_KEY = "live_metrics"  # result key: {"run_id", "through_step", "error"}
+MAX_BATCH = 1000  # MLflow accepts at most 1000 metrics per log_batch
+
+log = logging.getLogger(__name__)
+
+
+class LiveMetrics:
+    """Logs metrics records into one MLflow run as they arrive, in step order, never a step twice.
+
+    A resumed run first catches up with the records its earlier attempts wrote (metrics.jsonl up to the
+    checkpoint), which went to another attempt's MLflow run. If MLflow fails, live logging pauses (training goes
+    on) and `finish` tries once more to log everything missing; `through_step` says how far the run is complete.
+    """
+
+    def __init__(self, tracking_uri: str, run_id: str, metrics_path: Path, warn: Callable[[str], None]):
+        from mlflow.tracking import MlflowClient
+
+        self.client, self.run_id, self.metrics_path, self.warn = MlflowClient(tracking_uri), run_id, metrics_path, warn
+        self.through_step = 0  # every record up to this step is in the run (steps count from 1)
+        self.error: str | None = None
+        self._caught_up = False
+
+    @classmethod
+    def from_file(cls, path: Path, metrics_path: Path, warn: Callable[[str], None]) -> LiveMetrics | None:
+        """The live logger `path` asks for, or None when there is no such file."""
+        if not path.is_file():
+            return None
+        spec = json.loads(path.read_text(encoding="utf-8"))
+        missing = sorted({"tracking_uri", "run_id"} - set(spec))
+        if missing:
+            raise ValueError(f"{path} lacks {missing}")
+        return cls(spec["tracking_uri"], spec["run_id"], metrics_path, warn)
+
+    def log(self, record: dict) -> None:
+        """on_metrics callback: log `record` (after the records of earlier attempts, the first time)."""
+        if not self._caught_up:
+            self._caught_up = True
+            self._log([r for r in _read_records(self.metrics_path) if r["step"] < record["step"]])
+        self._log([record])
+
+    def finish(self) -> dict:
+        """Log whatever is still missing (after an MLflow outage, or a run resumed at its last step); the summary."""
+        self.error = None
+        self._log(_read_records(self.metrics_path))
+        return {"run_id": self.run_id, "through_step": self.through_step, "error": self.error}
+
+    def _log(self, records: list[dict]) -> None:
+        records = [record for record in records if record["step"] > self.through_step]
+        if self.error is not None or not records:
+            return
+        from mlflow.exceptions import MlflowException
+
+        metrics = _mlflow_metrics(records)
+        try:
+            for start in range(0, len(metrics), MAX_BATCH):
+                self.client.log_batch(self.run_id, metrics=metrics[start : start + MAX_BATCH])
+        except (MlflowException, OSError) as error:  # a tracking outage must not stop a training run
+            self.error = f"{type(error).__name__}: {error}"
+            self.warn(f"live MLflow metrics paused after step {self.through_step}: {self.error}")
+            return
+        self.through_step = int(records[-1]["step"])
+
+
+def _mlflow_metrics(records: list[dict]) -> list:
+    """MLflow Metrics of records: their numeric fields at their step, named as Tracker.log_history names them."""
+    from mlflow.entities import Metric
+
+    from lineage.tracking import flatten_metrics
+
+    now = int(time.time() * 1000)  # ms since the epoch, as MLflow stores it
+    return [
+        Metric(key, value, now, int(record["step"]))
+        for record in records
+        for key, value in flatten_metrics({k: v for k, v in record.items() if k != "step"}).items()
+    ]
+
+
+def _read_records(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def _callbacks(*callbacks: Callable[[dict], None] | None) -> Callable[[dict], None]:
+    chosen = [callback for callback in callbacks if callback is not None]
+
+    def on_metrics(record: dict) -> None:
+        for callback in chosen:
+            callback(record)
+
+    return on_metrics
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -27,16 +128,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--result", help="where the main process writes the run's stats (JSON)")
     args = parser.parse_args(argv)
     config = PretrainConfig.from_json(args.config)
-    if not (_is_main_process() and os.environ.get("DAGSTER_PIPES_CONTEXT")):
-        stats = train(config)
-    else:
-        from dagster_pipes import open_dagster_pipes
+    main_process = _is_main_process()
+    with contextlib.ExitStack() as stack:
+        pipes = None
+        if main_process and os.environ.get("DAGSTER_PIPES_CONTEXT"):
+            from dagster_pipes import open_dagster_pipes
 
-        with open_dagster_pipes() as pipes:
+            pipes = stack.enter_context(open_dagster_pipes())
             pipes.log.info(f"pretraining {config.preset} for {config.max_steps} steps into {config.output_dir}")
-            stats = train(config, on_metrics=lambda record: pipes.log.info(json.dumps(record, default=str)))
+        warn = pipes.log.warning if pipes else log.warning
+        live = None
+        if main_process:
+            live_run, metrics_path = Path(args.config).with_name(LIVE_RUN_FILE), Path(config.output_dir) / METRICS_FILE
+            live = LiveMetrics.from_file(live_run, metrics_path, warn)
+        stream = (lambda record: pipes.log.info(json.dumps(record, default=str))) if pipes else None
+        stats = train(config, on_metrics=_callbacks(stream, live.log if live else None))
+        if live is not None:
+            stats[LIVE_KEY] = live.finish()
+        if pipes:
             pipes.log.info(f"done: {json.dumps(stats, default=str)}")
-    if args.result and _is_main_process():
+    if args.result and main_process:
         Path(args.result).write_text(json.dumps(stats, indent=2, default=str))
     return stats
 

@@ -1,0 +1,66 @@
+"""base_model through Dagster on the tiny preset: the MLflow run of the materialization receives the loss history
+while training runs (the training process logs it live), one value per logged step; with live metrics off the
+asset logs the same history at the end."""
+
+import shutil
+
+import pytest
+from dagster import AssetExecutionContext, AssetKey, DagsterInstance, MaterializeResult, asset, materialize
+from mlflow.tracking import MlflowClient
+
+from assets.common import materialize_result, produce_artifact
+from assets.corpus import CORPUS_FILE
+from assets.pretrain import base_model
+from assets.tokens import token_shards, tokenizer
+from lineage.settings import Settings
+from pipelines.definitions import resources
+from resources.lake import ArtifactStoreResource
+from resources.launcher import TrainingLauncherResource
+from resources.tracking import MlflowTrackingResource
+
+PRETRAIN = {"preset": "tiny", "max_steps": 6, "log_every": 2, "eval_every": 3, "checkpoint_every": 3}
+
+
+@pytest.fixture
+def instance(lmforge_home, corpus_path):
+    """A Dagster instance where training_corpus (the tokenizer tests' corpus), tokenizer and token_shards exist."""
+
+    @asset(name="training_corpus")
+    def fixture_corpus(
+        context: AssetExecutionContext, artifact_store: ArtifactStoreResource, mlflow_tracking: MlflowTrackingResource
+    ) -> MaterializeResult:
+        def build(directory):
+            shutil.copy2(corpus_path, directory / CORPUS_FILE)
+            return {}
+
+        produced = produce_artifact(context, store=artifact_store.store(), tracker=mlflow_tracking.tracker(),
+                                    code_version="fixture", config={}, upstream=[], build=build)  # fmt: skip
+        return materialize_result(produced)
+
+    tokens = {"tokenizer": {"config": {"vocab_size": 1024}}, "token_shards": {"config": {"seq_len": 64}}}
+    with DagsterInstance.ephemeral() as ephemeral:
+        assert materialize([fixture_corpus, tokenizer, token_shards], instance=ephemeral, resources=resources(),
+                           run_config={"ops": tokens}).success  # fmt: skip
+        yield ephemeral
+
+
+def loss_history(result) -> tuple[list, int]:
+    """The run's loss points and the time (ms) the run ended."""
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("base_model")]
+    run_id = event.materialization.metadata["mlflow_run"].value.rsplit("/", 1)[-1]
+    client = MlflowClient(Settings.from_env().tracking_uri)
+    return client.get_metric_history(run_id, "loss"), client.get_run(run_id).info.end_time
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("live", [True, False])
+def test_base_model_run_holds_one_loss_per_logged_step(instance, live):
+    launcher = {"training_launcher": TrainingLauncherResource(live_metrics=live)}
+    result = materialize([base_model], instance=instance, resources={**resources(), **launcher},
+                         run_config={"ops": {"base_model": {"config": PRETRAIN}}})  # fmt: skip
+    assert result.success
+    history, ended = loss_history(result)
+    assert [point.step for point in history] == [2, 4, 6]  # each logged step once
+    # Live points carry the time they were logged at, before the run ended; the end-of-run history logs time 0.
+    times = [point.timestamp for point in history]
+    assert all(0 < time < ended for time in times) if live else times == [0, 0, 0]
