@@ -6,7 +6,6 @@ filtered_documents carries a blocking data contract (Great Expectations): when i
 # No `from __future__ import annotations` in asset modules: Dagster reads config annotations at runtime.
 
 import hashlib
-import os
 import sys
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from data_code.filters.quality_classifier import QualityClassifierConfig, train_
 from data_code.filters.quality_examples import default_training_examples, load_examples
 from data_code.filters.stage import filter_documents
 from data_code.funnel import FunnelStep, funnel_markdown, write_funnel
-from lineage.settings import Settings
+from lineage.optout import optout_digest, optout_path
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
 
@@ -138,7 +137,7 @@ def filtered_documents(
 ) -> MaterializeResult:
     """Opt-out/licence policy, blocklist, language ID, Gopher, C4, FineWeb, quality classifier, PII redaction."""
     store = artifact_store.store()
-    filter_config = dataclass_from_config(FilterConfig, config, optout_path=config.optout_path or str(optout_file()))
+    filter_config = dataclass_from_config(FilterConfig, config, optout_path=config.optout_path or str(optout_path()))
     dedupe = upstream_manifest(context, store, "deduplicated_documents", context.partition_key)
     classifier = upstream_manifest(context, store, "quality_classifier")
     documents_path = store.file_uri(dedupe.asset, dedupe.version, "documents.parquet")
@@ -161,7 +160,7 @@ def filtered_documents(
         config=filter_config,
         upstream=[dedupe, classifier],
         build=build,
-        extra_identity={"contract": contract.__repr__(), "optout": file_digest(filter_config.optout_path)},
+        extra_identity={"contract": contract.__repr__(), "optout": optout_digest(filter_config.optout_path)},
         log_files=("funnel.png", "funnel.md", "funnel.json", "validation.json"),
     )
     stats = produced.manifest.stats
@@ -181,18 +180,6 @@ def filtered_documents(
     return MaterializeResult(
         data_version=result.data_version, metadata=result.metadata, check_results=[contract_check(stats["contract"])]
     )
-
-
-def optout_file() -> Path:
-    """The owners' opt-out list: $LMFORGE_OPTOUT, else $LMFORGE_HOME/optout.txt (absent: nobody opted out)."""
-    return Path(os.environ.get("LMFORGE_OPTOUT") or Settings.from_env().home / "optout.txt")
-
-
-def file_digest(path: str | None) -> str:
-    """sha256 of a file's content ('absent' when there is none): an edited list makes a new artifact version."""
-    if not path or not Path(path).is_file():
-        return "absent"
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def contract_check(contract: dict) -> AssetCheckResult:

@@ -1,15 +1,24 @@
 """The `lmforge` command line: set up the home, run the demo, start the UIs, inspect artifacts.
 
-    lmforge --help
-    lmforge init                     # prepare $LMFORGE_HOME (Dagster instance, MLflow store, lake)
-    lmforge demo                     # crawl a real local site and extract documents, end to end
-    lmforge ui                       # Dagster UI on :3000 and MLflow UI on :5000, bound to 127.0.0.1
-    lmforge artifacts [ASSET]        # complete artifacts in the store
-    lmforge show ASSET VERSION       # an artifact's manifest.json
-    lmforge trace SPLIT SHARD OFFSET [--shards VERSION]
-                                     # token OFFSET of shard SHARD of SPLIT -> document -> URL, licence, fetch time
+lmforge --help
+lmforge init                     # prepare $LMFORGE_HOME (Dagster instance, MLflow store, lake)
+lmforge demo                     # crawl a real local site and extract documents, end to end
+lmforge ui                       # Dagster UI on :3000 and MLflow UI on :5000, bound to 127.0.0.1
+lmforge artifacts [ASSET]        # complete artifacts in the store
+lmforge show ASSET VERSION       # an artifact's manifest.json
+lmforge trace SPLIT SHARD OFFSET [--shards VERSION]
+                                 # token OFFSET of shard SHARD of SPLIT -> document -> URL, licence, fetch time
 
-Later stages add their commands here (audit, serve, rollback).
+lmforge audit [models:/lmforge@champion | PATH | ASSET/VERSION] [--out DIR]
+                                 # the compliance report: chain, verification, ML-BOM, model card, datasheet
+lmforge audit which-models (--url URL | --domain DOMAIN)
+                                 # every model (and registered version) trained on that URL / domain
+lmforge serve [--alias champion] [--quant Q8_0] [--host 127.0.0.1] [--port 8080]
+                                 # OpenAI-compatible chat server (llama.cpp) on the alias's GGUF
+lmforge rollback --reason "..." [--to VERSION]
+                                 # move `champion` back to the previous champion, recording why
+lmforge optout add ENTRY [--note TEXT] | list
+                                 # owners' opt-outs (domain or URL prefix); flags affected models
 """
 
 from __future__ import annotations
@@ -86,6 +95,115 @@ def _trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tracking():
+    from lineage.tracking import Tracker
+
+    settings = Settings.from_env()
+    return Tracker(settings.tracking_uri, settings.experiment, settings.mlflow_artifact_root, settings.mlflow_ui_url)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from pathlib import Path
+
+    from lineage.audit import build_audit, resolve_target, write_report
+    from lineage.store import ArtifactStore
+
+    started = time.perf_counter()
+    settings = Settings.from_env()
+    store, client = ArtifactStore(settings.store_root), _tracking().client
+    if args.target == "which-models":
+        return _which_models(args, store, client)
+    asset, version, registry = resolve_target(args.target, store, client)
+    audit = build_audit(store, asset, version, registry=registry, client=client)
+    out = Path(args.out or settings.home / "audits" / f"{asset}-{version}")
+    written = write_report(audit, out)
+    mismatches = (audit.get("verification") or {}).get("mismatches", [])
+    print(f"audit of {asset}/{version}" + (f" ({registry['name']} v{registry['version']})" if registry else ""))
+    print(f"  artifacts in the chain: {len(audit['artifacts'])}")
+    print(f"  verified: {audit['verified']}" + (f" ({len(mismatches)} mismatch(es))" if mismatches else ""))
+    for mismatch in mismatches[:20]:
+        print(f"    - {json.dumps(mismatch, default=str)}")
+    for name, path in written.items():
+        print(f"  {name:<16} {path}")
+    print(f"  took {time.perf_counter() - started:.1f} s")
+    return 0 if audit["verified"] else 1
+
+
+def _which_models(args, store, client) -> int:
+    from lineage.audit import which_models
+
+    if bool(args.url) == bool(args.domain):
+        raise ValueError("which-models needs exactly one of --url URL or --domain DOMAIN")
+    models = which_models(store, url=args.url, domain=args.domain, client=client)
+    subject = args.url or args.domain
+    if not models:
+        print(f"no model was trained on data from {subject}")
+        return 0
+    for model in models:
+        registered = ", ".join(
+            f"{r['name']} v{r['version']}" + (f" ({', '.join(r['aliases'])})" if r.get("aliases") else "")
+            for r in model.get("registered", [])
+        )
+        how = "trained on" if model.get("trained") else "validated on (not trained on)"
+        print(f"{model['asset']}/{model['version']}  {how} {model.get('documents', '?')} document(s) of {subject}"
+              + (f"  registered: {registered}" if registered else ""))  # fmt: skip
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from lineage.registry import Registry
+    from model_code.deploy import gguf_path, verify_sha256sums
+    from model_code.serve import serve, wait_until_ready
+
+    version = Registry(_tracking().client).by_alias(args.alias)
+    directory = version.uri.removeprefix("file://")
+    problems = verify_sha256sums(directory)
+    if problems:
+        raise ValueError(f"refusing to serve {directory}: it no longer matches its SHA256SUMS: " + "; ".join(problems))
+    model = gguf_path(directory, args.quant)
+    process = serve(model, host=args.host, port=args.port)
+    url = f"http://{args.host}:{args.port}"
+    try:
+        wait_until_ready(url, timeout=120, process=process)
+        print(f"serving {version.name} v{version.version} ({args.alias}, {args.quant}) at {url}/v1 (OpenAI API)")
+        print(f"  curl {url}/v1/chat/completions -H 'Content-Type: application/json' "
+              "-d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}], \"stream\": true}'")  # fmt: skip
+        return process.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from lineage.registry import Registry
+
+    moved_from, moved_to = Registry(_tracking().client).rollback(args.reason, args.to)
+    print(f"champion moved from v{moved_from} back to v{moved_to}: {args.reason}")
+    return 0
+
+
+def _optout(args: argparse.Namespace) -> int:
+    from data_code.filters.blocklist import Blocklist
+    from lineage.optout import optout_path
+
+    path = optout_path()
+    if args.action == "add":
+        if not args.entry:
+            raise ValueError("optout add needs an ENTRY: a domain (example.com) or a URL prefix (https://...)")
+        Blocklist.from_lines([args.entry], source="the new entry")  # refuses a malformed entry before writing
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{args.entry}" + (f"  # {args.note}" if args.note else "") + "\n")
+        print(f"added {args.entry} to {path}; the next run excludes it, and audits flag models trained on it")
+    else:
+        print(path.read_text(encoding="utf-8") if path.exists() else f"(no opt-outs: {path} does not exist)")
+    return 0
+
+
 def _latest(store, asset: str) -> str:
     """The most recently created complete version of `asset`."""
     versions = store.versions(asset)
@@ -119,6 +237,29 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("offset", type=int, help="token offset within the shard")
     trace.add_argument("--shards", help="token_shards version (default: the newest)")
     trace.set_defaults(func=_trace)
+    audit = commands.add_parser("audit", help="compliance audit of a model back to every URL (or: which-models)")
+    audit.add_argument("target", nargs="?", default="models:/lmforge@champion",
+                       help="models:/NAME@ALIAS, models:/NAME/VERSION, an artifact directory, ASSET/VERSION, "
+                       "or 'which-models'")  # fmt: skip
+    audit.add_argument("--out", help="report directory (default: $LMFORGE_HOME/audits/<asset>-<version>)")
+    audit.add_argument("--url", help="which-models: an exact URL")
+    audit.add_argument("--domain", help="which-models: a domain (subdomains included)")
+    audit.set_defaults(func=_audit)
+    serve = commands.add_parser("serve", help="serve a registered model over the OpenAI chat API (llama.cpp)")
+    serve.add_argument("--alias", default="champion")
+    serve.add_argument("--quant", default="Q8_0", help="which GGUF of the serving artifact (Q8_0, Q4_0, F16)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.set_defaults(func=_serve)
+    rollback = commands.add_parser("rollback", help="move `champion` back to the previous champion")
+    rollback.add_argument("--reason", required=True, help="recorded on both model versions")
+    rollback.add_argument("--to", help="model version to make champion (default: the previous champion)")
+    rollback.set_defaults(func=_rollback)
+    optout = commands.add_parser("optout", help="owners' opt-out list (domains, URL prefixes)")
+    optout.add_argument("action", choices=["add", "list"])
+    optout.add_argument("entry", nargs="?", help="add: example.com or https://example.com/path/")
+    optout.add_argument("--note", help="add: why / who asked (kept as a comment)")
+    optout.set_defaults(func=_optout)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""The lmforge Definitions: every asset, job, schedule and resource. Loaded by workspace.yaml.
+"""The lmforge Definitions: every asset, job, schedule, sensor and resource. Loaded by workspace.yaml.
 
 dagster dev -w workspace.yaml        # or: make ui
 dagster definitions validate -w workspace.yaml
@@ -11,41 +11,56 @@ from dagster import AssetSelection, Definitions, define_asset_job
 from assets.corpus import training_corpus
 from assets.crawl import raw_crawl
 from assets.dedupe import deduplicated_documents
+from assets.deploy import audit_report, optout_compliance, serving_model
 from assets.documents import documents
+from assets.evaluate import model_evaluation
 from assets.filters import filtered_documents, quality_classifier
+from assets.instruct import dpo_model, instruction_data, preference_data, sft_model
 from assets.partitions import daily_partitions
 from assets.pretrain import base_model
+from assets.quantize import quantized_model
 from assets.tokens import token_shards, tokenizer
+from pipelines.automation import (
+    build_nightly_schedule,
+    build_optout_sensor,
+    build_warc_inbox_sensor,
+    run_failure_alert,
+)
 from resources.http import HttpFetcherResource
 from resources.lake import ArtifactStoreResource
 from resources.launcher import TrainingLauncherResource
 from resources.spark import SparkResource
 from resources.tracking import MlflowTrackingResource
 
-CORPUS_ASSETS = [raw_crawl, documents, deduplicated_documents, filtered_documents]
-TRAINING_DATA_ASSETS = [training_corpus, tokenizer, token_shards]
-ALL_ASSETS = [*CORPUS_ASSETS, quality_classifier, *TRAINING_DATA_ASSETS, base_model]
+DAY_ASSETS = [raw_crawl, documents, deduplicated_documents, filtered_documents]
+MODEL_ASSETS = [
+    training_corpus, tokenizer, token_shards, base_model, instruction_data, preference_data, sft_model, dpo_model,
+    quantized_model, model_evaluation, serving_model, audit_report,
+]  # fmt: skip
+ALL_ASSETS = [quality_classifier, *DAY_ASSETS, *MODEL_ASSETS]
 
-corpus_job = define_asset_job(
-    "corpus_job",
-    selection=AssetSelection.assets(*CORPUS_ASSETS),
+full_lifecycle = define_asset_job(
+    "full_lifecycle",
+    selection=AssetSelection.assets(*ALL_ASSETS),
     partitions_def=daily_partitions,
-    description="One crawl day: crawl, extract, deduplicate, filter (with the blocking corpus contract).",
+    description="One day end to end: crawl → filter that day, then corpus → tokenizer → shards → pretrain → SFT → "
+    "DPO → quantize → evaluate → gate → deploy → audit. Unchanged artifacts are reused, not rebuilt.",
 )
-training_data_job = define_asset_job(
-    "training_data_job",
-    selection=AssetSelection.assets(*TRAINING_DATA_ASSETS),
-    description="Every contract-passing day as one corpus, the tokenizer trained on it, and the token shards.",
+data_refresh = define_asset_job(
+    "data_refresh",
+    selection=AssetSelection.assets(*DAY_ASSETS),
+    partitions_def=daily_partitions,
+    description="One crawl day: crawl (or ingest WARC files), extract, deduplicate, filter (blocking contract).",
 )
-pretrain_job = define_asset_job(
-    "pretrain_job",
-    selection=AssetSelection.assets(base_model),
-    description="Pretrain the base model from the newest token shards (resumes from its last checkpoint).",
+retrain = define_asset_job(
+    "retrain",
+    selection=AssetSelection.assets(*MODEL_ASSETS),
+    description="Every contract-passing day as one corpus, then tokenizer → ... → deploy → audit.",
 )
-quality_classifier_job = define_asset_job(
-    "quality_classifier_job",
-    selection=AssetSelection.assets(quality_classifier),
-    description="Train the quality classifier the filters use.",
+compliance_check = define_asset_job(
+    "compliance_check",
+    selection=AssetSelection.checks(optout_compliance),
+    description="Check the served model against the opt-out list (runs when the list changes).",
 )
 
 
@@ -62,6 +77,9 @@ def resources() -> dict:
 
 defs = Definitions(
     assets=ALL_ASSETS,
-    jobs=[corpus_job, quality_classifier_job, training_data_job, pretrain_job],
+    asset_checks=[optout_compliance],
+    jobs=[full_lifecycle, data_refresh, retrain, compliance_check],
+    schedules=[build_nightly_schedule(full_lifecycle)],
+    sensors=[build_warc_inbox_sensor(data_refresh), build_optout_sensor(compliance_check), run_failure_alert],
     resources=resources(),
 )
