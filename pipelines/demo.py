@@ -2,14 +2,16 @@
 
     make demo            # or: lmforge demo [--max-pages N] [--partition YYYY-MM-DD]
 
-Serves a real website locally (the Python manual, or Python's documentation server), trains the quality
-classifier, materializes today's partition of every asset through the real Dagster
-instance in $DAGSTER_HOME (so the web UI shows the runs), and prints where to look.
+Serves a real website locally (the Python manual, or Python's documentation server) and runs the
+`full_lifecycle` job for today's partition through the real Dagster instance in $DAGSTER_HOME (so the web UI
+shows the run): crawl → extract → dedupe → filter → tokenizer → shards → pretrain (tiny) → SFT → DPO →
+quantize → evaluate → gate → register/promote → audit. Prints the champion, how to serve it and the audit report.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
 
 from dagster import DagsterInstance
@@ -19,6 +21,7 @@ from pipelines.demo_site import demo_site
 
 
 def demo_run_config(seed_url: str, max_pages: int) -> dict:
+    """The whole lifecycle on the tiny preset: sized so that `make demo` ends in minutes on two cores."""
     return {
         "ops": {
             # The demo site is our own process on loopback, so it can take a brisker pace than a stranger's site.
@@ -31,6 +34,12 @@ def demo_run_config(seed_url: str, max_pages: int) -> dict:
                 }
             },
             "documents": {"config": {}},
+            "base_model": {"config": {"preset": "tiny", "max_steps": 300}},
+            "instruction_data": {"config": {"max_examples": 400}},
+            "preference_data": {"config": {"max_examples": 400}},
+            "sft_model": {"config": {"max_steps": 40, "max_length": 256}},
+            "dpo_model": {"config": {"max_steps": 40, "max_length": 256}},
+            "model_evaluation": {"config": {"eval_tokens": 8192, "task_examples": 100, "task_limit": 50}},
         },
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
     }
@@ -44,40 +53,22 @@ def run_demo(max_pages: int = 400, partition: str | None = None) -> int:
     from pipelines.definitions import defs  # after the environment is set
 
     partition = partition or datetime.now(UTC).strftime("%Y-%m-%d")
+    started = time.perf_counter()
     with demo_site() as (site, description), DagsterInstance.get() as instance:
-        print(f"demo: crawling {site} ({description}) for partition {partition}")
-        quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-        classifier = defs.resolve_job_def("quality_classifier_job").execute_in_process(
-            run_config=quiet, instance=instance, raise_on_error=False
-        )
-        if not classifier.success:
-            print("demo: training the quality classifier failed; see the Dagster UI (make ui)")
-            return 1
-        result = defs.resolve_job_def("corpus_job").execute_in_process(
+        print(f"demo: crawling {site} ({description}) for partition {partition}, then the whole lifecycle")
+        result = defs.resolve_job_def("full_lifecycle").execute_in_process(
             run_config=demo_run_config(site, max_pages), instance=instance, partition_key=partition,
             raise_on_error=False,
         )  # fmt: skip
-        if not result.success:
-            print("demo: the run failed; see the Dagster UI (make ui) for the step that failed")
-            return 1
-        training = defs.resolve_job_def("training_data_job").execute_in_process(
-            run_config=quiet, instance=instance, raise_on_error=False
-        )
-        if not training.success:
-            print("demo: building the tokenizer or the shards failed; see the Dagster UI (make ui)")
-            return 1
-        pretrain_config = {"ops": {"base_model": {"config": {"preset": "tiny", "max_steps": 300}}}}
-        pretraining = defs.resolve_job_def("pretrain_job").execute_in_process(
-            run_config={**quiet, **pretrain_config}, instance=instance, raise_on_error=False
-        )
-    if not pretraining.success:
-        print("demo: pretraining the base model failed; see the Dagster UI (make ui)")
+    if not result.success:
+        failed = [event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+        print(f"demo: the run failed at {', '.join(failed) or 'a step'}; see the Dagster UI (make ui)")
         return 1
-    _print_summary([classifier, result, training, pretraining], settings)
+    _print_summary([result], settings, time.perf_counter() - started)
     return 0
 
 
-def _print_summary(results, settings: Settings) -> None:
+def _print_summary(results, settings: Settings, elapsed_s: float) -> None:
     print("\nmaterialized:")
     events = [event for result in results for event in result.get_asset_materialization_events()]
     for event in events:
@@ -98,6 +89,13 @@ def _print_summary(results, settings: Settings) -> None:
                 "final_loss",
                 "val_loss",
                 "tokens_per_s",
+                "rows",
+                "train_loss_last",
+                "reward_accuracy",
+                "heldout_preference_accuracy",
+                "perplexity",
+                "promoted",
+                "verified",
             )
             if key in metadata
         )
@@ -105,6 +103,8 @@ def _print_summary(results, settings: Settings) -> None:
         print(f"  {'':<12} artifact: {metadata.get('uri')}")
         if "mlflow_run" in metadata:
             print(f"  {'':<12} mlflow:   {metadata['mlflow_run']}")
+    _print_champion(settings)
+    print(f"\ndemo finished in {elapsed_s / 60:.1f} min (a second run reuses every artifact)")
     print(
         "\nwhere to look:\n"
         f"  make ui        Dagster UI http://127.0.0.1:3000 (Assets → raw_crawl, documents) and\n"
@@ -112,3 +112,22 @@ def _print_summary(results, settings: Settings) -> None:
         f"  lmforge artifacts   the artifacts under {settings.store_root}/lake\n"
         f"  Dagster instance    {settings.dagster_home}"
     )
+
+
+def _print_champion(settings: Settings) -> None:
+    """The served model and its audit report."""
+    from lineage.registry import Registry
+    from lineage.tracking import Tracker
+
+    tracker = Tracker(
+        settings.tracking_uri, settings.experiment, settings.mlflow_artifact_root, settings.mlflow_ui_url
+    )
+    champion = Registry(tracker.client).champion()
+    if champion is None:
+        print("\nno champion yet (the gate did not pass)")
+        return
+    report = champion.tags.get("lmforge.audit_report", "(run audit_report)")
+    print(f"\nchampion: {champion.name} v{champion.version} = serving_model/{champion.artifact_version}")
+    print("  serve it:     lmforge serve            (OpenAI API on http://127.0.0.1:8080/v1)")
+    print(f"  audit report: {report}")
+    print(f"  audit again:  lmforge audit models:/{champion.name}@champion")
