@@ -26,9 +26,12 @@ SUMMARY_KEYS = ("train_runtime", "train_loss", "train_samples_per_second", "trai
 
 
 def device_arguments() -> dict:
-    """bf16 only on a CUDA device that has it; gradient checkpointing off (TRL turns both on by default)."""
+    """bf16 only on a CUDA device that has it; activation (gradient) checkpointing off: TRL turns both on by default.
+
+    transformers 5 reads `activation_checkpointing` first; `gradient_checkpointing` is its deprecated alias.
+    """
     cuda = torch.cuda.is_available()
-    return {"use_cpu": not cuda, "bf16": cuda and torch.cuda.is_bf16_supported(), "gradient_checkpointing": False}
+    return {"use_cpu": not cuda, "bf16": cuda and torch.cuda.is_bf16_supported(), "activation_checkpointing": False}
 
 
 def trainer_arguments(config, work_dir: Path) -> dict:
