@@ -17,8 +17,8 @@ from gguf import GGUFWriter, TokenType
 
 from data_code.tokenizer.fingerprint import CHAT_TEMPLATE_FILE, TOKENIZER_FILE, pre_tokenizer_family
 
-# transformers' `{% generation %}` marks assistant tokens for training masks and renders nothing; llama-cpp-python
-# renders the template with plain Jinja2, which does not know the tag, so it is dropped from the embedded copy.
+# transformers' `{% generation %}` marks assistant tokens for training masks and renders nothing. It is a
+# transformers extension that not every GGUF reader's Jinja knows, so it is dropped from the embedded copy.
 GENERATION_TAG = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
 
 
