@@ -14,13 +14,14 @@ from model_code.instruct import DpoConfig, SftConfig, chat_template_hash, merge_
 from model_code.instruct.common import trainer_arguments
 from tests.instruct.conftest import chat_rows, preference_rows
 
-pytestmark = pytest.mark.slow  # the session fixtures train: ~30 s on 2 cores
+SLOW = pytest.mark.slow  # tests on the session's SFT and DPO runs (~30 s of training on 2 cores)
 
 
 def read_jsonl(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+@SLOW
 def test_sft_loss_decreases_and_writes_its_files(sft_run, base_model_dir):
     out_dir, stats = sft_run["out_dir"], sft_run["stats"]
     assert stats["steps"] == 16
@@ -43,6 +44,7 @@ def test_sft_loss_decreases_and_writes_its_files(sft_run, base_model_dir):
     assert AutoTokenizer.from_pretrained(str(model_dir)).pad_token == "<|pad|>"
 
 
+@SLOW
 def test_sft_model_learned_to_answer(sft_run, base_model_dir):
     """The fine-tuned model gives the trained answer a much higher probability than the base model does."""
     from model_code.instruct import completion_logprob
@@ -57,6 +59,7 @@ def test_sft_model_learned_to_answer(sft_run, base_model_dir):
     assert scores["sft"] > scores["base"] + 5.0
 
 
+@SLOW
 def test_merged_logits_equal_adapter_logits(sft_run, base_model_dir, tmp_path):
     input_ids = torch.tensor([[1, 40, 50, 60, 70, 80, 2]])
     with torch.no_grad():
@@ -73,6 +76,7 @@ def test_merged_logits_equal_adapter_logits(sft_run, base_model_dir, tmp_path):
     assert stats["chat_template_hash"] == chat_template_hash(base_model_dir)
 
 
+@SLOW
 def test_dpo_learns_the_easy_preference(dpo_run, sft_run):
     out_dir, stats = dpo_run["out_dir"], dpo_run["stats"]
     assert stats["steps"] == 12
@@ -88,6 +92,7 @@ def test_dpo_learns_the_easy_preference(dpo_run, sft_run):
     assert stats["chat_template_hash"] == sft_run["stats"]["chat_template_hash"] == template_hash
 
 
+@SLOW
 def test_bad_rows_and_truncation_are_refused(base_model_dir, sft_run, tmp_path):
     bad = [*chat_rows()[:2], {"messages": [{"role": "user", "content": "hi"}]}]
     with pytest.raises(ValueError, match=r"train_rows\[2\]: 'messages' must end with an assistant turn"):
