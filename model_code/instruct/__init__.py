@@ -1,12 +1,20 @@
-"""Instruction tuning: LoRA SFT and DPO with TRL + PEFT, the loss-mask audit, adapter merging, template hashing."""
+"""Instruction tuning: LoRA SFT and DPO with TRL + PEFT, the loss-mask audit, adapter merging, template hashing.
 
-from model_code.instruct.config import DpoConfig, SftConfig
-from model_code.instruct.dpo import train_dpo
-from model_code.instruct.logprob import completion_logprob, preference_accuracy
-from model_code.instruct.mask_audit import audit_loss_mask
-from model_code.instruct.merge import merge_adapter
-from model_code.instruct.sft import train_sft
-from model_code.instruct.template import chat_template_hash
+Names are imported lazily: `from model_code.instruct.config import SftConfig` (what the Dagster definitions need
+at load time) must not pull in TRL, PEFT and datasets.
+"""
 
-__all__ = ["DpoConfig", "SftConfig", "audit_loss_mask", "chat_template_hash", "completion_logprob", "merge_adapter",
-           "preference_accuracy", "train_dpo", "train_sft"]  # fmt: skip
+from importlib import import_module
+
+_WHERE = {
+    "DpoConfig": "config", "SftConfig": "config", "train_dpo": "dpo", "completion_logprob": "logprob",
+    "preference_accuracy": "logprob", "audit_loss_mask": "mask_audit", "merge_adapter": "merge", "train_sft": "sft",
+    "chat_template_hash": "template",
+}  # fmt: skip
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
