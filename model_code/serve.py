@@ -60,17 +60,19 @@ def serve(gguf_path: str | Path, host: str = "127.0.0.1", port: int = 8080, n_ct
             log.close()
 
 
-def wait_until_ready(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None) -> None:
-    """Return once GET {url}/v1/models answers 200; TimeoutError after `timeout` seconds, RuntimeError when
-    `process` (the server) exits first."""
+def wait_until_ready(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None,
+                     api_key: str | None = None) -> None:  # fmt: skip
+    """Return once GET {url}/v1/models (with api_key as bearer token, if any) answers 200; TimeoutError after
+    `timeout` seconds, RuntimeError when `process` (the server) exits first."""
     import httpx
 
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"the server for {url} exited with status {process.returncode} before it was ready")
         try:
-            if httpx.get(f"{url.rstrip('/')}/v1/models", timeout=2.0).status_code == 200:
+            if httpx.get(f"{url.rstrip('/')}/v1/models", headers=headers, timeout=2.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass  # not listening yet
