@@ -1,7 +1,7 @@
 """The MLflow Model Registry conventions: which serving artifact is registered, which one serves, and why.
 
-One registered model (default name `lmforge`). Each deployment registers its serving artifact as a new model
-version whose source is the artifact's uri and whose tags name the artifact (`lmforge.asset`, `lmforge.version`,
+One registered model (`lmforge`, or $LMFORGE_MODEL_NAME). Each deployment registers its serving artifact as a new
+model version whose source is the artifact's uri and whose tags name the artifact (`lmforge.asset`, `lmforge.version`,
 `lmforge.uri`) and the gate decision (`lmforge.gate`, `lmforge.gate_reason`). Aliases:
 - `challenger`: the newest registered version;
 - `champion`: the version that serves; moved only when the gate passes (or by `rollback`, with a recorded reason).
@@ -16,6 +16,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from lineage.manifest import now_iso
+from lineage.settings import Settings
 from lineage.tracking import TAG_PREFIX
 
 MODEL_NAME = "lmforge"
@@ -38,8 +39,8 @@ class RegisteredVersion:
 class Registry:
     """Register serving artifacts, move aliases, roll back; every change leaves a tag saying when and why."""
 
-    def __init__(self, client: MlflowClient, name: str = MODEL_NAME):
-        self.client, self.name = client, name
+    def __init__(self, client: MlflowClient, name: str | None = None):
+        self.client, self.name = client, name or Settings.from_env().model_name
 
     def ensure_model(self) -> None:
         try:

@@ -8,6 +8,7 @@
 | LMFORGE_MLFLOW_UI_URL | http://127.0.0.1:5000 (what `make ui` serves) | https://mlflow.internal |
 | LMFORGE_DAGSTER_POSTGRES_URL | unset: Dagster on SQLite under $LMFORGE_HOME/dagster | postgresql://user:pw@host/db |
 | LMFORGE_EXPERIMENT | lmforge | lmforge-prod |
+| LMFORGE_MODEL_NAME | lmforge (registered model of the serving artifacts) | assistant-prod |
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Settings:
     mlflow_artifact_root: str
     mlflow_ui_url: str
     experiment: str
+    model_name: str
     dagster_home: Path
     dagster_postgres_url: str | None
 
@@ -39,6 +41,7 @@ class Settings:
             mlflow_artifact_root=env.get("LMFORGE_MLFLOW_ARTIFACT_ROOT") or (home / "mlflow" / "artifacts").as_uri(),
             mlflow_ui_url=env.get("LMFORGE_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
             experiment=env.get("LMFORGE_EXPERIMENT", "lmforge"),
+            model_name=env.get("LMFORGE_MODEL_NAME", "lmforge"),
             dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster").resolve(),
             dagster_postgres_url=env.get("LMFORGE_DAGSTER_POSTGRES_URL") or None,
         )

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from mlflow.tracking import MlflowClient
 
 from lineage.audit.chain import all_artifacts, artifact_key, descendants, downstream_map, load_manifests, read_table
-from lineage.registry import MODEL_NAME
+from lineage.settings import Settings
 from lineage.store import ArtifactStore
 
 CACHE_DIR = "audit_cache"  # under the store root, beside lake/
@@ -134,7 +134,7 @@ def _matching_rows(rows: pa.Table, url: str | None, domain: str | None) -> pa.Ta
 def _registered_versions(client: MlflowClient) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """(asset, artifact version) -> MLflow model versions registered for that artifact, with their aliases."""
     found: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for version in client.search_model_versions(f"name='{MODEL_NAME}'"):
+    for version in client.search_model_versions(f"name='{Settings.from_env().model_name}'"):
         tags = dict(version.tags)
         key = (tags.get("lmforge.asset", ""), tags.get("lmforge.version", ""))
         aliases = sorted(client.get_model_version(version.name, version.version).aliases)
