@@ -50,7 +50,9 @@ class Settings:
 def dagster_yaml(settings: Settings) -> str:
     """dagster.yaml for the instance: SQLite under DAGSTER_HOME, or Postgres when a URL is configured."""
     # No telemetry, and no "join the community" dialog over the UI of a tool the team runs every day.
-    common = "telemetry:\n  enabled: false\nnux:\n  enabled: false\n"
+    # Pools: only the training assets (base_model, sft_model, dpo_model) name one ("gpu"), so a default limit of 1
+    # means one training step at a time on the node(s), whatever else runs beside it.
+    common = "telemetry:\n  enabled: false\nnux:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
     if settings.dagster_postgres_url:
         return common + ("storage:\n  postgres:\n    postgres_url:\n      env: LMFORGE_DAGSTER_POSTGRES_URL\n")
     return common + f"storage:\n  sqlite:\n    base_dir: {settings.dagster_home / 'storage'}\n"
