@@ -1,0 +1,204 @@
+"""The nightly schedule end to end on the tiny preset: its run request, executed through full_lifecycle, crawls a
+real local site, trains, evaluates, gates and promotes a champion; a worse challenger is registered but does not
+take the champion; the same run again reuses every artifact; the audit, which-models, opt-out, serve and rollback
+work on what it produced.
+"""
+
+import json
+from datetime import UTC
+
+import httpx
+import pytest
+import yaml
+from dagster import DagsterInstance, build_schedule_context
+from mlflow.tracking import MlflowClient
+
+from lineage.registry import Registry
+from lineage.settings import Settings
+from lineage.store import ArtifactStore
+from pipelines.definitions import defs
+from tests.stages.prose_site import write_prose_site
+from tests.stages.site import serve_directory
+
+pytestmark = pytest.mark.slow
+PARTITION = "2026-11-28"
+
+
+def nightly_config(site: str, pretrain_steps: int) -> dict:
+    """Everything small: the point is the wiring, not the model."""
+    return {
+        "ops": {
+            "raw_crawl": {"config": {"seeds": [site], "max_pages": 30, "max_depth": 2}},
+            "quality_classifier": {"config": {"epoch": 5, "bucket": 20000}},
+            "token_shards": {"config": {"validation_fraction": 0.25}},
+            "base_model": {"config": {"preset": "tiny", "max_steps": pretrain_steps, "eval_every": 0}},
+            "instruction_data": {"config": {"max_examples": 40}},
+            "preference_data": {"config": {"max_examples": 40}},
+            "sft_model": {"config": {"max_steps": 3, "per_device_batch_size": 4, "max_length": 192}},
+            "dpo_model": {"config": {"max_steps": 3, "per_device_batch_size": 4, "max_length": 192}},
+            "quantized_model": {"config": {"eval_tokens": 1024}},
+            "model_evaluation": {
+                "config": {"eval_tokens": 2048, "task_examples": 10, "task_limit": 5, "max_new_tokens": 4}
+            },  # fmt: skip
+        }
+    }
+
+
+@pytest.fixture
+def world(lmforge_home, tmp_path, monkeypatch):
+    """A prose site on 127.0.0.1, a private MLflow store (its own registry), a persistent Dagster instance."""
+    monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    write_prose_site(tmp_path / "site")
+    with serve_directory(tmp_path / "site") as site, DagsterInstance.ephemeral() as instance:
+        yield site, instance, tmp_path
+
+
+def tick(instance, site: str, tmp_path, pretrain_steps: int):
+    """Evaluate the nightly schedule for PARTITION's night and execute its run request."""
+    config_file = tmp_path / f"nightly-{pretrain_steps}.yaml"
+    config_file.write_text(yaml.safe_dump(nightly_config(site, pretrain_steps)))
+    schedule = defs.get_schedule_def("nightly_retrain")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LMFORGE_NIGHTLY_CONFIG", str(config_file))
+        context = build_schedule_context(
+            instance=instance, scheduled_execution_time=_night(), repository_def=defs.get_repository_def()
+        )
+        [request] = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == PARTITION
+    job = defs.resolve_job_def(schedule.job_name)
+    return job.execute_in_process(run_config=request.run_config, instance=instance,
+                                  partition_key=request.partition_key, raise_on_error=False)  # fmt: skip
+
+
+def _night():
+    from datetime import datetime
+
+    return datetime(2026, 11, 28, 2, 0, tzinfo=UTC)
+
+
+def materialized(result) -> dict:
+    return {
+        event.asset_key.to_user_string(): {k: v.value for k, v in event.materialization.metadata.items()}
+        for event in result.get_asset_materialization_events()
+    }
+
+
+def test_nightly_retrain_promotes_keeps_and_reuses(world):
+    site, instance, tmp_path = world
+    registry = Registry(MlflowClient(Settings.from_env().tracking_uri))
+
+    first = tick(instance, site, tmp_path, pretrain_steps=40)
+    assert first.success
+    made = materialized(first)
+    assert made["serving_model"]["promoted"] is True
+    champion = registry.champion()
+    assert champion is not None and champion.gate == "passed"
+    assert made["audit_report"]["verified"] is True
+    assert made["sft_model"]["steps"] == 3 and "loss_mask" in made["sft_model"]
+
+    worse = tick(instance, site, tmp_path, pretrain_steps=2)  # a barely trained base model: perplexity far worse
+    assert not worse.success  # the blocking promotion_gate check fails, so nothing downstream of it runs
+    challenger = registry.by_alias("challenger")
+    assert challenger.version != champion.version and challenger.gate == "failed"
+    assert "perplexity" in challenger.tags["lmforge.gate_reason"]
+    assert registry.champion().version == champion.version  # the old champion keeps serving
+    assert "audit_report" not in materialized(worse)
+
+    again = tick(instance, site, tmp_path, pretrain_steps=40)  # nothing changed since the first night
+    assert again.success
+    assert all(metadata["reused"] for metadata in materialized(again).values())
+    assert registry.champion().version == champion.version
+
+    _audit_and_ask(site, champion)
+    _serve_and_roll_back(registry, champion, challenger)
+    _opt_out_flags_the_champion(instance, site, tmp_path)
+
+
+def _audit_and_ask(site, champion):
+    from lineage.cli import main
+
+    out = Settings.from_env().home / "audit-out"
+    assert main(["audit", "models:/lmforge@champion", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["verified"] is True and report["target"]["version"] == champion.artifact_version
+    assert {"raw_crawl", "token_shards", "base_model", "sft_model", "dpo_model", "quantized_model"} <= {
+        a["asset"] for a in report["artifacts"]
+    }
+    from lineage.audit import which_models
+
+    store = ArtifactStore(Settings.from_env().store_root)
+    found = which_models(store, url=f"{site}page3.html", client=MlflowClient(Settings.from_env().tracking_uri))
+    serving = [m for m in found if m["asset"] == "serving_model"]
+    assert champion.artifact_version in {m["version"] for m in serving}
+    assert which_models(store, url=f"{site}noai.html") == []  # opted out by its robots meta: never trained on
+
+    shard = store.local_path("serving_model", champion.artifact_version) / "gguf" / "model-Q8_0.gguf"
+    with open(shard, "r+b") as handle:  # tamper with one byte of the served file
+        handle.seek(4096)
+        byte = handle.read(1)
+        handle.seek(4096)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    assert main(["audit", "models:/lmforge@champion", "--out", str(out)]) == 1
+    report = json.loads((out / "report.json").read_text())
+    assert not report["verified"]
+    assert any(m.get("path") == "gguf/model-Q8_0.gguf" for m in report["verification"]["mismatches"])
+    assert main(["serve", "--port", "0"]) == 2  # refused: the artifact no longer matches its SHA256SUMS
+    with open(shard, "r+b") as handle:
+        handle.seek(4096)
+        handle.write(byte)
+
+
+def _serve_and_roll_back(registry, champion, challenger):
+    from lineage.cli import main
+    from model_code.deploy import gguf_path
+    from model_code.serve import serve, wait_until_ready
+
+    directory = ArtifactStore(Settings.from_env().store_root).local_path("serving_model", champion.artifact_version)
+    process = serve(gguf_path(directory, "Q8_0"), port=18093)
+    try:
+        wait_until_ready("http://127.0.0.1:18093", timeout=120, process=process)
+        body = {"messages": [{"role": "user", "content": "Continue: The module"}], "stream": True, "max_tokens": 8,
+                "temperature": 0}  # fmt: skip
+        chunks = []
+        with httpx.stream("POST", "http://127.0.0.1:18093/v1/chat/completions", json=body, timeout=60) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: ") and line != "data: [DONE]":
+                    chunks.append(json.loads(line[6:]))
+        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+        assert len(chunks) >= 2 and text
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+    registry.promote(challenger.version, "operator override for the rollback test")
+    assert main(["rollback", "--reason", "worse perplexity"]) == 0
+    assert registry.champion().version == champion.version
+    assert main(["serve", "--alias", "staging"]) == 2  # an alias that does not exist: listed, refused
+
+
+def _opt_out_flags_the_champion(instance, site, tmp_path):
+    """An owner opts out one page: the served model is flagged at once, and a rebuild leaves the page out."""
+    import pyarrow.parquet as pq
+    from dagster import AssetCheckKey, AssetKey
+
+    from lineage.cli import main
+
+    page = f"{site}page3.html"
+    assert main(["optout", "add", page, "--note", "owner's request"]) == 0
+    result = defs.resolve_job_def("compliance_check").execute_in_process(instance=instance, raise_on_error=False)
+    [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.asset_check_key == AssetCheckKey(AssetKey("serving_model"), "optout_compliance")
+    assert not evaluation.passed and evaluation.metadata["opted_out_urls"].value == [page]
+
+    crawl = {"ops": {"raw_crawl": nightly_config(site, 40)["ops"]["raw_crawl"]}}
+    refresh = defs.resolve_job_def("data_refresh").execute_in_process(
+        run_config=crawl, instance=instance, partition_key=PARTITION
+    )
+    filtered = materialized(refresh)["filtered_documents"]
+    assert filtered["reused"] is False  # the opt-out list is part of the filter stage's identity
+    store = ArtifactStore(Settings.from_env().store_root)
+    directory = store.local_path("filtered_documents", filtered["lmforge/version"])
+    assert page not in pq.read_table(directory / "documents.parquet").column("url").to_pylist()
+    reasons = pq.read_table(directory / "rejections.parquet").to_pylist()
+    assert any(row["url"] == page and row["reason"] == "opted_out_url" for row in reasons)
