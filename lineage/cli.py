@@ -78,6 +78,13 @@ def _trace(args: argparse.Namespace) -> int:
     from data_code.shards import trace
     from lineage.store import ArtifactStore
 
+    if args.position:
+        if len(args.position) != 3 or args.position[0] not in ("train", "validation"):
+            raise ValueError("trace takes SPLIT SHARD OFFSET, e.g. `lmforge trace train 0 1234`")
+        args.split, args.shard, args.offset = args.position[0], int(args.position[1]), int(args.position[2])
+    if args.shard is None or args.offset is None:
+        raise ValueError("trace needs a shard and an offset: `lmforge trace --shard 0 --offset 1234`")
+    args.split = args.split or "train"
     store = ArtifactStore(Settings.from_env().store_root)
     version = args.shards or _latest(store, "token_shards")
     shards = store.read_manifest("token_shards", version)
@@ -232,9 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("version")
     show.set_defaults(func=_show)
     trace = commands.add_parser("trace", help="which document (and URL) a token of a shard came from")
-    trace.add_argument("split", choices=["train", "validation"])
-    trace.add_argument("shard", type=int, help="shard number within the split")
-    trace.add_argument("offset", type=int, help="token offset within the shard")
+    trace.add_argument("position", nargs="*", help="SPLIT SHARD OFFSET (or use --split/--shard/--offset)")
+    trace.add_argument("--split", choices=["train", "validation"], default=None, help="default: train")
+    trace.add_argument("--shard", type=int, help="shard number within the split")
+    trace.add_argument("--offset", type=int, help="token offset within the shard")
     trace.add_argument("--shards", help="token_shards version (default: the newest)")
     trace.set_defaults(func=_trace)
     audit = commands.add_parser("audit", help="compliance audit of a model back to every URL (or: which-models)")
