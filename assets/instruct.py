@@ -220,7 +220,7 @@ def sft_model(
     sft = _training_config(SftConfig, config)
     base = upstream_manifest(context, store, "base_model")
     data = upstream_manifest(context, store, "instruction_data")
-    base_dir = store.local_path(base.asset, base.version) / "model"
+    base_dir = model_dir(store, base)
     rows = read_rows(store, data, "train")
     audit = audit_loss_mask(AutoTokenizer.from_pretrained(str(base_dir)), rows, sft.max_length)
     check = mask_check(audit)
@@ -304,7 +304,7 @@ def dpo_model(
     dpo = _training_config(DpoConfig, config)
     sft = upstream_manifest(context, store, "sft_model")
     data = upstream_manifest(context, store, "preference_data")
-    sft_dir = store.local_path(sft.asset, sft.version) / "model"
+    sft_dir = model_dir(store, sft)
     train_rows, heldout_rows = read_rows(store, data, "train"), read_rows(store, data, "heldout")
 
     def train(directory):
