@@ -47,6 +47,8 @@ def ui_environment(home: Path, mlflow_url: str) -> dict[str, str]:
         MLFLOW_TRACKING_URI=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
         LMFORGE_MLFLOW_ARTIFACT_ROOT=(home / "mlflow" / "artifacts").as_uri(),
         LMFORGE_MLFLOW_UI_URL=mlflow_url,
+        # MLflow 3's server otherwise starts a job runner with seven huey consumer processes, unused here.
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         HF_HUB_OFFLINE="1",
     )
     return env
