@@ -3,13 +3,15 @@
     python -m bench.serve --quick --json /tmp/serve_bench.json
     python -m bench.serve --model .lmforge/lake/base_model/<version>/model --json /tmp/serve_bench.json
 
-One model: the `small` preset trained briefly from scratch here on standard-library docstring prose (an 8k
-byte-level BPE trained here too), or the HF directory given with --model. The same prompts (real text from the
+One model: the `small` preset trained briefly from scratch here on standard-library docstring prose (an 8k byte-
+level BPE trained here too), or the HF directory given with --model. The same prompts (real text from the
 validation split) go to transformers `generate()` in fp32 and to llama.cpp on the Q8_0 and Q4_0 files written by
-model_code.export.gguf; every engine decodes greedily, never stopping early. Time to first token (TTFT) covers
-the prompt pass and the first sampled token; decode tokens/s counts the tokens after the first. The Q8_0 and
-Q4_0 perplexity deltas are measured against the fp32 parent on held-out tokens of the same real text. The
-bandwidth limit is model bytes read per decoded token against numpy's measured copy bandwidth (read + write,
+model_code.export.gguf; every engine decodes greedily, never stopping early, with the same thread count. The
+engines take turns on each prompt and the medians are reported, so that other load on a shared machine falls on all
+of them alike (llama.cpp's spinning threads suffer more from it: expect noise when cores are busy). Time to first
+token (TTFT) covers the prompt pass and the first sampled token; decode tokens/s counts the tokens after the first.
+The Q8_0 and Q4_0 perplexity deltas are measured against the fp32 parent on held-out tokens of the same real text.
+The bandwidth limit is model bytes read per decoded token against numpy's measured copy bandwidth (read + write,
 one thread); a fraction above 1 means the weights sit in the CPU caches, not in DRAM.
 """
 
@@ -60,8 +62,8 @@ def prompts_of(shards: Path, hf_dir: Path, count: int) -> list[list[int]]:
     return [window[:PROMPT_TOKENS].tolist() for window in windows[:count]]
 
 
-def hf_speed(hf_dir: Path, prompts: list[list[int]], new_tokens: int) -> dict:
-    """transformers fp32 greedy generate(): mean TTFT (ms) and decode tokens/s over the prompts."""
+def hf_engine(hf_dir: Path):
+    """(run, bytes_per_token) for transformers fp32 greedy generate(); run(ids, n) -> (TTFT s, decode tokens/s)."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.generation.streamers import BaseStreamer
@@ -88,20 +90,16 @@ def hf_speed(hf_dir: Path, prompts: list[list[int]], new_tokens: int) -> dict:
         first, last = clock.times[1], clock.times[-1]  # times[0] is the prompt
         return first - started, (len(clock.times) - 2) / (last - first)
 
-    run(prompts[0], 4)  # warm up kernels and allocator
-    results = [run(ids, new_tokens) for ids in prompts]
-    return {"ttft_ms": 1000 * float(np.mean([r[0] for r in results])),
-            "tokens_per_s": float(np.mean([r[1] for r in results])), "threads": torch.get_num_threads(),
-            "bytes_per_token": 4 * sum(p.numel() for p in model.parameters())}  # fmt: skip
+    return run, 4 * sum(p.numel() for p in model.parameters())
 
 
-def llama_speed(gguf_path: Path, prompts: list[list[int]], new_tokens: int) -> dict:
-    """llama.cpp greedy decoding of the GGUF file: mean TTFT (ms) and decode tokens/s over the prompts."""
+def llama_engine(gguf_path: Path, n_ctx: int, threads: int):
+    """(run, bytes_per_token, llm) for llama.cpp greedy decoding of the GGUF file; run as for hf_engine."""
     from gguf import GGUFReader
 
-    from model_code.export.llama import default_threads, load_llama
+    from model_code.export.llama import load_llama
 
-    llm = load_llama(gguf_path, n_ctx=PROMPT_TOKENS + new_tokens + 8)
+    llm = load_llama(gguf_path, n_ctx=n_ctx, n_threads=threads)
 
     def run(ids: list[int], tokens: int) -> tuple[float, float]:
         llm.reset()
@@ -111,15 +109,20 @@ def llama_speed(gguf_path: Path, prompts: list[list[int]], new_tokens: int) -> d
             times.append(time.perf_counter())
         return times[0] - started, (len(times) - 1) / (times[-1] - times[0])
 
-    try:
-        run(prompts[0], 4)
-        results = [run(ids, new_tokens) for ids in prompts]
-    finally:
-        llm.close()
-    weights = sum(int(tensor.n_bytes) for tensor in GGUFReader(gguf_path).tensors)
-    return {"ttft_ms": 1000 * float(np.mean([r[0] for r in results])),
-            "tokens_per_s": float(np.mean([r[1] for r in results])), "threads": default_threads(),
-            "bytes_per_token": weights}  # fmt: skip
+    return run, sum(int(tensor.n_bytes) for tensor in GGUFReader(gguf_path).tensors), llm
+
+
+def interleaved(runs: dict, prompts: list[list[int]], new_tokens: int, rounds: int) -> dict:
+    """name -> [(TTFT s, tokens/s)] per (round, prompt), the engines taking turns on each prompt, so that load
+    from other processes on a shared machine falls on all of them alike."""
+    for run in runs.values():
+        run(prompts[0], 4)  # warm up kernels and allocators
+    results = {name: [] for name in runs}
+    for _ in range(rounds):
+        for ids in prompts:
+            for name, run in runs.items():
+                results[name].append(run(ids, new_tokens))
+    return results
 
 
 def copy_bandwidth(megabytes: int = 256, repeats: int = 5) -> float:
@@ -137,28 +140,35 @@ def _timed(work) -> float:
     return time.perf_counter() - started
 
 
-def measure(hf_dir: Path, shards: Path, work: Path, quick: bool) -> dict:
+def measure(hf_dir: Path, shards: Path, work: Path, quick: bool, threads: int) -> dict:
     from model_code.export.gguf import write_gguf
     from model_code.export.quality import quantization_quality
 
-    new_tokens, prompt_count = (32, 2) if quick else (128, 4)
+    new_tokens, prompt_count, rounds = (32, 2, 2) if quick else (128, 4, 3)
     prompts = prompts_of(shards, hf_dir, prompt_count)
     files = {q: Path(write_gguf(hf_dir, work / f"model-{q}.gguf", q)["path"]) for q in ("Q8_0", "Q4_0")}
-    engines = {"hf_fp32": hf_speed(hf_dir, prompts, new_tokens)}
-    engines |= {name: llama_speed(files[q], prompts, new_tokens) for name, q in (("q8", "Q8_0"), ("q4", "Q4_0"))}
+    hf_run, hf_bytes = hf_engine(hf_dir)
+    q8_run, q8_bytes, q8_llm = llama_engine(files["Q8_0"], PROMPT_TOKENS + new_tokens + 8, threads)
+    q4_run, q4_bytes, q4_llm = llama_engine(files["Q4_0"], PROMPT_TOKENS + new_tokens + 8, threads)
+    try:
+        timings = interleaved({"hf_fp32": hf_run, "q8": q8_run, "q4": q4_run}, prompts, new_tokens, rounds)
+    finally:
+        q8_llm.close()
+        q4_llm.close()
     bandwidth = copy_bandwidth()
-    result = {"model": str(hf_dir), "parameters": engines["hf_fp32"]["bytes_per_token"] // 4, "prompts": prompt_count,
-              "prompt_tokens": PROMPT_TOKENS, "new_tokens": new_tokens,
+    result = {"model": str(hf_dir), "parameters": hf_bytes // 4, "prompts": prompt_count, "rounds": rounds,
+              "prompt_tokens": PROMPT_TOKENS, "new_tokens": new_tokens, "threads": threads,
               "copy_bandwidth_gb_s": bandwidth / 1e9}  # fmt: skip
-    for name, stats in engines.items():
-        speed, weights = stats["tokens_per_s"], stats["bytes_per_token"]
-        result |= {f"{name}_tokens_per_s": speed, f"ttft_{name}_ms": stats["ttft_ms"],
-                   f"{name}_threads": stats["threads"], f"{name}_bytes_per_token": weights,
-                   f"{name}_bandwidth_limit_tokens_per_s": bandwidth / weights,
+    for name, weights in (("hf_fp32", hf_bytes), ("q8", q8_bytes), ("q4", q4_bytes)):
+        speed, ttft = (float(np.median([t[part] for t in timings[name]])) for part in (1, 0))
+        result |= {f"{name}_tokens_per_s": speed, f"ttft_{name}_ms": 1000 * ttft,
+                   f"{name}_bytes_per_token": weights, f"{name}_bandwidth_limit_tokens_per_s": bandwidth / weights,
                    f"{name}_bandwidth_fraction": speed * weights / bandwidth}  # fmt: skip
     for name, q in (("q8", "Q8_0"), ("q4", "Q4_0")):
+        # Median of the per-run ratios: each pair ran back to back, under the same outside load.
+        ratios = [fast[1] / slow[1] for fast, slow in zip(timings[name], timings["hf_fp32"], strict=True)]
         quality = quantization_quality(hf_dir, files[q], shards, max_tokens=1024 if quick else 4096, seq_len=SEQ_LEN)
-        result |= {f"{name}_speedup_vs_hf_fp32": result[f"{name}_tokens_per_s"] / result["hf_fp32_tokens_per_s"],
+        result |= {f"{name}_speedup_vs_hf_fp32": float(np.median(ratios)),
                    f"{name}_ppl_delta_pct": quality["ppl_delta_pct"], f"{name}_mean_kl": quality["mean_kl"],
                    f"{name}_top1_agreement": quality["top1_agreement"], "parent_ppl": quality["parent_ppl"],
                    "ppl_tokens": quality["tokens"]}  # fmt: skip
@@ -168,8 +178,9 @@ def measure(hf_dir: Path, shards: Path, work: Path, quick: bool) -> dict:
 
 
 def print_table(result: dict) -> None:
-    print(f"model {result['model']} ({result['parameters']:,} parameters); {result['prompts']} prompts x "
-          f"{result['prompt_tokens']} tokens, {result['new_tokens']} new tokens, greedy")  # fmt: skip
+    print(f"model {result['model']} ({result['parameters']:,} parameters); {result['rounds']} rounds x "
+          f"{result['prompts']} prompts x {result['prompt_tokens']} tokens, {result['new_tokens']} new tokens, "
+          f"greedy, {result['threads']} threads; medians")  # fmt: skip
     header = f"{'engine':<22}{'decode tok/s':>13}{'TTFT ms':>9}{'x fp32':>8}{'MB/token':>10}{'of bw limit':>12}"
     print(header)
     for name, label in (("hf_fp32", "transformers fp32"), ("q8", "llama.cpp Q8_0"), ("q4", "llama.cpp Q4_0")):
@@ -190,7 +201,14 @@ def main() -> dict:
     parser.add_argument("--quick", action="store_true", help="fewer steps, prompts and tokens (~2 min)")
     parser.add_argument("--model", type=Path, help="an HF Llama directory to measure instead of training one")
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads for both engines; 0: every core")
     args = parser.parse_args()
+    import torch
+
+    from model_code.export.llama import default_threads
+
+    threads = args.threads or default_threads()
+    torch.set_num_threads(threads)  # the same thread count for transformers and llama.cpp
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if args.model:
@@ -202,7 +220,7 @@ def main() -> dict:
             )
         else:
             hf_dir, shards = build_model(work, steps=8 if args.quick else 150)
-        result = measure(hf_dir, shards, work, args.quick)
+        result = measure(hf_dir, shards, work, args.quick, threads)
     print_table(result)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
