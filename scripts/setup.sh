@@ -30,5 +30,8 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip wheel
+# llama-cpp-python compiles llama.cpp here the first time (~13 min on 2 cores); pip caches the built wheel.
 "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[dev]'
+# The real-browser tests drive Debian's chromium through Playwright (no browser download needed).
+bash scripts/install_browser.sh "$VENV"
 echo "setup: lmforge installed in $VENV"
