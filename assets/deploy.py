@@ -118,6 +118,11 @@ def serving_model(
     decision_passed, reasons, table_md, promoted = promote_if_better(
         context, store, registry, registered, evaluation, gate
     )
+    run_id = produced.manifest.mlflow_run_id
+    if run_id:  # the gate decision also on the serving artifact's MLflow run (the registry has it as tags too)
+        tracker.client.set_tag(run_id, "lmforge.gate", "passed" if decision_passed else "failed")
+        tracker.client.set_tag(run_id, "lmforge.gate_reason", "; ".join(reasons)[:5000])
+        tracker.client.log_text(run_id, table_md, f"gate/decision-v{registered}.md")
     stats = produced.manifest.stats
     metadata = {
         "model_version": MetadataValue.text(f"{registry.name} v{registered}"),
