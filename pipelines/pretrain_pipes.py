@@ -21,8 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from model_code.config import PretrainConfig
-from model_code.metrics import METRICS_FILE
-from model_code.pretrain import train
 
 LIVE_RUN_FILE = "mlflow_run.json"  # beside run.json: the MLflow run that receives the metrics while training
 LIVE_KEY = "live_metrics"  # result key: {"run_id", "through_step", "error"}
@@ -127,6 +125,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--config", required=True, help="JSON file of PretrainConfig fields")
     parser.add_argument("--result", help="where the main process writes the run's stats (JSON)")
     args = parser.parse_args(argv)
+    from model_code.metrics import METRICS_FILE  # torch: imported in the training process only, not by the asset
+    from model_code.pretrain import train
+
     config = PretrainConfig.from_json(args.config)
     main_process = _is_main_process()
     with contextlib.ExitStack() as stack:
