@@ -1,6 +1,6 @@
 # lmforge — the two commands on a fresh machine are `make demo` and `make test`; both run setup when needed.
 #
-#   make demo    crawl a real local site, extract documents, record everything in Dagster + MLflow
+#   make demo    the whole lifecycle on a real local site: crawl to a served, audited champion (tiny preset)
 #   make test    the whole test suite (CI runs this through .ci/run)
 #   make ui      Dagster web UI (http://127.0.0.1:3000) and MLflow UI (http://127.0.0.1:5000)
 #   make bench   benchmarks against their baselines, tables printed, JSON under $(LMFORGE_HOME)/bench
@@ -37,6 +37,7 @@ bench: setup
 	$(PY) -m bench.dedupe --json $(LMFORGE_HOME)/bench/dedupe.json
 	$(PY) -m bench.tokenize --json $(LMFORGE_HOME)/bench/tokenize.json
 	$(PY) -m bench.pretrain --json $(LMFORGE_HOME)/bench/pretrain.json
+	$(PY) -m bench.serve --json $(LMFORGE_HOME)/bench/serve.json
 
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
