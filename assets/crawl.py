@@ -2,7 +2,7 @@
 
 # No `from __future__ import annotations` in asset modules: Dagster reads config annotations at runtime.
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult, RetryRequested, asset
 from pydantic import Field
 
 from assets.common import dagster_config, dataclass_from_config, materialize_result, produce_artifact
@@ -22,6 +22,23 @@ RawCrawlConfig = dagster_config(
     # The UI's default seeds come from the environment (`make ui` points them at the demo site).
     seeds=(list[str], Field(default=env_list("LMFORGE_CRAWL_SEEDS"), description="start URLs (http/https)")),
 )
+
+
+TRANSIENT = frozenset({"connect_error", "connection_reset", "timeout", "server_error", "rate_limited",
+                       "robots_unavailable"})  # fmt: skip
+RETRIES, RETRY_WAIT_S = 2, 60
+
+
+def transient_failure_retried(stats: dict) -> dict:
+    """A crawl that fetched nothing, only because of network or server trouble, is retried by Dagster (twice,
+    a minute apart) instead of publishing an empty artifact; anything else (robots, blocked address) is kept."""
+    failures = stats.get("failures_by_reason", {})
+    if stats["pages_fetched"] == 0 and failures:
+        if set(failures) <= TRANSIENT:
+            raise RetryRequested(max_retries=RETRIES, seconds_to_wait=RETRY_WAIT_S) from RuntimeError(
+                f"raw_crawl fetched no page, only transient failures: {failures}"
+            )
+    return stats
 
 
 @asset(
@@ -47,7 +64,7 @@ def raw_crawl(
         code_version=CODE_VERSION,
         config=crawl_config,
         upstream=[],
-        build=lambda directory: crawl_and_ingest(crawl_config, directory).as_stats(),
+        build=lambda directory: transient_failure_retried(crawl_and_ingest(crawl_config, directory).as_stats()),
     )
     stats = produced.manifest.stats
     for error in stats.get("errors", []):

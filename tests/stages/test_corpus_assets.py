@@ -180,3 +180,16 @@ def test_loopback_is_blocked_unless_the_environment_allows_it(lmforge_home, site
         # The allow-list is environment policy: run config cannot widen it.
         with pytest.raises(Exception, match="allow_private_hosts"):
             run(instance, [raw_crawl], {"seeds": [site], "allow_private_hosts": ["127.0.0.1"]})
+
+
+def test_a_crawl_with_only_transient_failures_is_retried_not_published():
+    from dagster import RetryRequested
+
+    from assets.crawl import transient_failure_retried
+
+    with pytest.raises(RetryRequested):
+        transient_failure_retried({"pages_fetched": 0, "failures_by_reason": {"connect_error": 1, "timeout": 2}})
+    robots_only = {"pages_fetched": 0, "failures_by_reason": {"disallowed_by_robots": 1}}
+    assert transient_failure_retried(robots_only) is robots_only  # a real answer: published, not retried
+    some = {"pages_fetched": 3, "failures_by_reason": {"timeout": 1}}
+    assert transient_failure_retried(some) is some
