@@ -175,8 +175,10 @@ def _tuned_model(context, *, store, tracker, code_version, config, upstream, tra
         context, store=store, tracker=tracker, code_version=code_version, config=config, upstream=upstream,
         build=train, log_files=files,
     )  # fmt: skip
-    if not produced.reused and produced.path is not None and produced.manifest.mlflow_run_id:
-        records = [json.loads(line) for line in (produced.path / "metrics.jsonl").read_text().splitlines() if line]
+    metrics_file = produced.path / "metrics.jsonl" if produced.path is not None else None
+    # A run shorter than logging_steps logs no record (its summary is in the stats): no history then.
+    if not produced.reused and metrics_file is not None and metrics_file.exists() and produced.manifest.mlflow_run_id:
+        records = [json.loads(line) for line in metrics_file.read_text().splitlines() if line]
         tracker.log_history(produced.manifest.mlflow_run_id, records)
     metadata = {}
     if produced.path is not None and (produced.path / "loss_curve.png").exists():
