@@ -24,14 +24,18 @@ pytestmark = pytest.mark.slow
 PARTITION = "2026-11-28"
 
 
-def nightly_config(site: str, pretrain_steps: int) -> dict:
+def nightly_config(site: str, pretrain_steps: int, filters: dict | None = None) -> dict:
     """Everything small: the point is the wiring, not the model."""
     return {
         "ops": {
+            # The classifier is trained per test; threshold 0 keeps its verdicts from deciding which pages stay.
+            "filtered_documents": {"config": {"quality_threshold": 0.0, **(filters or {})}},
             "raw_crawl": {"config": {"seeds": [site], "max_pages": 30, "max_depth": 2}},
             "quality_classifier": {"config": {"epoch": 5, "bucket": 20000}},
-            "token_shards": {"config": {"validation_fraction": 0.25}},
-            "base_model": {"config": {"preset": "tiny", "max_steps": pretrain_steps, "eval_every": 0}},
+            "token_shards": {"config": {"validation_fraction": 0.2}},
+            "base_model": {
+                "config": {"preset": "tiny", "max_steps": pretrain_steps, "eval_every": 0, "micro_batch_size": 2}
+            },
             "instruction_data": {"config": {"max_examples": 40}},
             "preference_data": {"config": {"max_examples": 40}},
             "sft_model": {"config": {"max_steps": 3, "per_device_batch_size": 4, "max_length": 192}},
@@ -54,10 +58,10 @@ def world(lmforge_home, tmp_path, monkeypatch):
         yield site, instance, tmp_path
 
 
-def tick(instance, site: str, tmp_path, pretrain_steps: int):
+def tick(instance, site: str, tmp_path, pretrain_steps: int, filters: dict | None = None):
     """Evaluate the nightly schedule for PARTITION's night and execute its run request."""
-    config_file = tmp_path / f"nightly-{pretrain_steps}.yaml"
-    config_file.write_text(yaml.safe_dump(nightly_config(site, pretrain_steps)))
+    config_file = tmp_path / "nightly.yaml"
+    config_file.write_text(yaml.safe_dump(nightly_config(site, pretrain_steps, filters)))
     schedule = defs.get_schedule_def("nightly_retrain")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LMFORGE_NIGHTLY_CONFIG", str(config_file))
@@ -113,6 +117,13 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     _audit_and_ask(site, champion)
     _serve_and_roll_back(registry, champion, challenger)
     _opt_out_flags_the_champion(instance, site, tmp_path)
+
+    # One filter threshold changed: everything upstream of the filter is reused, everything downstream rebuilt.
+    changed = materialized(tick(instance, site, tmp_path, pretrain_steps=40, filters={"gopher_min_words": 49}))
+    upstream = ("quality_classifier", "raw_crawl", "documents", "deduplicated_documents")
+    assert all(changed[name]["reused"] for name in upstream)
+    rebuilt = ("filtered_documents", "training_corpus", "tokenizer", "token_shards", "base_model", "sft_model")
+    assert not any(changed[name]["reused"] for name in rebuilt)
 
 
 def _audit_and_ask(site, champion):
