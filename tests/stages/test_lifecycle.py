@@ -17,30 +17,45 @@ from lineage.registry import Registry
 from lineage.settings import Settings
 from lineage.store import ArtifactStore
 from pipelines.definitions import defs
-from tests.stages.prose_site import write_prose_site
-from tests.stages.site import serve_directory
+from pipelines.demo_site import static_site
+from tests.stages.prose_site import PAGES, article, page, write_prose_site
 
 pytestmark = pytest.mark.slow
 PARTITION = "2026-11-28"
+SITE_PORT, EXTRA_PAGES = 18643, 8
+TRAINED, UNTRAINED = 3e-3, 1e-9  # base model learning rates: a trained model, and one that stays at its random init
 
 
-def nightly_config(site: str, pretrain_steps: int, filters: dict | None = None) -> dict:
+def nightly_config(site: str, learning_rate: float, filters: dict | None = None, gate: dict | None = None) -> dict:
     """Everything small: the point is the wiring, not the model."""
     return {
         "ops": {
             # The classifier is trained per test; threshold 0 keeps its verdicts from deciding which pages stay.
             "filtered_documents": {"config": {"quality_threshold": 0.0, **(filters or {})}},
-            "raw_crawl": {"config": {"seeds": [site], "max_pages": 30, "max_depth": 2}},
+            "raw_crawl": {
+                "config": {
+                    "seeds": [site, *(f"{site}extra{i}.html" for i in range(EXTRA_PAGES))],
+                    "max_pages": 40,
+                    "max_depth": 2,
+                }
+            },  # fmt: skip
             "quality_classifier": {"config": {"epoch": 5, "bucket": 20000}},
-            "token_shards": {"config": {"validation_fraction": 0.2}},
+            "token_shards": {"config": {"validation_fraction": 0.25}},
             "base_model": {
-                "config": {"preset": "tiny", "max_steps": pretrain_steps, "eval_every": 0, "micro_batch_size": 2}
+                "config": {
+                    "preset": "tiny",
+                    "max_steps": 40,
+                    "learning_rate": learning_rate,
+                    "eval_every": 0,
+                    "micro_batch_size": 2,
+                }  # fmt: skip
             },
             "instruction_data": {"config": {"max_examples": 40}},
             "preference_data": {"config": {"max_examples": 40}},
             "sft_model": {"config": {"max_steps": 3, "per_device_batch_size": 4, "max_length": 192}},
             "dpo_model": {"config": {"max_steps": 3, "per_device_batch_size": 4, "max_length": 192}},
             "quantized_model": {"config": {"eval_tokens": 1024}},
+            "serving_model": {"config": gate or {}},
             "model_evaluation": {
                 "config": {"eval_tokens": 2048, "task_examples": 10, "task_limit": 5, "max_new_tokens": 4}
             },  # fmt: skip
@@ -54,14 +69,17 @@ def world(lmforge_home, tmp_path, monkeypatch):
     monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     write_prose_site(tmp_path / "site")
-    with serve_directory(tmp_path / "site") as site, DagsterInstance.ephemeral() as instance:
+    for i in range(EXTRA_PAGES):  # more distinct prose, so both splits always hold documents
+        (tmp_path / "site" / f"extra{i}.html").write_text(page(f"Extra {i}", article(PAGES + 2 + i)))
+    # A fixed port keeps URLs, so doc ids and the train/validation split, the same from run to run.
+    with static_site(tmp_path / "site", port=SITE_PORT) as site, DagsterInstance.ephemeral() as instance:
         yield site, instance, tmp_path
 
 
-def tick(instance, site: str, tmp_path, pretrain_steps: int, filters: dict | None = None):
+def tick(instance, site: str, tmp_path, learning_rate: float = TRAINED, filters: dict | None = None, gate=None):
     """Evaluate the nightly schedule for PARTITION's night and execute its run request."""
     config_file = tmp_path / "nightly.yaml"
-    config_file.write_text(yaml.safe_dump(nightly_config(site, pretrain_steps, filters)))
+    config_file.write_text(yaml.safe_dump(nightly_config(site, learning_rate, filters, gate)))
     schedule = defs.get_schedule_def("nightly_retrain")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LMFORGE_NIGHTLY_CONFIG", str(config_file))
@@ -92,7 +110,7 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     site, instance, tmp_path = world
     registry = Registry(MlflowClient(Settings.from_env().tracking_uri))
 
-    first = tick(instance, site, tmp_path, pretrain_steps=40)
+    first = tick(instance, site, tmp_path)
     assert first.success
     made = materialized(first)
     assert made["serving_model"]["promoted"] is True
@@ -101,15 +119,18 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     assert made["audit_report"]["verified"] is True
     assert made["sft_model"]["steps"] == 3 and "loss_mask" in made["sft_model"]
 
-    worse = tick(instance, site, tmp_path, pretrain_steps=2)  # a barely trained base model: perplexity far worse
+    # Another model, and a gate it cannot pass (on a corpus this small held-out perplexity cannot rank models:
+    # a demand of zero quantization divergence fails for certain, and shows the champion staying).
+    strict = {"metrics": ["perplexity", "quant_kl"], "max_quant_kl": 0.0}
+    worse = tick(instance, site, tmp_path, UNTRAINED, gate=strict)
     assert not worse.success  # the blocking promotion_gate check fails, so nothing downstream of it runs
     challenger = registry.by_alias("challenger")
     assert challenger.version != champion.version and challenger.gate == "failed"
-    assert "perplexity" in challenger.tags["lmforge.gate_reason"]
+    assert "quant_kl" in challenger.tags["lmforge.gate_reason"] and "fail" in challenger.tags["lmforge.gate_reason"]
     assert registry.champion().version == champion.version  # the old champion keeps serving
     assert "audit_report" not in materialized(worse)
 
-    again = tick(instance, site, tmp_path, pretrain_steps=40)  # nothing changed since the first night
+    again = tick(instance, site, tmp_path)  # nothing changed since the first night
     assert again.success
     assert all(metadata["reused"] for metadata in materialized(again).values())
     assert registry.champion().version == champion.version
@@ -119,7 +140,7 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     _opt_out_flags_the_champion(instance, site, tmp_path)
 
     # One filter threshold changed: everything upstream of the filter is reused, everything downstream rebuilt.
-    changed = materialized(tick(instance, site, tmp_path, pretrain_steps=40, filters={"gopher_min_words": 49}))
+    changed = materialized(tick(instance, site, tmp_path, filters={"gopher_min_words": 49}))
     upstream = ("quality_classifier", "raw_crawl", "documents", "deduplicated_documents")
     assert all(changed[name]["reused"] for name in upstream)
     rebuilt = ("filtered_documents", "training_corpus", "tokenizer", "token_shards", "base_model", "sft_model")
@@ -202,7 +223,7 @@ def _opt_out_flags_the_champion(instance, site, tmp_path):
     assert evaluation.asset_check_key == AssetCheckKey(AssetKey("serving_model"), "optout_compliance")
     assert not evaluation.passed and evaluation.metadata["opted_out_urls"].value == [page]
 
-    crawl = {"ops": {"raw_crawl": nightly_config(site, 40)["ops"]["raw_crawl"]}}
+    crawl = {"ops": {"raw_crawl": nightly_config(site, TRAINED)["ops"]["raw_crawl"]}}
     refresh = defs.resolve_job_def("data_refresh").execute_in_process(
         run_config=crawl, instance=instance, partition_key=PARTITION
     )
