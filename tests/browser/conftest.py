@@ -11,9 +11,13 @@ import pytest
 from tests.browser.dagster_ui import CHROMIUM, launch_chromium
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium():
-    """A headless Chromium Browser; skips the test when /usr/bin/chromium or playwright is not installed."""
+    """A headless Chromium Browser; skips the test when /usr/bin/chromium or playwright is not installed.
+
+    Module scope, not session: Playwright's sync API keeps an asyncio loop running in the main thread while it is
+    open, and every later test that calls asyncio.run (the crawler) would fail inside it.
+    """
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/install_browser.sh` (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install playwright")
