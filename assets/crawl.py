@@ -7,7 +7,7 @@ from pydantic import Field
 
 from assets.common import dagster_config, dataclass_from_config, materialize_result, produce_artifact
 from assets.metadata import count_table
-from assets.partitions import daily_partitions
+from assets.partitions import DAILY_FRESHNESS, daily_partitions
 from data_code.crawl import CrawlConfig, crawl_and_ingest
 from resources.http import HttpFetcherResource, env_list
 from resources.lake import ArtifactStoreResource
@@ -43,6 +43,7 @@ def transient_failure_retried(stats: dict) -> dict:
 
 @asset(
     partitions_def=daily_partitions,
+    freshness_policy=DAILY_FRESHNESS,
     code_version=CODE_VERSION,
     group_name="data",
     kinds={"warc", "parquet"},

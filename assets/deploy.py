@@ -32,6 +32,7 @@ from assets.common import (
 )
 from assets.evaluate import TASKS_DIR, ModelEvaluationConfig, evaluate_model, model_evaluation
 from assets.instruct import dpo_model, model_dir, sft_model
+from assets.partitions import DAILY_FRESHNESS
 from assets.quantize import gguf_file, quantized_model
 from assets.tokens import tokenizer
 from lineage.registry import Registry
@@ -52,6 +53,7 @@ ServingModelConfig = dagster_config(GateConfig, "ServingModelConfig")
 @asset(
     deps=[dpo_model, sft_model, quantized_model, model_evaluation, tokenizer],
     code_version=SERVING_CODE_VERSION,
+    freshness_policy=DAILY_FRESHNESS,
     group_name="deploy",
     kinds={"mlflow", "gguf"},
     description=__doc__,

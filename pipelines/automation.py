@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import yaml
 from dagster import (
     DefaultScheduleStatus,
     DefaultSensorStatus,
-    FreshnessPolicy,
     RunFailureSensorContext,
     RunRequest,
     ScheduleEvaluationContext,
@@ -37,8 +36,6 @@ from lineage.settings import Settings
 NIGHTLY_CRON = os.environ.get("LMFORGE_NIGHTLY_CRON", "0 2 * * *")
 TIMEZONE = os.environ.get("LMFORGE_TIMEZONE", "UTC")
 WARC_SUFFIXES = (".warc", ".warc.gz")
-# Freshness: the served model and the corpus should be at most a day and a half old when the nightly runs.
-DAILY_FRESHNESS = FreshnessPolicy.time_window(fail_window=timedelta(hours=36), warn_window=timedelta(hours=26))
 
 
 def nightly_run_config(environ: dict[str, str] | None = None) -> dict | None:

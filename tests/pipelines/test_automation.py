@@ -111,3 +111,12 @@ def test_gpu_pool_is_limited_to_one_training_step():
     from assets.pretrain import base_model
 
     assert {asset.op.pool for asset in (base_model, sft_model, dpo_model)} == {"gpu"}
+
+
+def test_crawl_and_served_model_carry_daily_freshness():
+    from dagster import AssetKey
+
+    graph = defs.resolve_asset_graph()
+    for name in ("raw_crawl", "serving_model"):
+        policy = graph.get(AssetKey(name)).freshness_policy
+        assert policy is not None and policy.fail_window.to_timedelta().total_seconds() == 36 * 3600
