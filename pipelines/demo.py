@@ -37,8 +37,9 @@ def demo_run_config(seed_url: str, max_pages: int) -> dict:
             "base_model": {"config": {"preset": "tiny", "max_steps": 300}},
             "instruction_data": {"config": {"max_examples": 400}},
             "preference_data": {"config": {"max_examples": 400}},
-            "sft_model": {"config": {"max_steps": 40, "max_length": 256}},
-            "dpo_model": {"config": {"max_steps": 40, "max_length": 256}},
+            # LoRA on a 0.4M-parameter model needs a larger step than the defaults (sized for real models) to move.
+            "sft_model": {"config": {"max_steps": 60, "learning_rate": 3e-3, "max_length": 256}},
+            "dpo_model": {"config": {"max_steps": 60, "learning_rate": 2e-3, "max_length": 256}},
             "model_evaluation": {"config": {"eval_tokens": 8192, "task_examples": 100, "task_limit": 50}},
         },
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
