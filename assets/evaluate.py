@@ -39,7 +39,6 @@ class ModelEvaluationConfig(Config):
 def evaluate_model(model_directory: Path, shards_dir: Path, task_dir: Path, config, gguf: Path | None) -> dict:
     """Every measurement of one HF model (and its GGUF, when given) on fixed held-out data."""
     from model_code.evaluate.generation import generation_samples, serving_latency
-
     from model_code.evaluate.perplexity import heldout_perplexity
     from model_code.evaluate.tasks import run_lm_eval
 
