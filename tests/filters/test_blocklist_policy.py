@@ -109,6 +109,8 @@ def test_malformed_policy_names_file_and_line(tmp_path, name, content, message):
     path.write_text(content)
     with pytest.raises(ValueError, match=message):
         load_policy(path)
+
+
 def test_optout_filter_names_the_owners_request(tmp_path):
     from data_code.filters.blocklist import OptOutFilter
 

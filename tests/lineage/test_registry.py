@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from lineage.registry import CHALLENGER, CHAMPION, Registry
+from lineage.registry import CHALLENGER, Registry
 
 
 @pytest.fixture()
