@@ -41,7 +41,8 @@ def check_gguf_loads(gguf_path: str | Path, n_ctx: int = 64) -> dict:
     """
     path = Path(gguf_path)
     started = time.perf_counter()
-    llm = load_llama(path, n_ctx=n_ctx)
+    # logits_all: llama-cpp-python 0.3 fills `scores` only then; otherwise it is uninitialized memory.
+    llm = load_llama(path, n_ctx=n_ctx, logits_all=True)
     try:
         tokens = llm.tokenize(PROBE_TEXT.encode("utf-8"), add_bos=False)[: n_ctx - 1]
         if not tokens:
