@@ -50,7 +50,7 @@ from resources.tracking import MlflowTrackingResource
 
 DATA_CODE_VERSION = "instruct_data-1"
 SFT_CODE_VERSION = "sft_model-1"
-DPO_CODE_VERSION = "dpo_model-1"
+DPO_CODE_VERSION = "dpo_model-2"  # 2: held-out implicit reward accuracy in the stats
 MASK_CHECK = "loss_mask_audit"
 EXAMPLES_FILE = "examples.parquet"
 MODEL_FILES = ("metrics.jsonl", "loss_curve.png")
@@ -318,7 +318,8 @@ def dpo_model(
         upstream=[sft, data], train=train,
     )  # fmt: skip
     keys = ("steps", "pairs", "reward_margin", "reward_accuracy", "heldout_pairs",
-            "heldout_preference_accuracy_before", "heldout_preference_accuracy", "chat_template_hash")  # fmt: skip
+            "heldout_preference_accuracy_before", "heldout_preference_accuracy", "heldout_reward_accuracy",
+            "chat_template_hash")  # fmt: skip
     metadata.update(_numbers(produced.manifest.stats, keys))
     return materialize_result(produced, metadata)
 

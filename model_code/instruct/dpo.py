@@ -28,7 +28,7 @@ from model_code.instruct.common import (
     write_loss_curve,
 )
 from model_code.instruct.config import DpoConfig
-from model_code.instruct.logprob import preference_accuracy
+from model_code.instruct.logprob import implicit_reward_accuracy, preference_accuracy
 from model_code.instruct.sft import WORK_DIR, loss_summary
 from model_code.instruct.template import chat_template_hash
 
@@ -43,6 +43,7 @@ def train_dpo(config: DpoConfig, sft_model_dir: str | Path, train_rows: list[dic
     reward_margin and reward_accuracy (trainer logs, mean over the last quarter of logged steps),
     heldout_pairs, heldout_preference_accuracy_before / heldout_preference_accuracy (the SFT model / the merged
     DPO model prefers chosen: higher summed completion log-prob), heldout_logprob_margin_before / _after,
+    heldout_reward_accuracy (DPO's implicit reward, policy vs SFT log-prob gain, ranks chosen first: length-fair),
     chat_template_hash. Raises ValueError for an invalid row (naming the list and index).
     """
     out_dir = Path(out_dir)
@@ -76,6 +77,7 @@ def train_dpo(config: DpoConfig, sft_model_dir: str | Path, train_rows: list[dic
         "heldout_preference_accuracy": after["preference_accuracy"],
         "heldout_logprob_margin_before": before["mean_logprob_margin"],
         "heldout_logprob_margin_after": after["mean_logprob_margin"],
+        "heldout_reward_accuracy": implicit_reward_accuracy(after["logprobs"], before["logprobs"]),
         "chat_template_hash": chat_template_hash(out_dir / MODEL_DIR),
     }
 

@@ -31,18 +31,34 @@ def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[di
 def preference_accuracy(model, tokenizer, rows: list[dict], max_length: int) -> dict:
     """Share of pairs whose chosen completion has the higher summed log-prob, and the mean log-prob margin.
 
-    Returns: pairs, preference_accuracy (None without pairs), mean_logprob_margin (chosen - rejected, nats).
+    Returns: pairs, preference_accuracy (None without pairs), mean_logprob_margin (chosen - rejected, nats),
+    logprobs ([(chosen, rejected)] per pair, for implicit rewards against a reference model).
     """
     was_training = model.training
     model.eval()
-    margins = []
+    logprobs = []
     for row in rows:
         chosen = completion_logprob(model, tokenizer, row["prompt"], row["chosen"], max_length)
         rejected = completion_logprob(model, tokenizer, row["prompt"], row["rejected"], max_length)
-        margins.append(chosen - rejected)
+        logprobs.append((chosen, rejected))
     model.train(was_training)
+    margins = [chosen - rejected for chosen, rejected in logprobs]
     return {
         "pairs": len(margins),
         "preference_accuracy": sum(margin > 0 for margin in margins) / len(margins) if margins else None,
         "mean_logprob_margin": sum(margins) / len(margins) if margins else None,
+        "logprobs": logprobs,
     }
+
+
+def implicit_reward_accuracy(policy: list[tuple[float, float]], reference: list[tuple[float, float]]) -> float | None:
+    """Share of pairs the DPO implicit reward ranks right: (policy - reference) log-prob gain larger for chosen.
+
+    Summed log-probs favour short completions (a truncated rejected answer often "wins"); the reward compares
+    each completion with itself under the reference model, so length cancels. None without pairs.
+    """
+    if not policy:
+        return None
+    assert len(policy) == len(reference), "policy and reference must score the same pairs"
+    wins = [(pc - rc) > (pr - rr) for (pc, pr), (rc, rr) in zip(policy, reference, strict=True)]
+    return sum(wins) / len(wins)

@@ -85,6 +85,7 @@ def test_dpo_learns_the_easy_preference(dpo_run, sft_run):
     assert stats["heldout_pairs"] == 4
     assert stats["heldout_preference_accuracy"] == 1.0
     assert stats["heldout_logprob_margin_after"] > stats["heldout_logprob_margin_before"]
+    assert stats["heldout_reward_accuracy"] > 0.5  # the implicit reward ranks held-out chosen answers first
     records = read_jsonl(out_dir / "metrics.jsonl")
     assert records and all("rewards/margins" in record for record in records)
     assert (out_dir / "adapter" / "adapter_model.safetensors").is_file()
@@ -122,3 +123,12 @@ def test_trainer_arguments_are_cpu_safe(trl_config, config, tmp_path):
     assert arguments.gradient_checkpointing is False
     assert arguments.bf16 is torch.cuda.is_available()
     assert arguments.max_length == config.max_length and arguments.seed == config.seed
+
+
+def test_implicit_reward_accuracy_compares_each_completion_with_itself():
+    from model_code.instruct.logprob import implicit_reward_accuracy
+
+    reference = [(-50.0, -10.0), (-40.0, -30.0)]  # summed log-probs favour the short rejected answers
+    policy = [(-45.0, -12.0), (-41.0, -29.0)]  # chosen gained 5 nats in pair 0; lost 1 in pair 1
+    assert implicit_reward_accuracy(policy, reference) == 0.5
+    assert implicit_reward_accuracy([], []) is None
