@@ -1,5 +1,9 @@
-"""Which models saw a URL: URL/domain -> doc_ids -> token_shards whose span sidecars hold them -> every artifact
-downstream of those shards (manifests' upstream refs followed in reverse) -> the models among them.
+"""Which models saw a URL: URL/domain -> doc_ids -> token_shards whose span sidecars hold them, and instruction /
+preference datasets whose examples were derived from them (`source_doc_ids`) -> every artifact downstream of
+those (manifests' upstream refs followed in reverse) -> the models among them.
+
+A document held out of pretraining (validation split) can still be trained on by SFT or DPO through an example
+made from it: the dataset rows say so (split "train"), and the model counts as trained on it.
 
 The index is cached under the store root, keyed by the set of complete artifacts: a new artifact changes the key,
 so a stale index is never read.
@@ -25,6 +29,8 @@ from lineage.store import ArtifactStore
 
 CACHE_DIR = "audit_cache"  # under the store root, beside lake/
 SPLITS = ("train", "validation")
+DATASETS = ("instruction_data", "preference_data")  # examples with source_doc_ids (assets/instruct.py)
+EXAMPLES_FILE = "examples.parquet"
 INDEX_SCHEMA = pa.schema([("url", pa.string()), ("domain", pa.string()), ("doc_id", pa.string()),
                           ("token_shards", pa.string()), ("split", pa.string())])  # fmt: skip
 
@@ -52,6 +58,9 @@ def build_url_index(store: ArtifactStore, use_cache: bool = True) -> UrlIndex:
         if manifest.asset == "token_shards":
             tables.append(_shard_rows(store, manifest))
             downstream[name] = descendants(children, name)
+        elif manifest.asset in DATASETS:
+            tables.append(_example_rows(store, manifest))
+            downstream[name] = descendants(children, name)
     rows = pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
     index = UrlIndex(key, rows, downstream)
     if cache is not None:
@@ -63,7 +72,7 @@ def which_models(
     store: ArtifactStore, url: str | None = None, domain: str | None = None, client: MlflowClient | None = None
 ) -> list[dict[str, Any]]:
     """Model artifacts (assets named *_model) whose training chain holds a document of `url` (exact) or `domain`
-    (that host or any subdomain). Each: {asset, version, uri, token_shards, splits, trained, documents, urls,
+    (that host or any subdomain). Each: {asset, version, uri, token_shards, datasets, splits, trained, documents, urls,
     registered}; `trained` is False when the documents are only in validation splits; `registered` lists the
     MLflow model versions {name, version, aliases} of that artifact (with a client; else [])."""
     if (url is None) == (domain is None):
@@ -81,12 +90,16 @@ def which_models(
 
 
 def _new_entry(store: ArtifactStore, asset: str, version: str) -> dict[str, Any]:
-    sets = {name: set() for name in ("token_shards", "splits", "doc_ids", "urls")}
+    sets = {name: set() for name in ("token_shards", "datasets", "splits", "doc_ids", "urls")}
     return {"asset": asset, "version": version, "uri": store.uri(asset, version), **sets}
 
 
 def _add_hit(entry: dict[str, Any], hit: dict[str, Any]) -> None:
-    entry["token_shards"].add(hit["token_shards"].split("/", 1)[1])
+    source_asset, source_version = hit["token_shards"].split("/", 1)  # a token_shards or dataset artifact
+    if source_asset == "token_shards":
+        entry["token_shards"].add(source_version)
+    else:
+        entry["datasets"].add(hit["token_shards"])
     entry["splits"].add(hit["split"])
     entry["doc_ids"].add(hit["doc_id"])
     entry["urls"].add(hit["url"])
@@ -108,6 +121,24 @@ def _shard_rows(store: ArtifactStore, manifest) -> pa.Table:
             for field, value in zip(INDEX_SCHEMA.names, (url, domain, doc_id, name, split), strict=True):
                 columns[field].append(value)
     return pa.table(columns, schema=INDEX_SCHEMA)
+
+
+def _example_rows(store: ArtifactStore, manifest) -> pa.Table:
+    """(url, domain, doc_id, dataset key, split) for every document an example of one dataset was derived from;
+    split "train" for training examples, "validation" for held-out ones."""
+    table = read_table(store, manifest.asset, manifest.version, EXAMPLES_FILE)
+    if table is None or "source_doc_ids" not in table.column_names:
+        return INDEX_SCHEMA.empty_table()
+    urls = _corpus_urls(store, manifest)
+    splits = table.column("split").to_pylist() if "split" in table.column_names else ["train"] * table.num_rows
+    pairs = {(doc_id, "train" if split in (None, "train") else "validation")
+             for doc_ids, split in zip(table.column("source_doc_ids").to_pylist(), splits, strict=True)
+             for doc_id in doc_ids or []}  # fmt: skip
+    name = artifact_key(manifest.asset, manifest.version)
+    rows = [(*urls.get(doc_id, (None, None)), doc_id, name, split) for doc_id, split in sorted(pairs)]
+    return pa.table(
+        {field: [row[i] for row in rows] for i, field in enumerate(INDEX_SCHEMA.names)}, schema=INDEX_SCHEMA
+    )
 
 
 def _corpus_urls(store: ArtifactStore, shards) -> dict[str, tuple[str, str]]:
@@ -149,6 +180,7 @@ def _finish(entry: dict[str, Any], registered: dict) -> dict[str, Any]:
         "version": entry["version"],
         "uri": entry["uri"],
         "token_shards": sorted(entry["token_shards"]),
+        "datasets": sorted(entry["datasets"]),
         "splits": splits,
         "trained": "train" in splits,
         "documents": len(entry["doc_ids"]),

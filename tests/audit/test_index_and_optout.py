@@ -108,3 +108,23 @@ def test_optout_list_digest_and_violations(lake, tmp_path):
     missing.write_text("not a domain!\n")
     with pytest.raises(ValueError, match=r"optout.txt:1"):
         load_optout(missing)
+
+
+def test_a_document_held_out_of_pretraining_but_in_sft_examples_counts_as_trained_on(lake):
+    import pyarrow as pa
+
+    from lineage.store import ArtifactStore
+
+    store: ArtifactStore = lake.store
+    corpus = store.read_manifest("training_corpus", lake.versions["corpus_a"])
+    examples = pa.Table.from_pylist([
+        {"example_id": "e1", "split": "train", "source_doc_ids": ["a2"], "messages": "[]"},  # a2: validation shard
+        {"example_id": "e2", "split": "heldout", "source_doc_ids": ["a1"], "messages": "[]"},
+    ])  # fmt: skip
+    data = publish(store, "instruction_data", {"max_examples": 2}, [corpus], {"examples.parquet": examples})
+    base = store.read_manifest("base_model", lake.versions["model_a"])
+    sft = publish(store, "sft_model", {"lora_r": 4}, [base, data], model_files(2))
+    found = {m["asset"]: m for m in which_models(store, url="https://a.example/2")}
+    assert found["sft_model"]["trained"] is True and found["sft_model"]["version"] == sft.version
+    assert found["sft_model"]["datasets"] == [f"instruction_data/{data.version}"]
+    assert found["base_model"]["trained"] is False  # the base model only validated on it
