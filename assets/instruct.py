@@ -27,6 +27,7 @@ from dagster import (
 from pydantic import Field
 
 from assets.common import (
+    artifact_version,
     dagster_config,
     dataclass_from_config,
     materialize_result,
@@ -175,11 +176,9 @@ def _tuned_model(context, *, store, tracker, code_version, config, upstream, tra
         context, store=store, tracker=tracker, code_version=code_version, config=config, upstream=upstream,
         build=train, log_files=files,
     )  # fmt: skip
-    metrics_file = produced.path / "metrics.jsonl" if produced.path is not None else None
-    # A run shorter than logging_steps logs no record (its summary is in the stats): no history then.
-    if not produced.reused and metrics_file is not None and metrics_file.exists() and produced.manifest.mlflow_run_id:
-        records = [json.loads(line) for line in metrics_file.read_text().splitlines() if line]
-        tracker.log_history(produced.manifest.mlflow_run_id, records)
+    # A run shorter than logging_steps writes no metrics.jsonl (its summary is in the stats): no history then.
+    if not produced.reused and produced.path is not None and produced.manifest.mlflow_run_id:
+        tracker.log_history_file(produced.manifest.mlflow_run_id, produced.path / "metrics.jsonl")
     metadata = {}
     if produced.path is not None and (produced.path / "loss_curve.png").exists():
         metadata["loss_curve"] = png_markdown(produced.path / "loss_curve.png", "train loss")
@@ -224,13 +223,17 @@ def sft_model(
     data = upstream_manifest(context, store, "instruction_data")
     base_dir = model_dir(store, base)
     rows = read_rows(store, data, "train")
-    audit = audit_loss_mask(AutoTokenizer.from_pretrained(str(base_dir)), rows, sft.max_length)
-    check = mask_check(audit)
-    if not check.passed:  # before training spends compute
-        raise Failure(description=check.description, metadata=dict(check.metadata))
+    audit = None
+    if not store.exists("sft_model", artifact_version(context, SFT_CODE_VERSION, sft, [base, data])):
+        audit = audit_loss_mask(AutoTokenizer.from_pretrained(str(base_dir)), rows, sft.max_length)
+        check = mask_check(audit)
+        if not check.passed:  # before training spends compute
+            raise Failure(description=check.description, metadata=dict(check.metadata))
 
     def train(directory):
-        return train_sft(sft, base_dir, rows, directory, on_log=lambda record: context.log.info(json.dumps(record)))
+        return train_sft(
+            sft, base_dir, rows, directory, on_log=lambda rec: context.log.info(json.dumps(rec)), mask_audit=audit
+        )
 
     produced, metadata = _tuned_model(
         context, store=store, tracker=mlflow_tracking.tracker(), code_version=SFT_CODE_VERSION, config=sft,
@@ -241,6 +244,7 @@ def sft_model(
                                      "trainable_parameters", "chat_template_hash")))  # fmt: skip
     metadata["loss_mask"] = MetadataValue.md(mask_markdown(stats["mask_audit"]))
     result = materialize_result(produced, metadata)
+    check = mask_check(stats["mask_audit"])  # the audit recorded with the artifact (reused or just made)
     return MaterializeResult(data_version=result.data_version, metadata=result.metadata, check_results=[check])
 
 

@@ -129,8 +129,7 @@ def base_model(
         if live.get("error"):
             context.log.warning(f"live MLflow metrics incomplete ({live['error']}): logging the rest now")
         logged = live.get("through_step", 0) if live.get("run_id") == run_id else 0  # never a step twice
-        records = [json.loads(line) for line in (produced.path / "metrics.jsonl").read_text().splitlines() if line]
-        tracker.log_history(run_id, [record for record in records if record["step"] > logged])
+        tracker.log_history_file(run_id, produced.path / "metrics.jsonl", after_step=logged)
         shutil.rmtree(work_dir / "checkpoints", ignore_errors=True)  # the artifact is complete: no resume needed
     stats = produced.manifest.stats
     metadata = {

@@ -105,8 +105,7 @@ def _trace(args: argparse.Namespace) -> int:
 def _tracking():
     from lineage.tracking import Tracker
 
-    settings = Settings.from_env()
-    return Tracker(settings.tracking_uri, settings.experiment, settings.mlflow_artifact_root, settings.mlflow_ui_url)
+    return Tracker.from_settings()
 
 
 def _audit(args: argparse.Namespace) -> int:

@@ -35,6 +35,14 @@ class Tracker:
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self._experiment_id: str | None = None
 
+    @classmethod
+    def from_settings(cls, settings=None) -> Tracker:
+        """The tracker the environment configures (lineage/settings.py)."""
+        from lineage.settings import Settings
+
+        settings = settings or Settings.from_env()
+        return cls(settings.tracking_uri, settings.experiment, settings.mlflow_artifact_root, settings.mlflow_ui_url)
+
     def experiment_id(self) -> str:
         if self._experiment_id is None:
             found = self.client.get_experiment_by_name(self.experiment)
@@ -99,6 +107,13 @@ class Tracker:
         ]  # fmt: skip
         for start in range(0, len(metrics), 1000):  # MLflow accepts at most 1000 metrics per batch
             self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+    def log_history_file(self, run_id: str, path: Path, after_step: int = 0) -> None:
+        """log_history of a metrics.jsonl file's records with a step after `after_step` (a missing file: none)."""
+        if not path.exists():
+            return
+        records = [json.loads(line) for line in path.read_text().splitlines() if line]
+        self.log_history(run_id, [record for record in records if record["step"] > after_step])
 
     def log_files(self, run_id: str, directory: Path, relative_paths: list[str]) -> None:
         """Attach files of an artifact (plots, reports) to the run, keeping their relative paths."""

@@ -12,10 +12,11 @@ A server refuses a directory whose files no longer match SHA256SUMS (`verify_sha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
+
+from data_code.shards.layout import file_sha256
 
 HF_DIR = "hf"
 GGUF_DIR = "gguf"
@@ -26,7 +27,6 @@ HF_FILES = (
     "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
     "chat_template.jinja", "special_tokens_map.json",
 )  # fmt: skip
-CHUNK = 1 << 20  # bytes per read while hashing
 
 
 def assemble_serving_artifact(
@@ -96,14 +96,6 @@ def verify_sha256sums(directory: Path) -> list[str]:
             problems.append(f"{relative}: sha256 differs from SHA256SUMS (file changed after deployment)")
     problems += [f"{relative}: not listed in SHA256SUMS" for relative in sorted(set(present) - set(expected))]
     return problems
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _payload(directory: Path) -> list[Path]:

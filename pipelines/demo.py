@@ -126,10 +126,7 @@ def _print_champion(settings: Settings) -> None:
     from lineage.registry import Registry
     from lineage.tracking import Tracker
 
-    tracker = Tracker(
-        settings.tracking_uri, settings.experiment, settings.mlflow_artifact_root, settings.mlflow_ui_url
-    )
-    champion = Registry(tracker.client).champion()
+    champion = Registry(Tracker.from_settings(settings).client).champion()
     if champion is None:
         print("\nno champion yet (the gate did not pass)")
         return

@@ -37,18 +37,19 @@ WORK_DIR = "_trainer"  # the trainer's scratch output_dir inside out_dir, remove
 
 
 def train_sft(config: SftConfig, base_model_dir: str | Path, train_rows: list[dict], out_dir: str | Path,
-              on_log: Callable[[dict], None] | None = None) -> dict:  # fmt: skip
+              on_log: Callable[[dict], None] | None = None, mask_audit: dict | None = None) -> dict:  # fmt: skip
     """Fine-tune the model in `base_model_dir` on the chat rows `train_rows`; write out_dir (see module doc).
 
     Returns: steps, examples, train_loss_first, train_loss_last, train_loss (mean over the run), runtime_s,
     trainable_parameters, total_parameters, chat_template_hash, mask_audit (audit_loss_mask's dict).
     Raises ValueError for an invalid row (naming its index) or when truncation leaves no supervised token.
+    `mask_audit`: audit_loss_mask's result for these rows at config.max_length, when the caller already ran it.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = _chat_rows(train_rows)
     tokenizer = AutoTokenizer.from_pretrained(str(base_model_dir))
-    audit = audit_loss_mask(tokenizer, rows, config.max_length)
+    audit = mask_audit or audit_loss_mask(tokenizer, rows, config.max_length)
     if audit["fully_masked_after_truncation"] == len(rows):
         raise ValueError(f"max_length={config.max_length} truncates away every assistant turn; raise max_length")
     set_seed(config.seed)  # before the LoRA weights are initialized
