@@ -47,6 +47,67 @@ class Produced:
     path: Path | None  # local directory of the artifact (None on a remote store)
 
 
+@dataclass
+class Stage:
+    """One materialization's handles: its Dagster context, the artifact store, the tracker and its code version.
+
+    What every asset body starts with, so that the body itself only reads its upstream, calls its one library
+    function in `produce` and shapes what the UI shows:
+
+        stage = Stage.of(context, artifact_store, mlflow_tracking, CODE_VERSION)
+        corpus = stage.upstream("training_corpus")
+        produced = stage.produce(config, [corpus], lambda directory: train(stage.file(corpus, DOCUMENTS_FILE), ...))
+    """
+
+    context: AssetExecutionContext
+    store: ArtifactStore
+    tracker: Tracker
+    code_version: str
+
+    @classmethod
+    def of(cls, context: AssetExecutionContext, artifact_store: Any, mlflow_tracking: Any, code_version: str) -> Stage:
+        """From the asset's resources (ArtifactStoreResource, MlflowTrackingResource)."""
+        return cls(context, artifact_store.store(), mlflow_tracking.tracker(), code_version)
+
+    @property
+    def partition(self) -> str | None:
+        return self.context.partition_key if self.context.has_partition_key else None
+
+    def upstream(self, asset: str, partition: str | None = None) -> Manifest:
+        """Manifest of `asset`'s latest materialization (for `partition`)."""
+        return upstream_manifest(self.context, self.store, asset, partition)
+
+    def file(self, manifest: Manifest, relative: str = "") -> str:
+        """URI of a file inside an upstream artifact ("" for its directory)."""
+        return self.store.file_uri(manifest.asset, manifest.version, relative)
+
+    def version(self, config: Any, upstream: list[Manifest], extra_identity: Mapping[str, Any] | None = None) -> str:
+        """The version `produce` will give this artifact, known before any work."""
+        return artifact_version(self.context, self.code_version, config, upstream, extra_identity)
+
+    def produce(
+        self,
+        config: Any,
+        upstream: list[Manifest],
+        build: Callable[[Path], Mapping[str, Any]],
+        *,
+        extra_identity: Mapping[str, Any] | None = None,
+        log_files: tuple[str, ...] = (),
+    ) -> Produced:
+        """produce_artifact for this stage."""
+        return produce_artifact(
+            self.context,
+            store=self.store,
+            tracker=self.tracker,
+            code_version=self.code_version,
+            config=config,
+            upstream=upstream,
+            build=build,
+            extra_identity=extra_identity,
+            log_files=log_files,
+        )
+
+
 def produce_artifact(
     context: AssetExecutionContext,
     *,
@@ -132,8 +193,10 @@ def _local(store: ArtifactStore, asset: str, version: str) -> Path | None:
     return store.local_path(asset, version) if store.is_local else None
 
 
-def materialize_result(produced: Produced, metadata: Mapping[str, Any] | None = None) -> MaterializeResult:
-    """MaterializeResult with the DataVersion, lineage metadata and the stage's own metadata."""
+def materialize_result(
+    produced: Produced, metadata: Mapping[str, Any] | None = None, check_results: list | None = None
+) -> MaterializeResult:
+    """MaterializeResult with the DataVersion, lineage metadata, the stage's own metadata and its check results."""
     manifest = produced.manifest
     lineage = {
         VERSION_KEY: manifest.version,
@@ -146,7 +209,11 @@ def materialize_result(produced: Produced, metadata: Mapping[str, Any] | None = 
     }
     if produced.run_url:
         lineage["mlflow_run"] = MetadataValue.url(produced.run_url)
-    return MaterializeResult(data_version=DataVersion(manifest.version), metadata={**lineage, **(metadata or {})})
+    return MaterializeResult(
+        data_version=DataVersion(manifest.version),
+        metadata={**lineage, **(metadata or {})},
+        check_results=check_results,
+    )
 
 
 def upstream_manifest(

@@ -4,28 +4,25 @@
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from assets.common import materialize_result, produce_artifact, upstream_manifest
+from assets.common import Stage, materialize_result
 from assets.filters import filtered_documents
 from assets.metadata import count_table
 from data_code.corpus import concatenate_documents
+from data_code.document import DOCUMENTS_FILE
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
 
 CODE_VERSION = "training_corpus-1"
-CORPUS_FILE = "documents.parquet"
 
 
-@asset(deps=[filtered_documents], code_version=CODE_VERSION, group_name="data", kinds={"parquet"},
-       description=__doc__)  # fmt: skip
+@asset(deps=[filtered_documents], code_version=CODE_VERSION, group_name="data", kinds={"parquet"}, description=__doc__)
 def training_corpus(
     context: AssetExecutionContext, artifact_store: ArtifactStoreResource, mlflow_tracking: MlflowTrackingResource
 ) -> MaterializeResult:
     """Union of the latest filtered_documents of every day whose contract passed (a page seen twice kept once)."""
-    store = artifact_store.store()
+    stage = Stage.of(context, artifact_store, mlflow_tracking, CODE_VERSION)
     partitions = sorted(context.instance.get_materialized_partitions(AssetKey("filtered_documents")))
-    days = [upstream_manifest(context, store, "filtered_documents", day) for day in partitions]
-    accepted = [day for day in days if day.stats.get("contract", {}).get("success")]
-    refused = sorted({day.partition for day in days} - {day.partition for day in accepted})
+    accepted, refused = contract_passed([stage.upstream("filtered_documents", day) for day in partitions])
     if refused:
         context.log.warning(f"left out (corpus contract failed): {', '.join(refused)}")
     if not accepted:
@@ -33,22 +30,13 @@ def training_corpus(
             "training_corpus: no day of filtered_documents has passed its corpus contract yet "
             f"(materialized days: {', '.join(partitions) or 'none'})"
         )
-    paths = [store.file_uri(day.asset, day.version, CORPUS_FILE) for day in accepted]
+    days = {day.partition: stage.file(day, DOCUMENTS_FILE) for day in accepted}
 
     def build(directory):
-        stats = concatenate_documents(paths, directory / CORPUS_FILE)
-        stats["sources"] = {day.partition: stats["sources"][path] for day, path in zip(accepted, paths, strict=True)}
-        return stats
+        stats = concatenate_documents(list(days.values()), directory / DOCUMENTS_FILE)
+        return {**stats, "sources": {day: stats["sources"][path] for day, path in days.items()}}
 
-    produced = produce_artifact(
-        context,
-        store=store,
-        tracker=mlflow_tracking.tracker(),
-        code_version=CODE_VERSION,
-        config={},
-        upstream=accepted,
-        build=build,
-    )
+    produced = stage.produce({}, accepted, build)
     stats = produced.manifest.stats
     return materialize_result(
         produced,
@@ -60,3 +48,9 @@ def training_corpus(
             "domains": count_table(stats["domains"], "domain"),
         },
     )
+
+
+def contract_passed(days: list) -> tuple[list, list[str]]:
+    """(the days whose corpus contract passed, the partitions of those whose contract failed)."""
+    accepted = [day for day in days if day.stats.get("contract", {}).get("success")]
+    return accepted, sorted({day.partition for day in days} - {day.partition for day in accepted})

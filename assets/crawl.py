@@ -5,7 +5,7 @@
 from dagster import AssetExecutionContext, MaterializeResult, RetryRequested, asset
 from pydantic import Field
 
-from assets.common import dagster_config, dataclass_from_config, materialize_result, produce_artifact
+from assets.common import Stage, dagster_config, dataclass_from_config, materialize_result
 from assets.metadata import count_table
 from assets.partitions import DAILY_FRESHNESS, daily_partitions
 from data_code.crawl import CrawlConfig, crawl_and_ingest
@@ -24,8 +24,9 @@ RawCrawlConfig = dagster_config(
 )
 
 
-TRANSIENT = frozenset({"connect_error", "connection_reset", "timeout", "server_error", "rate_limited",
-                       "robots_unavailable"})  # fmt: skip
+TRANSIENT = frozenset(
+    {"connect_error", "connection_reset", "timeout", "server_error", "rate_limited", "robots_unavailable"}
+)
 RETRIES, RETRY_WAIT_S = 2, 60
 
 
@@ -58,26 +59,23 @@ def raw_crawl(
 ) -> MaterializeResult:
     """Crawl the configured seeds (robots-aware, rate-limited, address-safe) and/or ingest existing WARC files."""
     crawl_config = dataclass_from_config(CrawlConfig, config, allow_private_hosts=http_fetcher.allowed_private_hosts())
-    produced = produce_artifact(
-        context,
-        store=artifact_store.store(),
-        tracker=mlflow_tracking.tracker(),
-        code_version=CODE_VERSION,
-        config=crawl_config,
-        upstream=[],
-        build=lambda directory: transient_failure_retried(crawl_and_ingest(crawl_config, directory).as_stats()),
+    stage = Stage.of(context, artifact_store, mlflow_tracking, CODE_VERSION)
+    produced = stage.produce(
+        crawl_config,
+        [],
+        lambda directory: transient_failure_retried(crawl_and_ingest(crawl_config, directory).as_stats()),
     )
-    stats = produced.manifest.stats
-    for error in stats.get("errors", []):
+    for error in produced.manifest.stats.get("errors", []):
         context.log.warning(error)
-    return materialize_result(
-        produced,
-        {
-            "pages_fetched": stats["pages_fetched"],
-            "pages_failed": stats["pages_failed"],
-            "bytes_downloaded": stats["bytes_raw"],
-            "failures_by_reason": count_table(stats["failures_by_reason"], "reason"),
-            "domains": count_table(stats["domains"], "domain"),
-            "warc_files": len(stats["warc_files"]),
-        },
-    )
+    return materialize_result(produced, crawl_metadata(produced.manifest.stats))
+
+
+def crawl_metadata(stats: dict) -> dict:
+    return {
+        "pages_fetched": stats["pages_fetched"],
+        "pages_failed": stats["pages_failed"],
+        "bytes_downloaded": stats["bytes_raw"],
+        "failures_by_reason": count_table(stats["failures_by_reason"], "reason"),
+        "domains": count_table(stats["domains"], "domain"),
+        "warc_files": len(stats["warc_files"]),
+    }

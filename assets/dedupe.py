@@ -4,24 +4,20 @@
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from assets.common import (
-    dagster_config,
-    dataclass_from_config,
-    materialize_result,
-    produce_artifact,
-    upstream_manifest,
-)
+from assets.common import Produced, Stage, dagster_config, dataclass_from_config, materialize_result
 from assets.documents import documents
 from assets.images import png_markdown
 from assets.metadata import count_table
 from assets.partitions import daily_partitions
 from data_code.dedupe.config import DedupeConfig
 from data_code.dedupe.stage import deduplicate
+from data_code.document import DOCUMENTS_FILE
 from resources.lake import ArtifactStoreResource
 from resources.spark import SparkResource
 from resources.tracking import MlflowTrackingResource
 
 CODE_VERSION = "deduplicated_documents-1"
+S_CURVE_FILE = "s_curve.png"
 
 DeduplicatedConfig = dagster_config(
     DedupeConfig,
@@ -46,27 +42,22 @@ def deduplicated_documents(
     spark: SparkResource,
 ) -> MaterializeResult:
     """Exact dedupe on normalized text, then MinHash LSH near-dedupe; one representative kept per cluster."""
-    store = artifact_store.store()
+    stage = Stage.of(context, artifact_store, mlflow_tracking, CODE_VERSION)
     dedupe_config = dataclass_from_config(DedupeConfig, config, spark_master=spark.master)
-    upstream = upstream_manifest(context, store, "documents", context.partition_key)
-    documents_path = store.file_uri(upstream.asset, upstream.version, "documents.parquet")
+    day = stage.upstream("documents", context.partition_key)
 
     def build(directory):
         session = spark.session() if dedupe_config.engine == "spark" else None
-        stats = deduplicate(documents_path, directory, dedupe_config, spark_session=session)
+        stats = deduplicate(stage.file(day, DOCUMENTS_FILE), directory, dedupe_config, spark_session=session)
         context.log.info(f"predicted peak memory {stats.predicted_peak_memory_bytes / 2**20:.1f} MiB")
         return stats.as_stats()
 
-    produced = produce_artifact(
-        context,
-        store=store,
-        tracker=mlflow_tracking.tracker(),
-        code_version=CODE_VERSION,
-        config=dedupe_config,
-        upstream=[upstream],
-        build=build,
-        log_files=("s_curve.png", "calibration.json"),
-    )
+    produced = stage.produce(dedupe_config, [day], build, log_files=(S_CURVE_FILE, "calibration.json"))
+    return materialize_result(produced, dedupe_metadata(produced))
+
+
+def dedupe_metadata(produced: Produced) -> dict:
+    """Counts, the LSH shape with its estimated precision and recall, memory, and the S-curve plot."""
     stats = produced.manifest.stats
     calibration = stats.get("calibration", {})
     metadata = {
@@ -83,9 +74,9 @@ def deduplicated_documents(
         "engine": stats["engine"],
         "kept_by_domain": count_table(stats["domains_kept"], "domain"),
     }
-    if produced.path is not None and (produced.path / "s_curve.png").exists():
-        metadata["s_curve"] = png_markdown(produced.path / "s_curve.png", "P(candidate | Jaccard)")
-    return materialize_result(produced, metadata)
+    if produced.path is not None and (produced.path / S_CURVE_FILE).exists():
+        metadata["s_curve"] = png_markdown(produced.path / S_CURVE_FILE, "P(candidate | Jaccard)")
+    return metadata
 
 
 def _number(value) -> float:

@@ -23,21 +23,16 @@ from dagster import (
     asset_check,
 )
 
-from assets.common import (
-    dagster_config,
-    dataclass_from_config,
-    materialize_result,
-    produce_artifact,
-    upstream_manifest,
-)
-from assets.evaluate import TASKS_DIR, ModelEvaluationConfig, evaluate_model, model_evaluation
+from assets.common import Stage, dagster_config, dataclass_from_config, materialize_result, upstream_manifest
+from assets.evaluate import model_evaluation
 from assets.instruct import dpo_model, model_dir, sft_model
 from assets.partitions import DAILY_FRESHNESS
-from assets.quantize import gguf_file, quantized_model
+from assets.quantize import quantized_model
 from assets.tokens import tokenizer
+from lineage.promotion import deploy_and_gate
 from lineage.registry import Registry
-from model_code.deploy import HF_DIR, assemble_serving_artifact, gguf_path
-from model_code.gate import GateConfig, comparison_markdown, decide
+from model_code.deploy import HF_DIR, SUMS_FILE, assemble_serving_artifact, gguf_name, gguf_path
+from model_code.gate import GateConfig
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
 
@@ -70,7 +65,7 @@ ServingModelConfig = dagster_config(GateConfig, "ServingModelConfig")
             blocking=True,
             description="One chat template: identical hash in tokenizer, SFT, DPO and the exported model.",
         ),
-    ],  # fmt: skip
+    ],
 )
 def serving_model(
     context: AssetExecutionContext,
@@ -83,59 +78,48 @@ def serving_model(
     from model_code.export.llama import check_gguf_loads
 
     gate = dataclass_from_config(GateConfig, config)  # unknown metric names fail here, before any work
-    store = artifact_store.store()
-    tracker = mlflow_tracking.tracker()
-    model = upstream_manifest(context, store, "dpo_model")
-    sft = upstream_manifest(context, store, "sft_model")
-    quantized = upstream_manifest(context, store, "quantized_model")
-    evaluation = upstream_manifest(context, store, "model_evaluation")
-    trained_tokenizer = upstream_manifest(context, store, "tokenizer")
-    upstream = [model, quantized, evaluation, sft, trained_tokenizer]
+    stage = Stage.of(context, artifact_store, mlflow_tracking, SERVING_CODE_VERSION)
+    names = ("dpo_model", "quantized_model", "model_evaluation", "sft_model", "tokenizer")
+    upstream = [stage.upstream(name) for name in names]
+    model, quantized, evaluation, sft, trained_tokenizer = upstream
+    store = stage.store
 
     def build(directory):
         audit = build_audit(store, model.asset, model.version, verify=False)
-        ggufs = {
-            q: store.local_path(quantized.asset, quantized.version) / gguf_file(q) for q in quantized.stats["qtypes"]
-        }
-        lineage = {"model": f"{model.asset}/{model.version}",
-                   "chain": [{"asset": a["asset"], "version": a["version"], "uri": a.get("uri")}
-                             for a in audit["artifacts"]]}  # fmt: skip
+        quantized_dir = store.local_path(quantized.asset, quantized.version)
+        ggufs = {qtype: quantized_dir / gguf_name(qtype) for qtype in quantized.stats["qtypes"]}
         stats = assemble_serving_artifact(
-            model_dir(store, model), ggufs, model_card_markdown(audit), lineage, directory
+            model_dir(store, model), ggufs, model_card_markdown(audit), lineage_record(audit, model), directory
         )
         stats["load_checks"] = {q: check_gguf_loads(gguf_path(directory, q)) for q in ggufs}  # before registration
         stats["templates"] = template_hashes(store, trained_tokenizer, sft, model, directory / HF_DIR)
         stats["evaluation"] = {key: evaluation.stats.get(key) for key in GATE_METRICS}
         return json.loads(json.dumps(stats, default=str))
 
-    produced = produce_artifact(
-        context, store=store, tracker=tracker, code_version=SERVING_CODE_VERSION, config={}, upstream=upstream,
-        build=build, log_files=("README.md", "lineage.json", "SHA256SUMS"),
-    )  # fmt: skip
-    registry = Registry(tracker.client)
-    registered = registry.register(
-        asset="serving_model", version=produced.manifest.version, uri=produced.manifest.uri,
-        run_id=produced.manifest.mlflow_run_id, tags={"lmforge.dagster_run_id": context.run_id},
-    )  # fmt: skip
-    decision_passed, reasons, table_md, promoted = promote_if_better(
-        context, store, registry, registered, evaluation, gate
+    produced = stage.produce({}, upstream, build, log_files=("README.md", "lineage.json", SUMS_FILE))
+    outcome = deploy_and_gate(
+        stage.tracker, store, produced.manifest, evaluation, gate, dagster_run_id=context.run_id, log=context.log.info
     )
-    run_id = produced.manifest.mlflow_run_id
-    if run_id:  # the gate decision also on the serving artifact's MLflow run (the registry has it as tags too)
-        tracker.client.set_tag(run_id, "lmforge.gate", "passed" if decision_passed else "failed")
-        tracker.client.set_tag(run_id, "lmforge.gate_reason", "; ".join(reasons)[:5000])
-        tracker.client.log_text(run_id, table_md, f"gate/decision-v{registered}.md")
-    stats = produced.manifest.stats
-    metadata = {
-        "model_version": MetadataValue.text(f"{registry.name} v{registered}"),
+    templates = produced.manifest.stats["templates"]
+    checks = [gate_check(outcome.passed, outcome.reasons), template_check(templates)]
+    return materialize_result(produced, serving_metadata(stage, outcome, templates), check_results=checks)
+
+
+def lineage_record(audit: dict, model) -> dict:
+    """lineage.json of the serving artifact: the model it serves and every artifact of its chain."""
+    chain = [{"asset": a["asset"], "version": a["version"], "uri": a.get("uri")} for a in audit["artifacts"]]
+    return {"model": f"{model.asset}/{model.version}", "chain": chain}
+
+
+def serving_metadata(stage: Stage, outcome, templates: dict) -> dict:
+    registry = Registry(stage.tracker.client)
+    return {
+        "model_version": MetadataValue.text(f"{registry.name} v{outcome.version}"),
         "aliases": MetadataValue.json(registry.aliases()),
-        "gate": MetadataValue.md(table_md),
-        "promoted": promoted,
-        "templates": MetadataValue.json(stats["templates"]),
+        "gate": MetadataValue.md(outcome.table),
+        "promoted": outcome.promoted,
+        "templates": MetadataValue.json(templates),
     }
-    result = materialize_result(produced, metadata)
-    checks = [gate_check(decision_passed, reasons), template_check(stats["templates"])]
-    return MaterializeResult(data_version=result.data_version, metadata=result.metadata, check_results=checks)
 
 
 def template_hashes(store, trained_tokenizer, sft, model, exported_dir) -> dict:
@@ -149,81 +133,48 @@ def template_hashes(store, trained_tokenizer, sft, model, exported_dir) -> dict:
     }
 
 
-def promote_if_better(context, store, registry: Registry, registered: str, evaluation, gate: GateConfig):
-    """Gate the registered challenger against the champion; move `champion` when it passes. Returns
-    (passed, reasons, markdown table, promoted)."""
-    champion = registry.champion()
-    if champion is not None and champion.version == registered:
-        reason = f"v{registered} already is the champion: nothing to decide"
-        return True, [reason], reason, False
-    champion_metrics = champion_evaluation(context, store, champion, evaluation) if champion else None
-    decision = decide(evaluation.stats, champion_metrics, gate)
-    summary = "; ".join(decision.reasons)
-    registry.record_gate(registered, decision.passed, summary)
-    promoted = False
-    if decision.passed:
-        registry.promote(registered, f"gate passed: {summary}")
-        promoted = True
-        context.log.info(f"v{registered} promoted to champion: {summary}")
-    else:
-        context.log.warning(f"v{registered} stays challenger; champion unchanged: {summary}")
-    return decision.passed, decision.reasons, comparison_markdown(decision), promoted
-
-
-def champion_evaluation(context, store, champion, evaluation) -> dict:
-    """The champion measured on the challenger's held-out data: its recorded evaluation when that used the same
-    shards and tasks, else a fresh evaluation of its HF files (numbers from other data are not comparable)."""
-    serving = store.read_manifest("serving_model", champion.artifact_version)
-    recorded = next((ref for ref in serving.upstream if ref.asset == "model_evaluation"), None)
-    if recorded is not None and store.exists("model_evaluation", recorded.version):
-        old = store.read_manifest("model_evaluation", recorded.version)
-        same_data = all(old.stats.get(key) == evaluation.stats.get(key) for key in ("shards_version", "task_set"))
-        if same_data:
-            return old.stats
-    context.log.info(f"re-evaluating champion v{champion.version} on the challenger's held-out data")
-    config = ModelEvaluationConfig(
-        **{k: v for k, v in evaluation.config.items() if k in ModelEvaluationConfig.model_fields}
-    )
-    shards = next(ref for ref in evaluation.upstream if ref.asset == "token_shards")
-    return evaluate_model(
-        store.local_path(serving.asset, serving.version) / HF_DIR,
-        store.local_path(shards.asset, shards.version),
-        store.local_path(evaluation.asset, evaluation.version) / TASKS_DIR,
-        config,
-        None,
-    )
-
-
 def gate_check(passed: bool, reasons: list[str]) -> AssetCheckResult:
     return AssetCheckResult(
-        check_name=GATE_CHECK, asset_key="serving_model", passed=passed, severity=AssetCheckSeverity.ERROR,
-        description="; ".join(reasons), metadata={"reasons": MetadataValue.md("\n".join(f"- {r}" for r in reasons))},
-    )  # fmt: skip
+        check_name=GATE_CHECK,
+        asset_key="serving_model",
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description="; ".join(reasons),
+        metadata={"reasons": MetadataValue.md("\n".join(f"- {reason}" for reason in reasons))},
+    )
 
 
 def template_check(hashes: dict) -> AssetCheckResult:
     distinct = set(hashes.values())
     passed = len(distinct) == 1 and None not in distinct
-    description = "one chat template everywhere" if passed else (
-        "chat templates differ: " + ", ".join(f"{k}={str(v)[:12]}" for k, v in hashes.items()))  # fmt: skip
-    return AssetCheckResult(check_name=TEMPLATE_CHECK, asset_key="serving_model", passed=passed,
-                            severity=AssetCheckSeverity.ERROR, description=description,
-                            metadata={"hashes": MetadataValue.json(hashes)})  # fmt: skip
+    differ = "chat templates differ: " + ", ".join(f"{name}={str(value)[:12]}" for name, value in hashes.items())
+    return AssetCheckResult(
+        check_name=TEMPLATE_CHECK,
+        asset_key="serving_model",
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description="one chat template everywhere" if passed else differ,
+        metadata={"hashes": MetadataValue.json(hashes)},
+    )
 
 
-@asset(deps=[serving_model], code_version=AUDIT_CODE_VERSION, group_name="deploy", kinds={"html"},
-       description="The compliance audit of the deployed model: report.html/.md/.json, CycloneDX ML-BOM, model "
-       "card and datasheet; linked from the MLflow model version.")  # fmt: skip
+@asset(
+    deps=[serving_model],
+    code_version=AUDIT_CODE_VERSION,
+    group_name="deploy",
+    kinds={"html"},
+    description="The compliance audit of the deployed model: report.html/.md/.json, CycloneDX ML-BOM, model "
+    "card and datasheet; linked from the MLflow model version.",
+)
 def audit_report(
     context: AssetExecutionContext, artifact_store: ArtifactStoreResource, mlflow_tracking: MlflowTrackingResource
 ) -> MaterializeResult:
     """Audit the serving artifact back to every URL (with the reproducibility check)."""
     from lineage.audit import build_audit, write_report
 
-    store = artifact_store.store()
-    tracker = mlflow_tracking.tracker()
-    serving = upstream_manifest(context, store, "serving_model")
-    registry = Registry(tracker.client)
+    stage = Stage.of(context, artifact_store, mlflow_tracking, AUDIT_CODE_VERSION)
+    serving = stage.upstream("serving_model")
+    registry = Registry(stage.tracker.client)
     registered = registry.find("serving_model", serving.version)
     info = (
         {"name": registry.name, "version": registered.version, "aliases": list(registered.aliases)}
@@ -232,21 +183,18 @@ def audit_report(
     )
 
     def build(directory):
-        audit = build_audit(store, serving.asset, serving.version, registry=info, client=tracker.client)
+        audit = build_audit(stage.store, serving.asset, serving.version, registry=info, client=stage.tracker.client)
         write_report(audit, directory)
-        return {"verified": audit["verified"], "artifacts": len(audit["artifacts"]),
-                "mismatches": len((audit.get("verification") or {}).get("mismatches", []))}  # fmt: skip
+        mismatches = (audit.get("verification") or {}).get("mismatches", [])
+        return {"verified": audit["verified"], "artifacts": len(audit["artifacts"]), "mismatches": len(mismatches)}
 
-    produced = produce_artifact(
-        context, store=store, tracker=tracker, code_version=AUDIT_CODE_VERSION, config={}, upstream=[serving],
-        build=build, log_files=("report.html", "report.md", "mlbom.cdx.json"),
-    )  # fmt: skip
+    produced = stage.produce({}, [serving], build, log_files=("report.html", "report.md", "mlbom.cdx.json"))
     report_uri = produced.manifest.uri.rstrip("/") + "/report.html"
     if registered is not None:
-        tracker.client.set_model_version_tag(registry.name, registered.version, "lmforge.audit_report", report_uri)
+        registry.client.set_model_version_tag(registry.name, registered.version, "lmforge.audit_report", report_uri)
     stats = produced.manifest.stats
-    return materialize_result(produced, {"verified": stats["verified"], "artifacts_audited": stats["artifacts"],
-                                         "report": MetadataValue.url(report_uri)})  # fmt: skip
+    metadata = {"verified": stats["verified"], "artifacts_audited": stats["artifacts"]}
+    return materialize_result(produced, {**metadata, "report": MetadataValue.url(report_uri)})
 
 
 @asset_check(
@@ -280,10 +228,10 @@ def optout_compliance(
             f"out of compliance: {', '.join(flagged)} trained on {len(urls)} opted-out URL(s)"
             if urls
             else f"no opted-out document in {', '.join(targets)}"
-        ),  # fmt: skip
+        ),
         metadata={
             "opted_out_urls": MetadataValue.json(urls[:200]),
             "flagged": MetadataValue.json(flagged),
             "entries": len(optout.domains) + len(optout.url_prefixes),
-        },  # fmt: skip
+        },
     )

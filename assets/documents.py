@@ -3,23 +3,16 @@
 import pyarrow.parquet as pq
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets.common import (
-    dagster_config,
-    dataclass_from_config,
-    materialize_result,
-    produce_artifact,
-    upstream_manifest,
-)
+from assets.common import Produced, Stage, dagster_config, dataclass_from_config, materialize_result
 from assets.crawl import raw_crawl
 from assets.metadata import count_table, sample_markdown
 from assets.partitions import daily_partitions
+from data_code.document import DOCUMENTS_FILE, REJECTIONS_FILE
 from data_code.extract import ExtractConfig, extract_to_parquet
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
 
 CODE_VERSION = "documents-1"
-DOCUMENTS_FILE = "documents.parquet"
-REJECTIONS_FILE = "rejections.parquet"
 
 DocumentsConfig = dagster_config(ExtractConfig, "DocumentsConfig")
 
@@ -39,30 +32,22 @@ def documents(
     mlflow_tracking: MlflowTrackingResource,
 ) -> MaterializeResult:
     """Extract titles and main text from the day's WARC files; every dropped record is a rejection row."""
-    store = artifact_store.store()
+    stage = Stage.of(context, artifact_store, mlflow_tracking, CODE_VERSION)
     extract_config = dataclass_from_config(ExtractConfig, config)
-    crawl = upstream_manifest(context, store, "raw_crawl", context.partition_key)
-    warc_uris = [
-        store.file_uri(crawl.asset, crawl.version, entry.path)
-        for entry in crawl.files
-        if entry.path.endswith((".warc.gz", ".warc"))
-    ]
+    crawl = stage.upstream("raw_crawl", context.partition_key)
+    warcs = [stage.file(crawl, entry.path) for entry in crawl.files if entry.path.endswith((".warc.gz", ".warc"))]
 
     def build(directory):
-        stats = extract_to_parquet(
-            warc_uris, str(directory / DOCUMENTS_FILE), str(directory / REJECTIONS_FILE), extract_config
-        )
-        return stats.as_stats()
+        return extract_to_parquet(
+            warcs, str(directory / DOCUMENTS_FILE), str(directory / REJECTIONS_FILE), extract_config
+        ).as_stats()
 
-    produced = produce_artifact(
-        context,
-        store=store,
-        tracker=mlflow_tracking.tracker(),
-        code_version=CODE_VERSION,
-        config=extract_config,
-        upstream=[crawl],
-        build=build,
-    )
+    produced = stage.produce(extract_config, [crawl], build)
+    return materialize_result(produced, documents_metadata(produced))
+
+
+def documents_metadata(produced: Produced) -> dict:
+    """Counts, the rejection reasons, domains and languages, and the first document as a sample."""
     stats = produced.manifest.stats
     metadata = {
         "documents": stats["documents"],
@@ -75,6 +60,5 @@ def documents(
     }
     if produced.path is not None and stats["documents"]:
         first = next(pq.ParquetFile(produced.path / DOCUMENTS_FILE).iter_batches(batch_size=1))  # not the whole file
-        sample = first.to_pylist()[0]
-        metadata["sample_document"] = sample_markdown(sample)
-    return materialize_result(produced, metadata)
+        metadata["sample_document"] = sample_markdown(first.to_pylist()[0])
+    return metadata

@@ -5,7 +5,6 @@ filtered_documents carries a blocking data contract (Great Expectations): when i
 
 # No `from __future__ import annotations` in asset modules: Dagster reads config annotations at runtime.
 
-import hashlib
 import sys
 from pathlib import Path
 
@@ -20,18 +19,14 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.common import (
-    dagster_config,
-    dataclass_from_config,
-    materialize_result,
-    produce_artifact,
-    upstream_manifest,
-)
+from assets.common import Produced, Stage, dagster_config, dataclass_from_config, materialize_result
 from assets.dedupe import deduplicated_documents
 from assets.images import png_markdown
-from assets.metadata import count_table
+from assets.metadata import count_table, key_numbers
 from assets.partitions import daily_partitions
 from data_code.contracts import CorpusContract, validate_corpus
+from data_code.document import DOCUMENTS_FILE
+from data_code.files import file_sha256
 from data_code.filters.config import FilterConfig
 from data_code.filters.quality_classifier import QualityClassifierConfig, train_quality_classifier
 from data_code.filters.quality_examples import default_training_examples, load_examples
@@ -44,6 +39,8 @@ from resources.tracking import MlflowTrackingResource
 CLASSIFIER_CODE_VERSION = "quality_classifier-1"
 FILTERED_CODE_VERSION = "filtered_documents-1"
 CONTRACT_CHECK = "corpus_contract"
+CLASSIFIER_KEYS = ("accuracy", "precision", "recall", "f1", "train_examples", "validation_examples")
+FUNNEL_FILES = ("funnel.png", "funnel.md", "funnel.json", "validation.json")
 
 QualityClassifierDagsterConfig = dagster_config(
     QualityClassifierConfig,
@@ -61,38 +58,26 @@ def quality_classifier(
     mlflow_tracking: MlflowTrackingResource,
 ) -> MaterializeResult:
     """fastText hq/lq classifier trained on configured examples (demo default: stdlib prose vs generated spam)."""
+    stage = Stage.of(context, artifact_store, mlflow_tracking, CLASSIFIER_CODE_VERSION)
     training = dataclass_from_config(QualityClassifierConfig, config)
-    examples = {
-        "positives": _examples_identity(config.positives_path),
-        "negatives": _examples_identity(config.negatives_path),
-    }
+    examples = {side: _examples_identity(getattr(config, f"{side}_path")) for side in ("positives", "negatives")}
 
     def build(directory):
-        positives, negatives = default_training_examples() if not config.positives_path else ([], [])
-        if config.positives_path:
-            positives = load_examples(config.positives_path)
-        if config.negatives_path:
-            negatives = load_examples(config.negatives_path)
+        positives, negatives = training_examples(config.positives_path, config.negatives_path)
         return train_quality_classifier(positives, negatives, directory, training)
 
-    produced = produce_artifact(
-        context,
-        store=artifact_store.store(),
-        tracker=mlflow_tracking.tracker(),
-        code_version=CLASSIFIER_CODE_VERSION,
-        config=training,
-        upstream=[],
-        build=build,
-        extra_identity=examples,
-        log_files=("labels.json",),
-    )
-    stats = produced.manifest.stats
-    metadata = {
-        key: stats[key]
-        for key in ("accuracy", "precision", "recall", "f1", "train_examples", "validation_examples")
-        if key in stats
-    }
-    return materialize_result(produced, metadata)
+    produced = stage.produce(training, [], build, extra_identity=examples, log_files=("labels.json",))
+    return materialize_result(produced, key_numbers(produced.manifest.stats, CLASSIFIER_KEYS))
+
+
+def training_examples(positives_path: str | None, negatives_path: str | None) -> tuple[list[str], list[str]]:
+    """(positives, negatives) from the configured files; the demo defaults when no positives file is given."""
+    positives, negatives = default_training_examples() if not positives_path else ([], [])
+    if positives_path:
+        positives = load_examples(positives_path)
+    if negatives_path:
+        negatives = load_examples(negatives_path)
+    return positives, negatives
 
 
 def _examples_identity(path: str | None) -> str:
@@ -102,7 +87,7 @@ def _examples_identity(path: str | None) -> str:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"quality classifier examples not found: {path}")
-    return "sha256:" + hashlib.sha256(file.read_bytes()).hexdigest()
+    return "sha256:" + file_sha256(file)
 
 
 FilteredConfig = dagster_config(
@@ -136,50 +121,44 @@ def filtered_documents(
     mlflow_tracking: MlflowTrackingResource,
 ) -> MaterializeResult:
     """Opt-out/licence policy, blocklist, language ID, Gopher, C4, FineWeb, quality classifier, PII redaction."""
-    store = artifact_store.store()
+    stage = Stage.of(context, artifact_store, mlflow_tracking, FILTERED_CODE_VERSION)
     filter_config = dataclass_from_config(FilterConfig, config, optout_path=config.optout_path or str(optout_path()))
-    dedupe = upstream_manifest(context, store, "deduplicated_documents", context.partition_key)
-    classifier = upstream_manifest(context, store, "quality_classifier")
-    documents_path = store.file_uri(dedupe.asset, dedupe.version, "documents.parquet")
-    model_path = store.file_uri(classifier.asset, classifier.version, classifier.stats.get("model_file", "model.bin"))
+    dedupe = stage.upstream("deduplicated_documents", context.partition_key)
+    classifier = stage.upstream("quality_classifier")
+    model_path = stage.file(classifier, classifier.stats.get("model_file", "model.bin"))
     contract = CorpusContract(languages=filter_config.languages, max_text_chars=filter_config.max_text_chars)
 
     def build(directory):
-        stats = filter_documents(documents_path, directory, filter_config, quality_model_path=model_path).as_stats()
-        steps = funnel_steps(dedupe.stats, stats)
-        write_funnel(steps, directory)
-        result = validate_corpus(str(directory / "documents.parquet"), contract)
+        documents = stage.file(dedupe, DOCUMENTS_FILE)
+        stats = filter_documents(documents, directory, filter_config, quality_model_path=model_path).as_stats()
+        write_funnel(funnel_steps(dedupe.stats, stats), directory)
+        result = validate_corpus(str(directory / DOCUMENTS_FILE), contract)
         (directory / "validation.json").write_text(result.to_json())
         return {**stats, "contract": {"success": result.success, "failures": result.failures}}
 
-    produced = produce_artifact(
-        context,
-        store=store,
-        tracker=mlflow_tracking.tracker(),
-        code_version=FILTERED_CODE_VERSION,
-        config=filter_config,
-        upstream=[dedupe, classifier],
-        build=build,
-        extra_identity={"contract": contract.__repr__(), "optout": optout_digest(filter_config.optout_path)},
-        log_files=("funnel.png", "funnel.md", "funnel.json", "validation.json"),
+    identity = {"contract": repr(contract), "optout": optout_digest(filter_config.optout_path)}
+    produced = stage.produce(
+        filter_config, [dedupe, classifier], build, extra_identity=identity, log_files=FUNNEL_FILES
     )
+    check = contract_check(produced.manifest.stats["contract"])
+    return materialize_result(produced, filtered_metadata(produced, dedupe), check_results=[check])
+
+
+def filtered_metadata(produced: Produced, dedupe) -> dict:
+    """Counts, the funnel (table and plot), rejection reasons, PII redactions and languages."""
     stats = produced.manifest.stats
-    steps = funnel_steps(dedupe.stats, stats)
     metadata = {
         "documents_in": stats["documents_in"],
         "documents_kept": stats["documents_kept"],
         "tokens_kept": stats["tokens_kept"],
-        "funnel": MetadataValue.md(funnel_markdown(steps)),
+        "funnel": MetadataValue.md(funnel_markdown(funnel_steps(dedupe.stats, stats))),
         "rejected_by_reason": count_table(stats["rejected_by_reason"], "reason"),
         "pii_redacted": count_table(stats.get("pii", {}), "type"),
         "languages": count_table(stats.get("languages", {}), "language"),
     }
     if produced.path is not None and (produced.path / "funnel.png").exists():
         metadata["funnel_plot"] = png_markdown(produced.path / "funnel.png", "corpus funnel")
-    result = materialize_result(produced, metadata)
-    return MaterializeResult(
-        data_version=result.data_version, metadata=result.metadata, check_results=[contract_check(stats["contract"])]
-    )
+    return metadata
 
 
 def contract_check(contract: dict) -> AssetCheckResult:

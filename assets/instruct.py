@@ -7,7 +7,6 @@ came from. Both models are exported merged (full weights) with their adapters ke
 
 # No `from __future__ import annotations` in asset modules: Dagster reads config annotations at runtime.
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -26,18 +25,13 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.common import (
-    artifact_version,
-    dagster_config,
-    dataclass_from_config,
-    materialize_result,
-    produce_artifact,
-    upstream_manifest,
-)
+from assets.common import Produced, Stage, dagster_config, dataclass_from_config, materialize_result
 from assets.corpus import training_corpus
 from assets.images import png_markdown
-from assets.metadata import count_table
+from assets.metadata import count_table, key_numbers
 from assets.pretrain import base_model
+from data_code.document import DOCUMENTS_FILE, TRAIN, VALIDATION
+from data_code.files import stream_sha256
 from data_code.instruct import (
     GeneratorConfig,
     generate_examples,
@@ -46,15 +40,21 @@ from data_code.instruct import (
     write_dataset,
 )
 from model_code.instruct.config import DpoConfig, SftConfig
+from model_code.outputs import LOSS_CURVE_FILE, METRICS_FILE, MODEL_DIR
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
 
-DATA_CODE_VERSION = "instruct_data-1"
+DATA_CODE_VERSION = "instruct_data-2"  # 2: the held-out split is named "validation", as everywhere
 SFT_CODE_VERSION = "sft_model-1"
-DPO_CODE_VERSION = "dpo_model-2"  # 2: held-out implicit reward accuracy in the stats
+DPO_CODE_VERSION = "dpo_model-3"  # 3: validation_* stats (2: held-out implicit reward accuracy)
 MASK_CHECK = "loss_mask_audit"
 EXAMPLES_FILE = "examples.parquet"
-MODEL_FILES = ("metrics.jsonl", "loss_curve.png")
+REPORT_FILE = "report.json"
+MODEL_FILES = (METRICS_FILE, LOSS_CURVE_FILE)
+SFT_KEYS = ("steps", "examples", "train_loss_first", "train_loss_last", "trainable_parameters", "chat_template_hash")
+DPO_KEYS = ("steps", "pairs", "reward_margin", "reward_accuracy", "validation_pairs")
+DPO_KEYS += ("validation_preference_accuracy_before", "validation_preference_accuracy", "validation_reward_accuracy")
+DPO_KEYS += ("chat_template_hash",)
 
 InstructionDataConfig = dagster_config(
     GeneratorConfig,
@@ -71,7 +71,7 @@ def _file_digests(files: list[str]) -> dict:
     for uri in files:
         try:
             with fsspec.open(uri, "rb") as handle:
-                digests[uri] = hashlib.sha256(handle.read()).hexdigest()
+                digests[uri] = stream_sha256(handle)
         except FileNotFoundError as error:
             raise FileNotFoundError(f"instruction dataset not found: {uri}") from error
     return digests
@@ -82,60 +82,52 @@ def _dataset_asset(kind: str):
     name = "instruction_data" if kind == "chat" else "preference_data"
     loader = load_chat_dataset if kind == "chat" else load_preference_dataset
 
-    @asset(name=name, deps=[training_corpus], code_version=DATA_CODE_VERSION, group_name="instruct",
-           kinds={"parquet"}, description=__doc__)  # fmt: skip
+    @asset(
+        name=name,
+        deps=[training_corpus],
+        code_version=DATA_CODE_VERSION,
+        group_name="instruct",
+        kinds={"parquet"},
+        description=__doc__,
+    )
     def dataset(
         context: AssetExecutionContext,
         config: InstructionDataConfig,
         artifact_store: ArtifactStoreResource,
         mlflow_tracking: MlflowTrackingResource,
     ) -> MaterializeResult:
-        store = artifact_store.store()
+        stage = Stage.of(context, artifact_store, mlflow_tracking, DATA_CODE_VERSION)
         generator = dataclass_from_config(GeneratorConfig, config)
-        corpus = upstream_manifest(context, store, "training_corpus")
+        corpus = stage.upstream("training_corpus")
 
         def build(directory):
             rows, stats = [], {}
             if config.generate:
-                instructions, preferences, stats = generate_examples(
-                    store.file_uri(corpus.asset, corpus.version, "documents.parquet"), generator
-                )
+                instructions, preferences, stats = generate_examples(stage.file(corpus, DOCUMENTS_FILE), generator)
                 rows = instructions if kind == "chat" else preferences
             for uri in config.files:
                 rows += [{**row, "source": uri} for row in loader(uri)]
             report = write_dataset(rows, str(directory / EXAMPLES_FILE), max_chars=config.max_chars)
-            (directory / "report.json").write_text(json.dumps(report, indent=2, default=str))
+            (directory / REPORT_FILE).write_text(json.dumps(report, indent=2, default=str))
             return {"generator": stats, **{k: v for k, v in report.items() if k not in ("rejected", "path")}}
 
-        produced = produce_artifact(
-            context,
-            store=store,
-            tracker=mlflow_tracking.tracker(),
-            code_version=DATA_CODE_VERSION,
-            config=generator,
-            upstream=[corpus],
-            build=build,
-            extra_identity={
-                "kind": kind,
-                "files": _file_digests(config.files),
-                "generate": config.generate,
-                "max_chars": config.max_chars,
-            },  # fmt: skip
-            log_files=("report.json",),
-        )
-        stats = produced.manifest.stats
-        return materialize_result(
-            produced,
-            {
-                "rows": stats["rows_written"],
-                "rows_rejected": stats["rows_rejected"],
-                "rejected_by_reason": count_table(stats["rejected_by_reason"], "reason"),
-                "splits": count_table(stats["splits"], "split"),
-                "sample": MetadataValue.json(_sample(produced)),
-            },
-        )
+        identity = {"kind": kind, "files": _file_digests(config.files), "generate": config.generate}
+        identity["max_chars"] = config.max_chars
+        produced = stage.produce(generator, [corpus], build, extra_identity=identity, log_files=(REPORT_FILE,))
+        return materialize_result(produced, dataset_metadata(produced))
 
     return dataset
+
+
+def dataset_metadata(produced: Produced) -> dict:
+    stats = produced.manifest.stats
+    return {
+        "rows": stats["rows_written"],
+        "rows_rejected": stats["rows_rejected"],
+        "rejected_by_reason": count_table(stats["rejected_by_reason"], "reason"),
+        "splits": count_table(stats["splits"], "split"),
+        "sample": MetadataValue.json(_sample(produced)),
+    }
 
 
 instruction_data = _dataset_asset("chat")
@@ -152,7 +144,7 @@ def read_rows(store, manifest, split: str | None = None) -> list[dict]:
     """The examples of a dataset artifact (optionally one split) as Python rows."""
     with fsspec.open(store.file_uri(manifest.asset, manifest.version, EXAMPLES_FILE), "rb") as handle:
         rows = pq.read_table(handle).to_pylist()
-    return [row for row in rows if split is None or row.get("split", "train") == split]
+    return [row for row in rows if split is None or row.get("split", TRAIN) == split]
 
 
 def _lora_config(config_class, name: str):
@@ -170,18 +162,15 @@ def _training_config(config_class, config):
     return dataclass_from_config(config_class, config, target_modules=modules)
 
 
-def _tuned_model(context, *, store, tracker, code_version, config, upstream, train, files=MODEL_FILES):
-    """Train (or reuse) a tuned model artifact; log its metric history to MLflow; metadata for the UI."""
-    produced = produce_artifact(
-        context, store=store, tracker=tracker, code_version=code_version, config=config, upstream=upstream,
-        build=train, log_files=files,
-    )  # fmt: skip
+def _tuned_model(stage: Stage, config, upstream: list, train) -> tuple[Produced, dict]:
+    """Train (or reuse) a tuned model artifact; log its metric history to MLflow; its loss curve for the UI."""
+    produced = stage.produce(config, upstream, train, log_files=MODEL_FILES)
     # A run shorter than logging_steps writes no metrics.jsonl (its summary is in the stats): no history then.
     if not produced.reused and produced.path is not None and produced.manifest.mlflow_run_id:
-        tracker.log_history_file(produced.manifest.mlflow_run_id, produced.path / "metrics.jsonl")
+        stage.tracker.log_history_file(produced.manifest.mlflow_run_id, produced.path / METRICS_FILE)
     metadata = {}
-    if produced.path is not None and (produced.path / "loss_curve.png").exists():
-        metadata["loss_curve"] = png_markdown(produced.path / "loss_curve.png", "train loss")
+    if produced.path is not None and (produced.path / LOSS_CURVE_FILE).exists():
+        metadata["loss_curve"] = png_markdown(produced.path / LOSS_CURVE_FILE, "train loss")
     return produced, metadata
 
 
@@ -217,31 +206,23 @@ def sft_model(
 
     from model_code.instruct import audit_loss_mask, train_sft
 
-    store = artifact_store.store()
+    stage = Stage.of(context, artifact_store, mlflow_tracking, SFT_CODE_VERSION)
     sft = _training_config(SftConfig, config)
-    base = upstream_manifest(context, store, "base_model")
-    data = upstream_manifest(context, store, "instruction_data")
-    base_dir = model_dir(store, base)
-    rows = read_rows(store, data, "train")
+    base, data = stage.upstream("base_model"), stage.upstream("instruction_data")
+    base_dir, rows = model_dir(stage.store, base), read_rows(stage.store, data, TRAIN)
     audit = None
-    if not store.exists("sft_model", artifact_version(context, SFT_CODE_VERSION, sft, [base, data])):
+    if not stage.store.exists("sft_model", stage.version(sft, [base, data])):  # audit only what is to be trained
         audit = audit_loss_mask(AutoTokenizer.from_pretrained(str(base_dir)), rows, sft.max_length)
         check = mask_check(audit)
         if not check.passed:  # before training spends compute
             raise Failure(description=check.description, metadata=dict(check.metadata))
 
     def train(directory):
-        return train_sft(
-            sft, base_dir, rows, directory, on_log=lambda rec: context.log.info(json.dumps(rec)), mask_audit=audit
-        )
+        return train_sft(sft, base_dir, rows, directory, on_log=log_records(context), mask_audit=audit)
 
-    produced, metadata = _tuned_model(
-        context, store=store, tracker=mlflow_tracking.tracker(), code_version=SFT_CODE_VERSION, config=sft,
-        upstream=[base, data], train=train,
-    )  # fmt: skip
+    produced, metadata = _tuned_model(stage, sft, [base, data], train)
     stats = produced.manifest.stats
-    metadata.update(_numbers(stats, ("steps", "examples", "train_loss_first", "train_loss_last",
-                                     "trainable_parameters", "chat_template_hash")))  # fmt: skip
+    metadata |= key_numbers(stats, SFT_KEYS, digits=4)
     metadata["loss_mask"] = MetadataValue.md(mask_markdown(stats["mask_audit"]))
     result = materialize_result(produced, metadata)
     check = mask_check(stats["mask_audit"])  # the audit recorded with the artifact (reused or just made)
@@ -252,8 +233,10 @@ def mask_check(audit: dict) -> AssetCheckResult:
     problems = []
     if audit["fully_masked_after_truncation"]:
         ids = ", ".join(audit["fully_masked_example_ids"][:10])
-        problems.append(f"{audit['fully_masked_after_truncation']} example(s) have no supervised token left after "
-                        f"truncation ({ids}): raise max_length or shorten them")  # fmt: skip
+        problems.append(
+            f"{audit['fully_masked_after_truncation']} example(s) have no supervised token left after "
+            f"truncation ({ids}): raise max_length or shorten them"
+        )
     if not audit["end_of_turn_supervised"]:
         problems.append(
             "the <|im_end|> closing an assistant turn is not supervised: the model would not learn to stop"
@@ -274,14 +257,14 @@ def mask_check(audit: dict) -> AssetCheckResult:
 
 
 def mask_markdown(audit: dict) -> str:
+    supervised = f"{audit['supervised_tokens']:,} of {audit['tokens']:,} ({audit['supervised_token_share']:.1%})"
     rows = [
         ("examples", audit["examples"]),
-        ("supervised tokens", f"{audit['supervised_tokens']:,} of {audit['tokens']:,} "
-                              f"({audit['supervised_token_share']:.1%})"),
+        ("supervised tokens", supervised),
         ("truncated examples", audit["truncated"]),
         ("fully masked after truncation", audit["fully_masked_after_truncation"]),
         ("end of turn supervised", "yes" if audit["end_of_turn_supervised"] else "NO"),
-    ]  # fmt: skip
+    ]
     return "| loss mask | value |\n|---|---|\n" + "\n".join(f"| {name} | {value} |" for name, value in rows)
 
 
@@ -306,33 +289,24 @@ def dpo_model(
     """LoRA DPO on the merged SFT model; reward margin/accuracy and held-out preference accuracy reported."""
     from model_code.instruct import train_dpo
 
-    store = artifact_store.store()
+    stage = Stage.of(context, artifact_store, mlflow_tracking, DPO_CODE_VERSION)
     dpo = _training_config(DpoConfig, config)
-    sft = upstream_manifest(context, store, "sft_model")
-    data = upstream_manifest(context, store, "preference_data")
-    sft_dir = model_dir(store, sft)
-    train_rows, heldout_rows = read_rows(store, data, "train"), read_rows(store, data, "heldout")
+    sft, data = stage.upstream("sft_model"), stage.upstream("preference_data")
+    sft_dir = model_dir(stage.store, sft)
+    train_rows, validation_rows = read_rows(stage.store, data, TRAIN), read_rows(stage.store, data, VALIDATION)
 
     def train(directory):
-        return train_dpo(dpo, sft_dir, train_rows, heldout_rows, directory,
-                         on_log=lambda record: context.log.info(json.dumps(record)))  # fmt: skip
+        return train_dpo(dpo, sft_dir, train_rows, validation_rows, directory, on_log=log_records(context))
 
-    produced, metadata = _tuned_model(
-        context, store=store, tracker=mlflow_tracking.tracker(), code_version=DPO_CODE_VERSION, config=dpo,
-        upstream=[sft, data], train=train,
-    )  # fmt: skip
-    keys = ("steps", "pairs", "reward_margin", "reward_accuracy", "heldout_pairs",
-            "heldout_preference_accuracy_before", "heldout_preference_accuracy", "heldout_reward_accuracy",
-            "chat_template_hash")  # fmt: skip
-    metadata.update(_numbers(produced.manifest.stats, keys))
-    return materialize_result(produced, metadata)
+    produced, metadata = _tuned_model(stage, dpo, [sft, data], train)
+    return materialize_result(produced, metadata | key_numbers(produced.manifest.stats, DPO_KEYS, digits=4))
 
 
-def _numbers(stats: dict, keys: tuple[str, ...]) -> dict:
-    return {key: round(stats[key], 4) if isinstance(stats[key], float) else stats[key] for key in keys
-            if stats.get(key) is not None}  # fmt: skip
+def log_records(context: AssetExecutionContext):
+    """on_log callback of a training run: each metrics record as a line of the step's Dagster log."""
+    return lambda record: context.log.info(json.dumps(record))
 
 
 def model_dir(store, manifest) -> Path:
     """The HF model directory inside a base/sft/dpo model artifact."""
-    return store.local_path(manifest.asset, manifest.version) / "model"
+    return store.local_path(manifest.asset, manifest.version) / MODEL_DIR

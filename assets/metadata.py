@@ -22,3 +22,13 @@ def sample_markdown(row: Mapping[str, object], text_chars: int = 1200) -> Metada
     excerpt = text[:text_chars] + (" …" if len(text) > text_chars else "")
     quoted = "\n".join(f"> {line}" if line else ">" for line in excerpt.splitlines())
     return MetadataValue.md("\n".join(lines) + "\n\n" + quoted)
+
+
+def key_numbers(stats: Mapping[str, object], keys: tuple[str, ...], digits: int | None = None) -> dict[str, object]:
+    """The entries of `stats` named in `keys` that are set, in that order (floats rounded to `digits` when given):
+    a stage's headline numbers for the UI."""
+    return {
+        key: round(value, digits) if digits is not None and isinstance(value, float) else value
+        for key in keys
+        if (value := stats.get(key)) is not None
+    }

@@ -5,8 +5,6 @@ quantization loses more than its configured bound.
 
 # No `from __future__ import annotations` in asset modules: Dagster reads config annotations at runtime.
 
-import json
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -17,26 +15,16 @@ from dagster import (
     asset,
 )
 
-from assets.common import (
-    dagster_config,
-    dataclass_from_config,
-    materialize_result,
-    produce_artifact,
-    upstream_manifest,
-)
+from assets.common import Stage, dagster_config, dataclass_from_config, materialize_result
 from assets.instruct import dpo_model, model_dir
 from assets.tokens import token_shards
-from model_code.export.config import QuantizeConfig, within_bounds
+from model_code.export.config import QuantizeConfig
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
 
 CODE_VERSION = "quantized_model-1"
 BOUNDS_CHECK = "quantization_bounds"
 QuantizedModelConfig = dagster_config(QuantizeConfig, "QuantizedModelConfig")
-
-
-def gguf_file(qtype: str) -> str:
-    return f"model-{qtype}.gguf"
 
 
 @asset(
@@ -52,7 +40,7 @@ def gguf_file(qtype: str) -> str:
             blocking=True,
             description="Every GGUF within its perplexity-delta and KL bounds against the fp32 parent.",
         )
-    ],  # fmt: skip
+    ],
 )
 def quantized_model(
     context: AssetExecutionContext,
@@ -61,46 +49,31 @@ def quantized_model(
     mlflow_tracking: MlflowTrackingResource,
 ) -> MaterializeResult:
     """Write each GGUF with the gguf package, load-check it with llama.cpp, measure it against the parent."""
-    from model_code.export.gguf import write_gguf
-    from model_code.export.llama import check_gguf_loads
-    from model_code.export.quality import quantization_quality
+    from model_code.export.quantize import QUALITY_FILE, quantize_and_measure
 
-    store = artifact_store.store()
+    stage = Stage.of(context, artifact_store, mlflow_tracking, CODE_VERSION)
     quantize = dataclass_from_config(QuantizeConfig, config)
-    parent = upstream_manifest(context, store, "dpo_model")
-    shards = upstream_manifest(context, store, "token_shards")
-    parent_dir = model_dir(store, parent)
-    shards_dir = store.local_path(shards.asset, shards.version)
+    parent, shards = stage.upstream("dpo_model"), stage.upstream("token_shards")
+    parent_dir, shards_dir = model_dir(stage.store, parent), stage.store.local_path(shards.asset, shards.version)
     seq_len = int(shards.config.get("seq_len", 256))
 
     def build(directory):
-        report = {}
-        for qtype in quantize.qtypes:
-            path = directory / gguf_file(qtype)
-            written = write_gguf(parent_dir, path, qtype)
-            loaded = check_gguf_loads(path)
-            quality = quantization_quality(parent_dir, path, shards_dir, max_tokens=quantize.eval_tokens,
-                                           seq_len=seq_len)  # fmt: skip
-            report[qtype] = {"bytes": written["bytes"], "tensor_types": written["tensor_types"],
-                             "load_s": loaded["load_s"], **quality,
-                             "violations": within_bounds(qtype, quality, quantize)}  # fmt: skip
-            context.log.info(f"{qtype}: {written['bytes']:,} B, perplexity {quality['ppl_delta_pct']:+.2f}%, "
-                             f"KL {quality['mean_kl']:.4f}, top-1 {quality['top1_agreement']:.3f}")  # fmt: skip
-        (directory / "quality.json").write_text(json.dumps(report, indent=2))
-        return {"qtypes": report, "parent_parameters": written["parameters"]}
+        return quantize_and_measure(
+            parent_dir, directory, shards_dir, quantize, seq_len=seq_len, on_line=context.log.info
+        )
 
-    produced = produce_artifact(
-        context, store=store, tracker=mlflow_tracking.tracker(), code_version=CODE_VERSION, config=quantize,
-        upstream=[parent, shards], build=build, log_files=("quality.json",),
-    )  # fmt: skip
+    produced = stage.produce(quantize, [parent, shards], build, log_files=(QUALITY_FILE,))
     report = produced.manifest.stats["qtypes"]
+    return materialize_result(produced, quantization_metadata(report), check_results=[bounds_check(report)])
+
+
+def quantization_metadata(report: dict) -> dict:
+    """The quality table, and each GGUF's size and perplexity delta as numbers (plotted across runs)."""
     metadata = {"quantization": MetadataValue.md(quality_markdown(report))}
     for qtype, row in report.items():
         metadata[f"{qtype}_bytes"] = row["bytes"]
         metadata[f"{qtype}_ppl_delta_pct"] = round(row["ppl_delta_pct"], 3)
-    result = materialize_result(produced, metadata)
-    return MaterializeResult(data_version=result.data_version, metadata=result.metadata,
-                             check_results=[bounds_check(report)])  # fmt: skip
+    return metadata
 
 
 def bounds_check(report: dict) -> AssetCheckResult:
@@ -116,8 +89,8 @@ def bounds_check(report: dict) -> AssetCheckResult:
 
 
 def quality_markdown(report: dict) -> str:
-    lines = ["| GGUF | size | perplexity (parent → quantized) | Δ ppl | mean KL | top-1 agreement | bounds |",
-             "|---|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    lines = ["| GGUF | size | perplexity (parent → quantized) | Δ ppl | mean KL | top-1 agreement | bounds |"]
+    lines.append("|---|---:|---:|---:|---:|---:|---|")
     for qtype, row in report.items():
         lines.append(
             f"| {qtype} | {row['bytes'] / 1e6:.2f} MB | {row['parent_ppl']:.2f} → {row['quant_ppl']:.2f} | "

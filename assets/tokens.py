@@ -16,14 +16,10 @@ from dagster import (
     asset,
 )
 
-from assets.common import (
-    dagster_config,
-    dataclass_from_config,
-    materialize_result,
-    produce_artifact,
-    upstream_manifest,
-)
-from assets.corpus import CORPUS_FILE, training_corpus
+from assets.common import Stage, dagster_config, dataclass_from_config, materialize_result
+from assets.corpus import training_corpus
+from assets.metadata import key_numbers
+from data_code.document import DOCUMENTS_FILE, SPLITS
 from data_code.shards import (
     ShardConfig,
     build_shards,
@@ -38,6 +34,7 @@ from resources.tracking import MlflowTrackingResource
 
 TOKENIZER_CODE_VERSION = "tokenizer-1"
 SHARDS_CODE_VERSION = "token_shards-1"
+TOKENIZER_KEYS = ("vocab_size", "fingerprint", "pre_tokenizer_family", "documents")
 SHARD_CHECKS = {
     "token_ids_in_vocabulary": check_token_ids,
     "no_empty_shard": check_nonempty,
@@ -48,8 +45,13 @@ SHARD_CHECKS = {
 TokenizerDagsterConfig = dagster_config(TokenizerConfig, "TokenizerDagsterConfig")
 
 
-@asset(deps=[training_corpus], code_version=TOKENIZER_CODE_VERSION, group_name="model", kinds={"huggingface"},
-       description=__doc__)  # fmt: skip
+@asset(
+    deps=[training_corpus],
+    code_version=TOKENIZER_CODE_VERSION,
+    group_name="model",
+    kinds={"huggingface"},
+    description=__doc__,
+)
 def tokenizer(
     context: AssetExecutionContext,
     config: TokenizerDagsterConfig,
@@ -57,31 +59,18 @@ def tokenizer(
     mlflow_tracking: MlflowTrackingResource,
 ) -> MaterializeResult:
     """Byte-level BPE (HF tokenizers) with <|endoftext|>, <|im_start|>, <|im_end|>, <|pad|> and a chat template."""
-    store = artifact_store.store()
+    stage = Stage.of(context, artifact_store, mlflow_tracking, TOKENIZER_CODE_VERSION)
     tokenizer_config = dataclass_from_config(TokenizerConfig, config)
-    corpus = upstream_manifest(context, store, "training_corpus")
-    corpus_path = store.file_uri(corpus.asset, corpus.version, CORPUS_FILE)
-    produced = produce_artifact(
-        context,
-        store=store,
-        tracker=mlflow_tracking.tracker(),
-        code_version=TOKENIZER_CODE_VERSION,
-        config=tokenizer_config,
-        upstream=[corpus],
-        build=lambda directory: train_tokenizer(corpus_path, directory, tokenizer_config),
+    corpus = stage.upstream("training_corpus")
+    corpus_path = stage.file(corpus, DOCUMENTS_FILE)
+    produced = stage.produce(
+        tokenizer_config,
+        [corpus],
+        lambda directory: train_tokenizer(corpus_path, directory, tokenizer_config),
         log_files=("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"),
     )
-    stats = produced.manifest.stats
-    return materialize_result(
-        produced,
-        {
-            "vocab_size": stats["vocab_size"],
-            "fingerprint": stats["fingerprint"],
-            "pre_tokenizer_family": stats["pre_tokenizer_family"],
-            "documents": stats["documents"],
-            "characters": stats["chars"],
-        },
-    )
+    metadata = key_numbers(produced.manifest.stats, TOKENIZER_KEYS)
+    return materialize_result(produced, {**metadata, "characters": produced.manifest.stats["chars"]})
 
 
 TokenShardsConfig = dagster_config(ShardConfig, "TokenShardsConfig")
@@ -102,58 +91,46 @@ def token_shards(
     mlflow_tracking: MlflowTrackingResource,
 ) -> MaterializeResult:
     """Tokenized on all cores, EOS per document, packed to seq_len, split by document, mixed, shuffled."""
-    store = artifact_store.store()
+    stage = Stage.of(context, artifact_store, mlflow_tracking, SHARDS_CODE_VERSION)
     shard_config = dataclass_from_config(ShardConfig, config)
-    corpus = upstream_manifest(context, store, "training_corpus")
-    trained = upstream_manifest(context, store, "tokenizer")
-    corpus_path = store.file_uri(corpus.asset, corpus.version, CORPUS_FILE)
-    tokenizer_dir = store.file_uri(trained.asset, trained.version, "")
+    corpus, trained = stage.upstream("training_corpus"), stage.upstream("tokenizer")
 
     def build(directory):
-        stats = build_shards(corpus_path, tokenizer_dir, directory, shard_config)
-        checks = {name: check(directory) for name, check in SHARD_CHECKS.items()}
-        return {
-            **stats,
-            "checks": {name: {"passed": ok, "message": message} for name, (ok, message) in checks.items()},
-        }
+        stats = build_shards(stage.file(corpus, DOCUMENTS_FILE), stage.file(trained), directory, shard_config)
+        return {**stats, "checks": run_shard_checks(directory)}
 
-    produced = produce_artifact(
-        context,
-        store=store,
-        tracker=mlflow_tracking.tracker(),
-        code_version=SHARDS_CODE_VERSION,
-        config=shard_config,
-        upstream=[corpus, trained],
-        build=build,
-        log_files=("index.json", "shards.json"),
-    )
-    stats = produced.manifest.stats
-    metadata = {
-        "fingerprint": stats["fingerprint"],
-        "seq_len": stats["seq_len"],
-        "dtype": stats["dtype"],
-        "tokens_train": stats.get("tokens_train", 0),
-        "tokens_validation": stats.get("tokens_validation", 0),
-        "documents_train": stats.get("documents_train", 0),
-        "documents_validation": stats.get("documents_validation", 0),
-        "sequences_train": stats.get("sequences_train", 0),
-        "sequences_validation": stats.get("sequences_validation", 0),
-        "shard_files": stats["shards"],
-        "tokens_per_s": round(stats.get("tokens_per_s", 0)),
-    }
-    if stats.get("mixture"):
-        metadata["mixture"] = MetadataValue.md(_mixture_markdown(stats["mixture"]))
-    result = materialize_result(produced, metadata)
+    produced = stage.produce(shard_config, [corpus, trained], build, log_files=("index.json", "shards.json"))
+    result = materialize_result(produced, shards_metadata(produced.manifest.stats))
     checks = [
         AssetCheckResult(
             check_name=name,
             passed=outcome["passed"],
             severity=AssetCheckSeverity.ERROR,
             description=outcome["message"],
-        )  # fmt: skip
-        for name, outcome in stats["checks"].items()
+        )
+        for name, outcome in produced.manifest.stats["checks"].items()
     ]
     return MaterializeResult(data_version=result.data_version, metadata=result.metadata, check_results=checks)
+
+
+def run_shard_checks(directory) -> dict:
+    """{check name: {passed, message}} of every blocking shard check, recorded in the artifact's stats."""
+    results = {name: check(directory) for name, check in SHARD_CHECKS.items()}
+    return {name: {"passed": passed, "message": message} for name, (passed, message) in results.items()}
+
+
+def shards_metadata(stats: dict) -> dict:
+    """Token, document and sequence counts per split, shard files, speed, and the source mixture table."""
+    metadata = {key: stats[key] for key in ("fingerprint", "seq_len", "dtype")}
+    metadata |= {
+        f"{count}_{split}": stats.get(f"{count}_{split}", 0)
+        for count in ("tokens", "documents", "sequences")
+        for split in SPLITS
+    }
+    metadata |= {"shard_files": stats["shards"], "tokens_per_s": round(stats.get("tokens_per_s", 0))}
+    if stats.get("mixture"):
+        metadata["mixture"] = MetadataValue.md(_mixture_markdown(stats["mixture"]))
+    return metadata
 
 
 def _mixture_markdown(rows: list[dict]) -> str:

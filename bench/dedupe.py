@@ -144,12 +144,16 @@ def _warm_up(directory: pathlib.Path) -> None:
 def print_table(report: dict) -> None:
     print(f"{'corpus':6} {'method':26} {'docs':>6} {'docs/s/core':>11} {'precision':>9} {'recall':>7} {'F1':>6}")
     for name, corpus in report["corpora"].items():
-        rows = [("lmforge (verified)", corpus["lmforge"], corpus["documents"]),
-                ("lmforge (LSH only)", corpus["lmforge_candidates_unverified"] | {"docs_per_s": ""}, ""),
-                ("datasketch MinHashLSH", corpus["datasketch"], corpus["datasketch"]["documents"])]  # fmt: skip
+        rows = [
+            ("lmforge (verified)", corpus["lmforge"], corpus["documents"]),
+            ("lmforge (LSH only)", corpus["lmforge_candidates_unverified"] | {"docs_per_s": ""}, ""),
+            ("datasketch MinHashLSH", corpus["datasketch"], corpus["datasketch"]["documents"]),
+        ]
         for method, row, docs in rows:
-            print(f"{name:6} {method:26} {docs!s:>6} {row['docs_per_s']!s:>11} {row['precision']:>9.3f} "
-                  f"{row['recall']:>7.3f} {row['f1']:>6.3f}")  # fmt: skip
+            print(
+                f"{name:6} {method:26} {docs!s:>6} {row['docs_per_s']!s:>11} {row['precision']:>9.3f} "
+                f"{row['recall']:>7.3f} {row['f1']:>6.3f}"
+            )
     for master, row in report["spark"].items():
         print(f"spark {master}: {row}" if isinstance(row, dict) else f"spark: {row}")
     print(f"speedup (1KB, per core): {report['speedup']}x")
@@ -164,8 +168,10 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-dedupe-") as tmp:
         directory = pathlib.Path(tmp)
         _warm_up(directory)
-        corpora = {name: bench_corpus(name, documents, doc_bytes, DATASKETCH_LIMIT[mode], directory)
-                   for name, (documents, doc_bytes) in SIZES[mode].items()}  # fmt: skip
+        corpora = {
+            name: bench_corpus(name, documents, doc_bytes, DATASKETCH_LIMIT[mode], directory)
+            for name, (documents, doc_bytes) in SIZES[mode].items()
+        }
         one_kb = str(directory / "1KB.parquet")
         spark = {"skipped": "--quick"} if args.quick else bench_spark(one_kb, _removed(one_kb))
     one = corpora["1KB"]

@@ -67,9 +67,13 @@ def crawl_local_site(site: str | None, pages: int, warc_path: str) -> str:
         command = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", site, "0"]
     # pydoc's server quits when its stdin closes, so stdin stays an open pipe until we stop it.
     server = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    )
     try:
         port = _read_port(server)
         fetched = _crawl(f"http://127.0.0.1:{port}/", pages, warc_path)
@@ -104,9 +108,13 @@ def _crawl(start: str, pages: int, warc_path: str) -> int:
             if "html" not in response.headers.get("Content-Type", ""):
                 continue
             writer.write_exchange(
-                url, request_headers=[("Host", host)], status_line=status, response_headers=headers, body=body,
+                url,
+                request_headers=[("Host", host)],
+                status_line=status,
+                response_headers=headers,
+                body=body,
                 metadata={"depth": str(depth)},
-            )  # fmt: skip
+            )
             fetched += 1
             for link in page_signals(body.decode("utf-8", errors="replace"), url).links:
                 if urlsplit(link).netloc == host and "?" not in link and link not in seen:
@@ -265,15 +273,33 @@ def _cpuinfo() -> list[str]:
 
 
 def print_table(report: dict) -> None:
-    print(f"\n{report['pages']} pages from {report.get('source')}, one process; engine agreement "
-          f"(token Jaccard) {report['agreement']}")  # fmt: skip
-    header = ("engine", "pages", "docs/s", "pipeline docs/s", "mean chars", "content kept", "boilerplate kept",
-              "heading kept")  # fmt: skip
+    print(
+        f"\n{report['pages']} pages from {report.get('source')}, one process; engine agreement "
+        f"(token Jaccard) {report['agreement']}"
+    )
+    header = (
+        "engine",
+        "pages",
+        "docs/s",
+        "pipeline docs/s",
+        "mean chars",
+        "content kept",
+        "boilerplate kept",
+        "heading kept",
+    )
     rows = [
-        (r["engine"], report["pages"], r["docs_per_s"], r["pipeline_docs_per_s"], r["mean_chars"],
-         r["content_kept"], r["boilerplate_kept"], r["heading_kept"])
+        (
+            r["engine"],
+            report["pages"],
+            r["docs_per_s"],
+            r["pipeline_docs_per_s"],
+            r["mean_chars"],
+            r["content_kept"],
+            r["boilerplate_kept"],
+            r["heading_kept"],
+        )
         for r in report["results"]
-    ]  # fmt: skip
+    ]
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
     for row in (header, *rows):
         print("  ".join(str(cell).rjust(width) for cell, width in zip(row, widths, strict=True)))

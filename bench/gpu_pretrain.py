@@ -67,8 +67,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-3, help="constant AdamW learning rate")
     parser.add_argument("--grad-clip", type=float, default=1.0, help="max gradient norm (the trainer's default)")
     parser.add_argument("--deadline-s", type=float, default=450.0, help="wall-clock budget of the whole run")
-    parser.add_argument("--min-preset-s", type=float, default=60.0,
-                        help="do not start a preset with less than this left before the deadline")  # fmt: skip
+    parser.add_argument(
+        "--min-preset-s",
+        type=float,
+        default=60.0,
+        help="do not start a preset with less than this left before the deadline",
+    )
     parser.add_argument("--goal-mfu", type=float, default=GOAL_MFU)
     args = parser.parse_args(argv)
     for name in ("steps", "warmup", "vocab", "seq_len", "micro_batch"):
@@ -183,8 +187,10 @@ def print_table(result: dict) -> None:
         mem = "-" if r["peak_mem_gb"] is None else f"{r['peak_mem_gb']:.1f}"
         losses = f"{r['loss_first']:.3f}->{r['loss_last']:.3f}"
         shape = f"{r['micro_batch']:>5} x {r['seq_len']:<5}"
-        print(f"{r['preset']:<11}{r['params']:>13,}{shape}{r['tokens_per_s']:>13,.0f}{mfu:>8}{mem:>8}{losses:>20}"
-              f"{r['compile_s']:>11.1f}")  # fmt: skip
+        print(
+            f"{r['preset']:<11}{r['params']:>13,}{shape}{r['tokens_per_s']:>13,.0f}{mfu:>8}{mem:>8}{losses:>20}"
+            f"{r['compile_s']:>11.1f}"
+        )
         for note in r["notes"]:
             print(f"    note: {note}")
     for s in result["skipped"]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from data_code.document import DOCUMENTS_FILE
 from model_code.config import PretrainConfig
 from model_code.model import build_model
 from model_code.optim import make_optimizer
@@ -28,11 +29,11 @@ SEQ_LEN, ROWS = 256, 8  # the tiny preset's context; rows per micro-batch
 
 def build_inputs(root: Path) -> tuple[Path, Path]:
     """A tokenizer and token shards from the standard library's docstrings."""
+    from bench.corpus import corpus_texts, write_corpus
     from data_code.shards import ShardConfig, build_shards
     from data_code.tokenizer import TokenizerConfig, train_tokenizer
-    from tests.tokenizer.corpus import corpus_texts, write_corpus
 
-    corpus = write_corpus(root / "documents.parquet", corpus_texts())
+    corpus = write_corpus(root / DOCUMENTS_FILE, corpus_texts())
     train_tokenizer(str(corpus), root / "tokenizer", TokenizerConfig(vocab_size=1024))
     build_shards(
         str(corpus), str(root / "tokenizer"), root / "shards", ShardConfig(seq_len=SEQ_LEN, shard_tokens=50_000)
@@ -43,9 +44,17 @@ def build_inputs(root: Path) -> tuple[Path, Path]:
 def lmforge_tokens_per_s(tokenizer_dir: Path, shards_dir: Path, out_dir: Path, steps: int) -> dict:
     from model_code.pretrain import train
 
-    config = PretrainConfig(shards_dir=str(shards_dir), tokenizer_dir=str(tokenizer_dir), output_dir=str(out_dir),
-                            preset="tiny", micro_batch_size=ROWS, max_steps=steps, checkpoint_every=0, eval_every=0,
-                            resume=False)  # fmt: skip
+    config = PretrainConfig(
+        shards_dir=str(shards_dir),
+        tokenizer_dir=str(tokenizer_dir),
+        output_dir=str(out_dir),
+        preset="tiny",
+        micro_batch_size=ROWS,
+        max_steps=steps,
+        checkpoint_every=0,
+        eval_every=0,
+        resume=False,
+    )
     return train(config)
 
 

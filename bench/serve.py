@@ -25,31 +25,46 @@ from pathlib import Path
 
 import numpy as np
 
+from data_code.document import DOCUMENTS_FILE
+
 SEQ_LEN = 256  # shard rows, quality windows
 PROMPT_TOKENS = 64
 
 
 def build_model(root: Path, steps: int) -> tuple[Path, Path]:
     """(HF model dir, token shards) of the small preset trained `steps` updates on the docstring corpus."""
+    from bench.corpus import corpus_texts, write_corpus
     from data_code.tokenizer import TokenizerConfig, train_tokenizer
     from model_code.config import PretrainConfig
     from model_code.pretrain import train
-    from tests.tokenizer.corpus import corpus_texts, write_corpus
 
-    corpus = write_corpus(root / "documents.parquet", corpus_texts())
+    corpus = write_corpus(root / DOCUMENTS_FILE, corpus_texts())
     train_tokenizer(str(corpus), root / "tokenizer", TokenizerConfig(vocab_size=8192))
     shards = build_shards_for(corpus, root / "tokenizer", root / "shards")
-    config = PretrainConfig(shards_dir=str(shards), tokenizer_dir=str(root / "tokenizer"),
-                            output_dir=str(root / "run"), preset="small", micro_batch_size=4, max_steps=steps,
-                            warmup_steps=min(10, steps), eval_every=0, checkpoint_every=0, resume=False)  # fmt: skip
+    config = PretrainConfig(
+        shards_dir=str(shards),
+        tokenizer_dir=str(root / "tokenizer"),
+        output_dir=str(root / "run"),
+        preset="small",
+        micro_batch_size=4,
+        max_steps=steps,
+        warmup_steps=min(10, steps),
+        eval_every=0,
+        checkpoint_every=0,
+        resume=False,
+    )
     return Path(train(config)["model_dir"]), shards
 
 
 def build_shards_for(corpus: Path, tokenizer_dir: Path, out_dir: Path) -> Path:
     from data_code.shards import ShardConfig, build_shards
 
-    build_shards(str(corpus), str(tokenizer_dir), out_dir, ShardConfig(seq_len=SEQ_LEN, shard_tokens=100_000,
-                                                                        validation_fraction=0.1))  # fmt: skip
+    build_shards(
+        str(corpus),
+        str(tokenizer_dir),
+        out_dir,
+        ShardConfig(seq_len=SEQ_LEN, shard_tokens=100_000, validation_fraction=0.1),
+    )
     return out_dir
 
 
@@ -85,8 +100,14 @@ def hf_engine(hf_dir: Path):
         clock = Clock()
         started = time.perf_counter()
         with torch.no_grad():
-            model.generate(torch.tensor([ids]), max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
-                           use_cache=True, streamer=clock)  # fmt: skip
+            model.generate(
+                torch.tensor([ids]),
+                max_new_tokens=tokens,
+                min_new_tokens=tokens,
+                do_sample=False,
+                use_cache=True,
+                streamer=clock,
+            )
         first, last = clock.times[1], clock.times[-1]  # times[0] is the prompt
         return first - started, (len(clock.times) - 2) / (last - first)
 
@@ -156,44 +177,67 @@ def measure(hf_dir: Path, shards: Path, work: Path, quick: bool, threads: int) -
         q8_llm.close()
         q4_llm.close()
     bandwidth = copy_bandwidth()
-    result = {"model": str(hf_dir), "parameters": hf_bytes // 4, "prompts": prompt_count, "rounds": rounds,
-              "prompt_tokens": PROMPT_TOKENS, "new_tokens": new_tokens, "threads": threads,
-              "copy_bandwidth_gb_s": bandwidth / 1e9}  # fmt: skip
+    result = {
+        "model": str(hf_dir),
+        "parameters": hf_bytes // 4,
+        "prompts": prompt_count,
+        "rounds": rounds,
+        "prompt_tokens": PROMPT_TOKENS,
+        "new_tokens": new_tokens,
+        "threads": threads,
+        "copy_bandwidth_gb_s": bandwidth / 1e9,
+    }
     for name, weights in (("hf_fp32", hf_bytes), ("q8", q8_bytes), ("q4", q4_bytes)):
         speed, ttft = (float(np.median([t[part] for t in timings[name]])) for part in (1, 0))
-        result |= {f"{name}_tokens_per_s": speed, f"ttft_{name}_ms": 1000 * ttft,
-                   f"{name}_bytes_per_token": weights, f"{name}_bandwidth_limit_tokens_per_s": bandwidth / weights,
-                   f"{name}_bandwidth_fraction": speed * weights / bandwidth}  # fmt: skip
+        result |= {
+            f"{name}_tokens_per_s": speed,
+            f"ttft_{name}_ms": 1000 * ttft,
+            f"{name}_bytes_per_token": weights,
+            f"{name}_bandwidth_limit_tokens_per_s": bandwidth / weights,
+            f"{name}_bandwidth_fraction": speed * weights / bandwidth,
+        }
     for name, q in (("q8", "Q8_0"), ("q4", "Q4_0")):
         # Median of the per-run ratios: each pair ran back to back, under the same outside load.
         ratios = [fast[1] / slow[1] for fast, slow in zip(timings[name], timings["hf_fp32"], strict=True)]
         quality = quantization_quality(hf_dir, files[q], shards, max_tokens=1024 if quick else 4096, seq_len=SEQ_LEN)
-        result |= {f"{name}_speedup_vs_hf_fp32": float(np.median(ratios)),
-                   f"{name}_ppl_delta_pct": quality["ppl_delta_pct"], f"{name}_mean_kl": quality["mean_kl"],
-                   f"{name}_top1_agreement": quality["top1_agreement"], "parent_ppl": quality["parent_ppl"],
-                   "ppl_tokens": quality["tokens"]}  # fmt: skip
+        result |= {
+            f"{name}_speedup_vs_hf_fp32": float(np.median(ratios)),
+            f"{name}_ppl_delta_pct": quality["ppl_delta_pct"],
+            f"{name}_mean_kl": quality["mean_kl"],
+            f"{name}_top1_agreement": quality["top1_agreement"],
+            "parent_ppl": quality["parent_ppl"],
+            "ppl_tokens": quality["tokens"],
+        }
     result["goal_q8_speedup_5x"] = result["q8_speedup_vs_hf_fp32"] >= 5
     result["goal_q8_ppl_delta_1pct"] = abs(result["q8_ppl_delta_pct"]) <= 1
     return result
 
 
 def print_table(result: dict) -> None:
-    print(f"model {result['model']} ({result['parameters']:,} parameters); {result['rounds']} rounds x "
-          f"{result['prompts']} prompts x {result['prompt_tokens']} tokens, {result['new_tokens']} new tokens, "
-          f"greedy, {result['threads']} threads; medians")  # fmt: skip
+    print(
+        f"model {result['model']} ({result['parameters']:,} parameters); {result['rounds']} rounds x "
+        f"{result['prompts']} prompts x {result['prompt_tokens']} tokens, {result['new_tokens']} new tokens, "
+        f"greedy, {result['threads']} threads; medians"
+    )
     header = f"{'engine':<22}{'decode tok/s':>13}{'TTFT ms':>9}{'x fp32':>8}{'MB/token':>10}{'of bw limit':>12}"
     print(header)
     for name, label in (("hf_fp32", "transformers fp32"), ("q8", "llama.cpp Q8_0"), ("q4", "llama.cpp Q4_0")):
         ratio = 1.0 if name == "hf_fp32" else result[f"{name}_speedup_vs_hf_fp32"]
         megabytes, fraction = result[f"{name}_bytes_per_token"] / 1e6, result[f"{name}_bandwidth_fraction"]
-        print(f"{label:<22}{result[f'{name}_tokens_per_s']:>13,.1f}{result[f'ttft_{name}_ms']:>9.1f}{ratio:>8.2f}"
-              f"{megabytes:>10.2f}{fraction:>12.2f}")  # fmt: skip
+        print(
+            f"{label:<22}{result[f'{name}_tokens_per_s']:>13,.1f}{result[f'ttft_{name}_ms']:>9.1f}{ratio:>8.2f}"
+            f"{megabytes:>10.2f}{fraction:>12.2f}"
+        )
     print(f"copy bandwidth (numpy, 1 thread): {result['copy_bandwidth_gb_s']:.1f} GB/s")
-    print(f"perplexity on {result['ppl_tokens']} held-out tokens: fp32 {result['parent_ppl']:.2f}, "
-          f"Q8_0 {result['q8_ppl_delta_pct']:+.3f}% (KL {result['q8_mean_kl']:.2e}), "
-          f"Q4_0 {result['q4_ppl_delta_pct']:+.3f}% (KL {result['q4_mean_kl']:.2e})")  # fmt: skip
-    print(f"goals: Q8_0 >= 5x fp32: {result['goal_q8_speedup_5x']}; |Q8_0 ppl delta| <= 1%: "
-          f"{result['goal_q8_ppl_delta_1pct']}")  # fmt: skip
+    print(
+        f"perplexity on {result['ppl_tokens']} held-out tokens: fp32 {result['parent_ppl']:.2f}, "
+        f"Q8_0 {result['q8_ppl_delta_pct']:+.3f}% (KL {result['q8_mean_kl']:.2e}), "
+        f"Q4_0 {result['q4_ppl_delta_pct']:+.3f}% (KL {result['q4_mean_kl']:.2e})"
+    )
+    print(
+        f"goals: Q8_0 >= 5x fp32: {result['goal_q8_speedup_5x']}; |Q8_0 ppl delta| <= 1%: "
+        f"{result['goal_q8_ppl_delta_1pct']}"
+    )
 
 
 def main() -> dict:
@@ -212,12 +256,10 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if args.model:
-            from tests.tokenizer.corpus import corpus_texts, write_corpus
+            from bench.corpus import corpus_texts, write_corpus
 
             hf_dir = args.model
-            shards = build_shards_for(
-                write_corpus(work / "documents.parquet", corpus_texts()), hf_dir, work / "shards"
-            )
+            shards = build_shards_for(write_corpus(work / DOCUMENTS_FILE, corpus_texts()), hf_dir, work / "shards")
         else:
             hf_dir, shards = build_model(work, steps=8 if args.quick else 150)
         result = measure(hf_dir, shards, work, args.quick, threads)

@@ -183,17 +183,23 @@ def main() -> None:
 
 def print_table(results: dict) -> None:
     print(f"\nbuild_shards vs raw Tokenizer.encode_batch ({results['size']}, vocab {results['vocab_size']})")
-    print(f"{'corpus':<11} {'MB':>6} {'docs':>7} {'tokens':>9} {'lmforge tok/s':>14} {'raw tok/s':>10} "
-          f"{'raw fast tok/s':>15} {'vs raw':>7} {'vs fast':>8}")  # fmt: skip
+    print(
+        f"{'corpus':<11} {'MB':>6} {'docs':>7} {'tokens':>9} {'lmforge tok/s':>14} {'raw tok/s':>10} "
+        f"{'raw fast tok/s':>15} {'vs raw':>7} {'vs fast':>8}"
+    )
     for name in ("pages", "paragraphs"):
         r = results[name]
-        print(f"{name:<11} {r['mb']:>6} {r['documents']:>7} {r['tokens']:>9} {r['lmforge_tokens_per_s']:>14,} "
-              f"{r['raw_tokens_per_s']:>10,} {r['raw_fast_tokens_per_s']:>15,} {r['ratio_vs_raw']:>7} "
-              f"{r['ratio_vs_raw_fast']:>8}")  # fmt: skip
-    print(f"\npeak RSS (fresh process): tokenizer only {results['peak_rss_idle_mb']} MB, "
-          f"build 1x ({results['documents_1x']} docs) {results['peak_rss_1x_mb']} MB, "
-          f"4x ({results['documents_4x']} docs) {results['peak_rss_4x_mb']} MB, "
-          f"ratio {results['rss_ratio_4x_1x']}")  # fmt: skip
+        print(
+            f"{name:<11} {r['mb']:>6} {r['documents']:>7} {r['tokens']:>9} {r['lmforge_tokens_per_s']:>14,} "
+            f"{r['raw_tokens_per_s']:>10,} {r['raw_fast_tokens_per_s']:>15,} {r['ratio_vs_raw']:>7} "
+            f"{r['ratio_vs_raw_fast']:>8}"
+        )
+    print(
+        f"\npeak RSS (fresh process): tokenizer only {results['peak_rss_idle_mb']} MB, "
+        f"build 1x ({results['documents_1x']} docs) {results['peak_rss_1x_mb']} MB, "
+        f"4x ({results['documents_4x']} docs) {results['peak_rss_4x_mb']} MB, "
+        f"ratio {results['rss_ratio_4x_1x']}"
+    )
 
 
 if __name__ == "__main__":

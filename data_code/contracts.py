@@ -53,8 +53,13 @@ def contract_frame(documents_path: str, batch_size: int = 4096) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-_DERIVED_DTYPES = {"doc_id": "object", "language": "object", "text_chars": "int64", "pii_hits": "int64",
-                   "exact_key": "object"}  # fmt: skip
+_DERIVED_DTYPES = {
+    "doc_id": "object",
+    "language": "object",
+    "text_chars": "int64",
+    "pii_hits": "int64",
+    "exact_key": "object",
+}
 
 
 def _derived_batches(documents_path: str, batch_size: int) -> Iterator[pd.DataFrame]:

@@ -11,6 +11,13 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+# Every data stage's artifact holds its kept documents and its rejections under these names.
+DOCUMENTS_FILE = "documents.parquet"
+REJECTIONS_FILE = "rejections.parquet"
+# The two splits, by one name each everywhere (shards, instruction and preference examples, evaluation).
+TRAIN, VALIDATION = "train", "validation"
+SPLITS = (TRAIN, VALIDATION)
+
 DOCUMENT_SCHEMA = pa.schema(
     [
         pa.field("doc_id", pa.string(), nullable=False),  # stable: sha256(url, payload digest)[:24]

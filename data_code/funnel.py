@@ -57,8 +57,14 @@ def plot_funnel(steps: list[FunnelStep], path: Path) -> Path:
         axis.grid(axis="x", alpha=0.3)
         axis.xaxis.set_major_formatter(FuncFormatter(_compact))
         for bar in axis.patches:
-            axis.annotate(_compact(bar.get_width()), (bar.get_width(), bar.get_y() + bar.get_height() / 2),
-                          xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)  # fmt: skip
+            axis.annotate(
+                _compact(bar.get_width()),
+                (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
     figure.suptitle("corpus funnel")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -11,12 +11,30 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from data_code.files import file_sha256
+
 MANIFEST_NAME = "manifest.json"
 # Versions of the packages that shape artifacts, recorded in every manifest for reproduction.
 TRACKED_PACKAGES = (
-    "lmforge", "dagster", "mlflow", "pyarrow", "httpx", "warcio", "trafilatura", "resiliparse", "pyspark",
-    "datasketch", "fasttext", "tokenizers", "transformers", "torch", "accelerate", "peft", "trl", "gguf",
-)  # fmt: skip
+    "lmforge",
+    "dagster",
+    "mlflow",
+    "pyarrow",
+    "httpx",
+    "warcio",
+    "trafilatura",
+    "resiliparse",
+    "pyspark",
+    "datasketch",
+    "fasttext",
+    "tokenizers",
+    "transformers",
+    "torch",
+    "accelerate",
+    "peft",
+    "trl",
+    "gguf",
+)
 
 
 @dataclass(frozen=True)
@@ -77,12 +95,8 @@ def hash_files(directory: Path) -> list[FileEntry]:
     """sha256 and size of every file under `directory` (sorted, manifest excluded)."""
     entries = []
     for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST_NAME):
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
         relative = path.relative_to(directory).as_posix()
-        entries.append(FileEntry(path=relative, sha256=digest.hexdigest(), size=path.stat().st_size))
+        entries.append(FileEntry(path=relative, sha256=file_sha256(path), size=path.stat().st_size))
     return entries
 
 
@@ -104,9 +118,12 @@ def git_commit(directory: Path | None = None) -> str | None:
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True, text=True,
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
             timeout=5,
-        ).stdout.strip()  # fmt: skip
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{commit}-dirty" if dirty else commit

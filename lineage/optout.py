@@ -27,6 +27,19 @@ def optout_path(settings: Settings | None = None) -> Path:
     return (settings or Settings.from_env()).home / OPTOUT_FILE
 
 
+def add_optout(entry: str, note: str | None = None, path: str | Path | None = None) -> Path:
+    """Append `entry` (a domain or a URL prefix, with an optional note kept as a comment) to the opt-out list;
+    a malformed entry raises ValueError before anything is written. Returns the list's path."""
+    if not entry:
+        raise ValueError("an opt-out entry is a domain (example.com) or a URL prefix (https://...), got nothing")
+    Blocklist.from_lines([entry], source="the new entry")  # refuses a malformed entry
+    path = Path(path) if path is not None else optout_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(entry + (f"  # {note}" if note else "") + "\n")
+    return path
+
+
 def load_optout(path: str | Path | None = None) -> Blocklist:
     """The opt-out list at `path` (default $LMFORGE_HOME/optout.txt); a missing file is an empty list.
     A malformed line raises ValueError naming the file and line."""
@@ -60,7 +73,15 @@ def compliance_violations(store: ArtifactStore, asset: str, version: str, optout
         matched = optout.match(row["url"], row["domain"] or "")
         if matched is not None:
             reason, entry = matched
-            violations.append({"url": row["url"], "domain": row["domain"], "doc_id": row["doc_id"], "entry": entry,
-                               "reason": reason, "token_shards": row["token_shards"].split("/", 1)[1],
-                               "split": row["split"]})  # fmt: skip
+            violations.append(
+                {
+                    "url": row["url"],
+                    "domain": row["domain"],
+                    "doc_id": row["doc_id"],
+                    "entry": entry,
+                    "reason": reason,
+                    "token_shards": row["token_shards"].split("/", 1)[1],
+                    "split": row["split"],
+                }
+            )
     return sorted(violations, key=lambda item: (item["url"], item["token_shards"], item["split"]))

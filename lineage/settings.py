@@ -47,12 +47,27 @@ class Settings:
         )
 
 
+# Run monitoring (the daemon's): a run whose worker died is marked failed, and the pool slots of every ended run are
+# freed, so that a killed training step never blocks the next nightly run. Training starts slowly on a busy node
+# (imports, data loading) and a cancelled one may be writing a checkpoint: the start and cancel timeouts allow it.
+# Runs that `lmforge` executes in-process are recovered by cli/recovery.py before the next one starts.
+RUN_MONITORING = (
+    "run_monitoring:\n"
+    "  enabled: true\n"
+    "  start_timeout_seconds: 600\n"
+    "  cancel_timeout_seconds: 600\n"
+    "  poll_interval_seconds: 60\n"
+    "  free_slots_after_run_end_seconds: 60\n"
+)
+
+
 def dagster_yaml(settings: Settings) -> str:
     """dagster.yaml for the instance: SQLite under DAGSTER_HOME, or Postgres when a URL is configured."""
     # No telemetry, and no "join the community" dialog over the UI of a tool the team runs every day.
     # Pools: only the training assets (base_model, sft_model, dpo_model) name one ("gpu"), so a default limit of 1
     # means one training step at a time on the node(s), whatever else runs beside it.
     common = "telemetry:\n  enabled: false\nnux:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+    common += RUN_MONITORING
     if settings.dagster_postgres_url:
         return common + ("storage:\n  postgres:\n    postgres_url:\n      env: LMFORGE_DAGSTER_POSTGRES_URL\n")
     return common + f"storage:\n  sqlite:\n    base_dir: {settings.dagster_home / 'storage'}\n"

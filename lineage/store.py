@@ -71,6 +71,13 @@ class ArtifactStore:
         path = self.artifact_path(asset, version) / relative
         return path.path if self.is_local else str(path)
 
+    def latest(self, asset: str) -> str:
+        """The most recently created complete version of `asset`; FileNotFoundError when there is none."""
+        versions = self.versions(asset)
+        if not versions:
+            raise FileNotFoundError(f"no complete {asset} artifact under {self.lake()}: materialize it first")
+        return max(versions, key=lambda version: self.read_manifest(asset, version).created_at)
+
     def versions(self, asset: str) -> list[str]:
         """Versions of `asset` that are complete."""
         directory = self.lake() / asset

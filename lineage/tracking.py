@@ -17,6 +17,7 @@ from typing import Any
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from data_code.files import read_jsonl
 from lineage.manifest import Manifest, UpstreamRef, content_digest
 
 TAG_PREFIX = "lmforge."
@@ -34,6 +35,7 @@ class Tracker:
         self.ui_url = ui_url.rstrip("/")
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self._experiment_id: str | None = None
+        self.open_run_id: str | None = None  # the run `run()` has open (a training process may log into it live)
 
     @classmethod
     def from_settings(cls, settings=None) -> Tracker:
@@ -64,19 +66,33 @@ class Tracker:
         run = self.client.create_run(
             self.experiment_id(), tags={key: str(value) for key, value in all_tags.items()}, run_name=asset
         )
-        run_id = run.info.run_id
+        run_id = self.open_run_id = run.info.run_id
         try:
             yield run_id
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
             raise
+        finally:
+            self.open_run_id = None
         self.client.set_terminated(run_id, "FINISHED")
+
+    def fail_runs_of(self, dagster_run_id: str, reason: str) -> list[str]:
+        """End as FAILED every MLflow run still RUNNING for Dagster run `dagster_run_id` (its process died), with
+        the reason as the tag lmforge.failure; the run ids. Such a run never has lmforge.complete, so nothing reads
+        its asset/version tags as a finished artifact."""
+        query = f"tags.`{TAG_PREFIX}dagster_run_id` = '{dagster_run_id}' and attributes.status = 'RUNNING'"
+        runs = self.client.search_runs([self.experiment_id()], filter_string=query)
+        for run in runs:
+            self.client.set_tag(run.info.run_id, f"{TAG_PREFIX}failure", reason[:5000])
+            self.client.set_terminated(run.info.run_id, "FAILED")
+        return [run.info.run_id for run in runs]
 
     def record(self, run_id: str, manifest: Manifest, upstream_manifests: list[Manifest]) -> None:
         """Log params, metrics, input datasets and the manifest of a completed artifact."""
         params = [Param(key, _param_value(value)) for key, value in sorted(manifest.config.items())]
         metrics = [Metric(key, value, 0, 0) for key, value in flatten_metrics(manifest.stats).items()]
         tags = [RunTag(f"{TAG_PREFIX}uri", manifest.uri), RunTag(f"{TAG_PREFIX}code_version", manifest.code_version)]
+        tags.append(RunTag(f"{TAG_PREFIX}complete", "true"))  # the artifact was published: this run made it
         self.client.log_batch(run_id, metrics=metrics[:MAX_METRICS], params=params, tags=tags)
         inputs = [
             DatasetInput(
@@ -102,17 +118,17 @@ class Tracker:
             Metric(_metric_key(key), float(value), 0, int(record["step"]))
             for record in records
             for key, value in record.items()
-            if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool)
+            if key != "step"
+            and isinstance(value, (int, float))
+            and not isinstance(value, bool)
             and not (isinstance(value, float) and math.isnan(value))
-        ]  # fmt: skip
+        ]
         for start in range(0, len(metrics), 1000):  # MLflow accepts at most 1000 metrics per batch
             self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
     def log_history_file(self, run_id: str, path: Path, after_step: int = 0) -> None:
         """log_history of a metrics.jsonl file's records with a step after `after_step` (a missing file: none)."""
-        if not path.exists():
-            return
-        records = [json.loads(line) for line in path.read_text().splitlines() if line]
+        records = read_jsonl(path, missing_ok=True)
         self.log_history(run_id, [record for record in records if record["step"] > after_step])
 
     def log_files(self, run_id: str, directory: Path, relative_paths: list[str]) -> None:

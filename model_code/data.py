@@ -118,9 +118,15 @@ class TrainStream:
 
     def _open(self, epoch: int, position) -> None:
         self.epoch = epoch
-        self.reader = ShardReader(self.shards_dir, "train", expected_fingerprint=self.fingerprint,
-                                  seed=self.seed + epoch, batch_size=self.rows, position=position,
-                                  verify_sha256=self.verify_sha256)  # fmt: skip
+        self.reader = ShardReader(
+            self.shards_dir,
+            "train",
+            expected_fingerprint=self.fingerprint,
+            seed=self.seed + epoch,
+            batch_size=self.rows,
+            position=position,
+            verify_sha256=self.verify_sha256,
+        )
         if len(self.reader) == 0:
             raise ValueError(f"the train split of {self.shards_dir} has fewer rows than one batch ({self.rows} rows)")
         self.orders[epoch] = self.reader.order

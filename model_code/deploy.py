@@ -16,7 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
-from data_code.shards.layout import file_sha256
+from data_code.files import file_sha256
 
 HF_DIR = "hf"
 GGUF_DIR = "gguf"
@@ -24,9 +24,14 @@ MODEL_CARD_FILE = "README.md"
 LINEAGE_FILE = "lineage.json"
 SUMS_FILE = "SHA256SUMS"
 HF_FILES = (
-    "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-    "chat_template.jinja", "special_tokens_map.json",
-)  # fmt: skip
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "special_tokens_map.json",
+)
 
 
 def assemble_serving_artifact(

@@ -5,7 +5,7 @@
 
 A model's evaluation is one dict:
 
-    {"perplexity": 41.2, "bits_per_byte": 1.31,          # heldout_perplexity(...) on the same held-out shards
+    {"perplexity": 41.2, "bits_per_byte": 1.31,          # validation_perplexity(...) on the same held-out shards
      "tasks": {"lmforge_cloze": {"acc": 0.31}, ...},     # run_lm_eval(...) on the same task directory
      "quant_perplexity_delta_pct": 0.8, "quant_kl": 0.004}  # its quantized artifact against its own full precision
 
@@ -45,16 +45,22 @@ class GateConfig:
 
     def __post_init__(self):
         if isinstance(self.metrics, str) or not self.metrics:
-            raise ValueError(f"metrics must be a non-empty tuple of names from {list(KNOWN_METRICS)}, "
-                             f"got {self.metrics!r}")  # fmt: skip
+            raise ValueError(
+                f"metrics must be a non-empty tuple of names from {list(KNOWN_METRICS)}, got {self.metrics!r}"
+            )
         unknown = [name for name in self.metrics if name not in KNOWN_METRICS]
         if unknown:
             raise ValueError(f"metrics has unknown names {unknown}; known metrics: {list(KNOWN_METRICS)}")
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError(f"metrics names a check twice: {list(self.metrics)}")
         object.__setattr__(self, "metrics", tuple(self.metrics))
-        for name in ("max_perplexity_increase_pct", "max_bits_per_byte_increase_pct", "min_task_score_delta",
-                     "max_quant_ppl_delta_pct", "max_quant_kl"):  # fmt: skip
+        for name in (
+            "max_perplexity_increase_pct",
+            "max_bits_per_byte_increase_pct",
+            "min_task_score_delta",
+            "max_quant_ppl_delta_pct",
+            "max_quant_kl",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -94,8 +100,14 @@ def comparison_markdown(decision: GateDecision) -> str:
     header = "| metric | challenger | champion | delta | allowed | verdict |"
     lines = [f"**Gate: {'PASSED' if decision.passed else 'FAILED'}**", "", header, "|---|---:|---:|---:|---:|---|"]
     for row in decision.table:
-        cells = [row["metric"], _number(row["challenger"]), _number(row["champion"]), row["delta"], row["allowed"],
-                 row["verdict"]]  # fmt: skip
+        cells = [
+            row["metric"],
+            _number(row["challenger"]),
+            _number(row["champion"]),
+            row["delta"],
+            row["allowed"],
+            row["verdict"],
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -119,8 +131,15 @@ def _task_rows(challenger: dict, champion: dict | None, min_delta: float) -> lis
     new_tasks, old_tasks = challenger.get("tasks") or {}, (champion or {}).get("tasks") or {}
     if not new_tasks:
         return [_row(TASK_SCORES, None, None, "-", f"{min_delta:+g}", "fail", "task scores: the challenger has none")]
-    names = sorted({(task, metric) for source in (new_tasks, old_tasks) for task, scores in source.items()
-                    for metric in scores if metric not in _LOWER_IS_BETTER})  # fmt: skip
+    names = sorted(
+        {
+            (task, metric)
+            for source in (new_tasks, old_tasks)
+            for task, scores in source.items()
+            for metric in scores
+            if metric not in _LOWER_IS_BETTER
+        }
+    )
     return [_task_row(task, metric, new_tasks, old_tasks, champion is None, min_delta) for task, metric in names]
 
 
@@ -147,8 +166,15 @@ def _absolute_row(key: str, challenger: dict, limit: float) -> dict:
 
 
 def _row(metric, challenger, champion, delta: str, allowed: str, verdict: str, reason: str) -> dict:
-    return {"metric": metric, "challenger": challenger, "champion": champion, "delta": delta, "allowed": allowed,
-            "verdict": verdict, "reason": reason}  # fmt: skip
+    return {
+        "metric": metric,
+        "challenger": challenger,
+        "champion": champion,
+        "delta": delta,
+        "allowed": allowed,
+        "verdict": verdict,
+        "reason": reason,
+    }
 
 
 def _number(value) -> str:

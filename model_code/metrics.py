@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-METRICS_FILE = "metrics.jsonl"
+from model_code.outputs import METRICS_FILE
+
 # Dense bf16 tensor-core peak FLOP/s per device (vendor datasheets, no sparsity), matched by substring of the
 # CUDA device name; a device not listed (and every CPU) reports MFU as None.
 PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12, "L4": 121e12}

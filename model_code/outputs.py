@@ -14,8 +14,20 @@ import shutil
 from pathlib import Path
 
 MODEL_DIR = "model"
+METRICS_FILE = "metrics.jsonl"  # one JSON record per logged step (and per validation pass)
 LOSS_CURVE_FILE = "loss_curve.png"
 DATA_ORDER_FILE = "data_order.json"
+RUN_OUTPUTS = (METRICS_FILE, LOSS_CURVE_FILE, DATA_ORDER_FILE)  # what a run leaves beside model/ for its artifact
+
+
+def collect_run_outputs(run_dir: Path, artifact_dir: Path, extra_files: tuple[str, ...] = ()) -> dict:
+    """Copy a finished run's model/ and outputs (plus `extra_files` present) from its run directory into the
+    artifact directory; the data order record, which the artifact's stats carry."""
+    shutil.copytree(run_dir / MODEL_DIR, artifact_dir / MODEL_DIR)
+    for name in (*RUN_OUTPUTS, *extra_files):
+        if (run_dir / name).exists():
+            shutil.copy2(run_dir / name, artifact_dir / name)
+    return json.loads((run_dir / DATA_ORDER_FILE).read_text(encoding="utf-8"))
 
 
 def save_hf_model(model, tokenizer_dir: str | Path, out_dir: Path) -> Path:

@@ -52,8 +52,9 @@ class ModelPreset:
                 f"hidden_size / num_heads must be even for RoPE, got {self.hidden_size // self.num_heads}"
             )
         if self.num_experts and not 1 <= self.experts_per_token <= self.num_experts:
-            raise ValueError(f"experts_per_token must be in [1, num_experts={self.num_experts}], got "
-                             f"{self.experts_per_token}")  # fmt: skip
+            raise ValueError(
+                f"experts_per_token must be in [1, num_experts={self.num_experts}], got {self.experts_per_token}"
+            )
         for name in ("rope_theta", "rms_norm_eps", "initializer_range"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -77,32 +78,60 @@ Preset = ModelPreset  # the name the tokenizer and shard stages used before the 
 
 def tiny() -> ModelPreset:
     """~0.3M parameters with a 4k vocabulary (most of it the tied embedding); a 2-core CPU trains it in seconds."""
-    return ModelPreset(name="tiny", vocab_size=4096, seq_len=256, hidden_size=64, num_layers=2, num_heads=4,
-                       num_kv_heads=2)  # fmt: skip
+    return ModelPreset(
+        name="tiny", vocab_size=4096, seq_len=256, hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2
+    )
 
 
 def small() -> ModelPreset:
     """~6M parameters (8k vocabulary): a meaningful CPU demo in minutes, 512-token context."""
-    return ModelPreset(name="small", vocab_size=8192, seq_len=512, hidden_size=256, num_layers=6, num_heads=8,
-                       num_kv_heads=4)  # fmt: skip
+    return ModelPreset(
+        name="small", vocab_size=8192, seq_len=512, hidden_size=256, num_layers=6, num_heads=8, num_kv_heads=4
+    )
 
 
 def gpt2_124m() -> ModelPreset:
     """GPT-2 small's shape (12 x 768, 12 heads, 1024 context) as a Llama: ~124M parameters with a 50k vocabulary."""
-    return ModelPreset(name="gpt2_124m", vocab_size=50_304, seq_len=1024, hidden_size=768, num_layers=12,
-                       num_heads=12, num_kv_heads=12, intermediate_size=2048)  # fmt: skip
+    return ModelPreset(
+        name="gpt2_124m",
+        vocab_size=50_304,
+        seq_len=1024,
+        hidden_size=768,
+        num_layers=12,
+        num_heads=12,
+        num_kv_heads=12,
+        intermediate_size=2048,
+    )
 
 
 def m350() -> ModelPreset:
     """~350M parameters (24 x 1024, GQA 16/4, 2048 context): a single-GPU run."""
-    return ModelPreset(name="m350", vocab_size=50_304, seq_len=2048, hidden_size=1024, num_layers=24,
-                       num_heads=16, num_kv_heads=4, intermediate_size=2816, tie_word_embeddings=False)  # fmt: skip
+    return ModelPreset(
+        name="m350",
+        vocab_size=50_304,
+        seq_len=2048,
+        hidden_size=1024,
+        num_layers=24,
+        num_heads=16,
+        num_kv_heads=4,
+        intermediate_size=2816,
+        tie_word_embeddings=False,
+    )
 
 
 def b1() -> ModelPreset:
     """~1.1B parameters (TinyLlama's shape: 22 x 2048, GQA 32/4, 2048 context): a multi-GPU run."""
-    return ModelPreset(name="b1", vocab_size=32_000, seq_len=2048, hidden_size=2048, num_layers=22, num_heads=32,
-                       num_kv_heads=4, intermediate_size=5632, tie_word_embeddings=False)  # fmt: skip
+    return ModelPreset(
+        name="b1",
+        vocab_size=32_000,
+        seq_len=2048,
+        hidden_size=2048,
+        num_layers=22,
+        num_heads=32,
+        num_kv_heads=4,
+        intermediate_size=5632,
+        tie_word_embeddings=False,
+    )
 
 
 def tiny_moe() -> ModelPreset:

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data_code.files import read_jsonl
 from data_code.shards.layout import INDEX_FILE, read_json
 from data_code.tokenizer.fingerprint import tokenizer_fingerprint
 from model_code.checkpoint import load_latest_checkpoint, save_checkpoint
 from model_code.config import PretrainConfig
 from model_code.data import ShardReader, TrainStream
 from model_code.metrics import (
-    METRICS_FILE,
     MetricsLog,
     bits_per_byte,
     model_flops_utilization,
@@ -41,6 +41,7 @@ from model_code.optim import learning_rate_at, make_optimizer, set_learning_rate
 from model_code.outputs import (
     DATA_ORDER_FILE,
     LOSS_CURVE_FILE,
+    METRICS_FILE,
     MODEL_DIR,
     data_order,
     plot_loss_curve,
@@ -90,8 +91,9 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
     model = build_model(setup.preset, eos_id=setup.eos_id, pad_id=setup.pad_id)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    optimizer = make_optimizer(model, learning_rate=config.learning_rate, weight_decay=config.weight_decay,
-                               betas=(config.beta1, config.beta2))  # fmt: skip
+    optimizer = make_optimizer(
+        model, learning_rate=config.learning_rate, weight_decay=config.weight_decay, betas=(config.beta1, config.beta2)
+    )
     model, optimizer = accelerator.prepare(model, optimizer)
     meta, skipped = load_latest_checkpoint(accelerator, output_dir) if config.resume else (None, [])
     start_step = meta["step"] if meta else 0
@@ -102,10 +104,14 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
         _truncate_metrics(output_dir / METRICS_FILE, start_step)
     if config.compile:
         model = torch.compile(model)
-    stream = TrainStream(config.shards_dir, expected_fingerprint=setup.fingerprint, seed=config.seed,
-                         rows=setup.micro_batch_rows * accelerator.num_processes,
-                         position=tuple(meta["data_position"]) if meta else None,
-                         verify_sha256=config.verify_sha256)  # fmt: skip
+    stream = TrainStream(
+        config.shards_dir,
+        expected_fingerprint=setup.fingerprint,
+        seed=config.seed,
+        rows=setup.micro_batch_rows * accelerator.num_processes,
+        position=tuple(meta["data_position"]) if meta else None,
+        verify_sha256=config.verify_sha256,
+    )
     start_position = stream.position
     loop = _Loop(config, setup, accelerator, model, optimizer, stream, metrics)
     loop.tokens_seen = meta["tokens_seen"] if meta else 0
@@ -113,11 +119,19 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
     model_dir = output_dir / MODEL_DIR
     if accelerator.is_main_process:
         save_hf_model(accelerator.unwrap_model(model), config.tokenizer_dir, model_dir)
-        plot_loss_curve(_all_records(output_dir / METRICS_FILE), output_dir / LOSS_CURVE_FILE,
-                        f"{setup.preset.name}: {count_parameters(model):,} parameters")  # fmt: skip
+        plot_loss_curve(
+            read_jsonl(output_dir / METRICS_FILE, missing_ok=True),
+            output_dir / LOSS_CURVE_FILE,
+            f"{setup.preset.name}: {count_parameters(model):,} parameters",
+        )
         orders = stream.orders | _earlier_orders(config, setup, stream)
-        order = data_order(setup.shard_files, orders, _position_record(config, (0, orders[0][0], 0)),
-                           _position_record(config, stream.position), loop.tokens_seen)  # fmt: skip
+        order = data_order(
+            setup.shard_files,
+            orders,
+            _position_record(config, (0, orders[0][0], 0)),
+            _position_record(config, stream.position),
+            loop.tokens_seen,
+        )
         write_json(output_dir / DATA_ORDER_FILE, {**order, "resumed_from": _position_record(config, start_position)})
     accelerator.wait_for_everyone()
     last = loop.last_record
@@ -165,13 +179,25 @@ class _Loop:
         interval_start, self.interval_s = None, 0.0  # interval_s: training time of the interval before a pause
         while self.step < config.max_steps:
             interval_start = interval_start or time.perf_counter()
-            micro_batches = [self.stream.next_rows()[rank * rows : (rank + 1) * rows]
-                             for _ in range(self.setup.accumulation_steps)]  # fmt: skip
-            learning_rate = learning_rate_at(self.step, peak=config.learning_rate, warmup_steps=config.warmup_steps,
-                                             total_steps=config.max_steps, min_ratio=config.min_lr_ratio)  # fmt: skip
+            micro_batches = [
+                self.stream.next_rows()[rank * rows : (rank + 1) * rows] for _ in range(self.setup.accumulation_steps)
+            ]
+            learning_rate = learning_rate_at(
+                self.step,
+                peak=config.learning_rate,
+                warmup_steps=config.warmup_steps,
+                total_steps=config.max_steps,
+                min_ratio=config.min_lr_ratio,
+            )
             set_learning_rate(self.optimizer, learning_rate)
-            loss, grad_norm = train_step(self.accelerator, self.model, self.optimizer, micro_batches,
-                                         pad_id=self.setup.pad_id, grad_clip=config.grad_clip)  # fmt: skip
+            loss, grad_norm = train_step(
+                self.accelerator,
+                self.model,
+                self.optimizer,
+                micro_batches,
+                pad_id=self.setup.pad_id,
+                grad_clip=config.grad_clip,
+            )
             self.step += 1
             self.tokens_seen += self.setup.tokens_per_update
             interval_loss += loss
@@ -219,10 +245,13 @@ class _Loop:
             return {}
         # The unwrapped model: a DDP forward could start collectives that processes with fewer rows never join.
         model = self.accelerator.unwrap_model(self.model)
-        sums = validation_sums(self.accelerator, model, self.validation, pad_id=self.setup.pad_id,
-                               token_bytes=self.token_bytes)  # fmt: skip
-        return {"val_loss": sums["loss_sum"] / max(1, sums["targets"]),
-                "val_bpb": bits_per_byte(sums["byte_loss_sum"], sums["bytes"])}  # fmt: skip
+        sums = validation_sums(
+            self.accelerator, model, self.validation, pad_id=self.setup.pad_id, token_bytes=self.token_bytes
+        )
+        return {
+            "val_loss": sums["loss_sum"] / max(1, sums["targets"]),
+            "val_bpb": bits_per_byte(sums["byte_loss_sum"], sums["bytes"]),
+        }
 
     def _checkpoint(self) -> None:
         epoch, shard, offset = self.stream.position
@@ -243,23 +272,36 @@ def _setup(config: PretrainConfig, processes: int) -> Setup:
     ShardReader(config.shards_dir, "train", expected_fingerprint=fingerprint)  # refuses another tokenizer's shards
     vocab_size = len(token_byte_lengths(config.tokenizer_dir))
     if index["vocab_size"] > vocab_size:
-        raise ValueError(f"shards in {config.shards_dir} have vocab_size {index['vocab_size']}, more than the "
-                         f"tokenizer in {config.tokenizer_dir} ({vocab_size})")  # fmt: skip
+        raise ValueError(
+            f"shards in {config.shards_dir} have vocab_size {index['vocab_size']}, more than the "
+            f"tokenizer in {config.tokenizer_dir} ({vocab_size})"
+        )
     preset = config.model_preset(vocab_size)
     seq_len = index["seq_len"]
     if seq_len > preset.seq_len:
-        raise ValueError(f"the shards' seq_len ({seq_len}, {config.shards_dir}) is longer than the model's "
-                         f"max positions (seq_len {preset.seq_len} of preset {preset.name!r}): rebuild the shards "
-                         "with a shorter seq_len or use a preset with a longer context")  # fmt: skip
+        raise ValueError(
+            f"the shards' seq_len ({seq_len}, {config.shards_dir}) is longer than the model's "
+            f"max positions (seq_len {preset.seq_len} of preset {preset.name!r}): rebuild the shards "
+            "with a shorter seq_len or use a preset with a longer context"
+        )
     micro_tokens = config.micro_batch_size * seq_len * processes
     if config.tokens_per_step % micro_tokens:
-        raise ValueError(f"tokens_per_step ({config.tokens_per_step}) must be a multiple of micro_batch_size x "
-                         f"seq_len x processes = {config.micro_batch_size} x {seq_len} x {processes}")  # fmt: skip
+        raise ValueError(
+            f"tokens_per_step ({config.tokens_per_step}) must be a multiple of micro_batch_size x "
+            f"seq_len x processes = {config.micro_batch_size} x {seq_len} x {processes}"
+        )
     accumulation = max(1, config.tokens_per_step // micro_tokens)
-    return Setup(preset=preset, seq_len=seq_len, pad_id=index["pad_id"], eos_id=index["eos_id"],
-                 fingerprint=fingerprint, shard_files=[e["file"] for e in index["splits"]["train"]],
-                 micro_batch_rows=config.micro_batch_size, accumulation_steps=accumulation,
-                 tokens_per_update=micro_tokens * accumulation)  # fmt: skip
+    return Setup(
+        preset=preset,
+        seq_len=seq_len,
+        pad_id=index["pad_id"],
+        eos_id=index["eos_id"],
+        fingerprint=fingerprint,
+        shard_files=[e["file"] for e in index["splits"]["train"]],
+        micro_batch_rows=config.micro_batch_size,
+        accumulation_steps=accumulation,
+        tokens_per_update=micro_tokens * accumulation,
+    )
 
 
 def _validation_batches(config: PretrainConfig, setup: Setup, processes: int) -> list[np.ndarray]:
@@ -269,8 +311,14 @@ def _validation_batches(config: PretrainConfig, setup: Setup, processes: int) ->
     if "validation" not in index["splits"]:
         return []
     rows = setup.micro_batch_rows
-    reader = ShardReader(config.shards_dir, "validation", expected_fingerprint=setup.fingerprint, seed=config.seed,
-                         batch_size=rows, drop_last=False)  # fmt: skip
+    reader = ShardReader(
+        config.shards_dir,
+        "validation",
+        expected_fingerprint=setup.fingerprint,
+        seed=config.seed,
+        batch_size=rows,
+        drop_last=False,
+    )
     batches = [np.array(batch) for _, batch in zip(range(config.eval_batches), reader, strict=False)]
     if sum(len(batch) for batch in batches) < processes:
         return []  # every process needs a row; all decide alike, so none enters the collective reduce alone
@@ -293,27 +341,25 @@ def _check_same_run(saved: dict, config: PretrainConfig) -> None:
     current = config.to_dict()
     differ = sorted(name for name in fields if name not in changeable and saved.get(name) != current[name])
     if differ:
-        raise ValueError(f"the checkpoint in {config.output_dir} was made with other {differ}: use another "
-                         "output_dir, or resume=False to start over")  # fmt: skip
+        raise ValueError(
+            f"the checkpoint in {config.output_dir} was made with other {differ}: use another "
+            "output_dir, or resume=False to start over"
+        )
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop records after `step` (written by a run that died after its last checkpoint; they will be redone)."""
-    kept = [r for r in _all_records(path) if r["step"] <= step]
+    kept = [r for r in read_jsonl(path, missing_ok=True) if r["step"] <= step]
     path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-
-
-def _all_records(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _earlier_orders(config: PretrainConfig, setup: Setup, stream: TrainStream) -> dict[int, list[int]]:
     """Shard orders of epochs read before this invocation's first (a resumed run did not open them)."""
     first = min(stream.orders)
-    return {e: [int(n) for n in np.random.default_rng(config.seed + e).permutation(len(setup.shard_files))]
-            for e in range(first)}  # fmt: skip
+    return {
+        e: [int(n) for n in np.random.default_rng(config.seed + e).permutation(len(setup.shard_files))]
+        for e in range(first)
+    }
 
 
 def _position_record(config: PretrainConfig, position: tuple[int, int, int]) -> dict:

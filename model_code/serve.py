@@ -30,9 +30,16 @@ from pathlib import Path
 API_KEY_ENV = "LMFORGE_SERVE_API_KEY"  # read by the server process, so the key never shows in `ps`
 
 
-def serve(gguf_path: str | Path, host: str = "127.0.0.1", port: int = 8080, n_ctx: int = 0,
-          chat_format: str | None = None, n_threads: int | None = None, api_key: str | None = None,
-          log_path: str | Path | None = None) -> subprocess.Popen:  # fmt: skip
+def serve(
+    gguf_path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    n_ctx: int = 0,
+    chat_format: str | None = None,
+    n_threads: int | None = None,
+    api_key: str | None = None,
+    log_path: str | Path | None = None,
+) -> subprocess.Popen:
     """Start the server on the GGUF file in a child process and return it (not yet ready: see wait_until_ready).
 
     n_ctx 0 means the model's trained context; chat_format None means the template embedded in the file;
@@ -44,8 +51,19 @@ def serve(gguf_path: str | Path, host: str = "127.0.0.1", port: int = 8080, n_ct
         raise FileNotFoundError(f"GGUF file {path} does not exist")
     if not 0 < port < 65536:
         raise ValueError(f"port must be in 1..65535, got {port}")
-    command = [sys.executable, "-m", "model_code.serve", "--model", str(path), "--host", host, "--port", str(port),
-               "--n_ctx", str(n_ctx)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "model_code.serve",
+        "--model",
+        str(path),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+    ]
     if chat_format:
         command += ["--chat_format", chat_format]
     if n_threads:
@@ -53,15 +71,17 @@ def serve(gguf_path: str | Path, host: str = "127.0.0.1", port: int = 8080, n_ct
     environment = {**os.environ, **({API_KEY_ENV: api_key} if api_key else {})}
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - the child owns it while it runs
     try:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=environment,
-                                cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=environment, cwd=Path(__file__).resolve().parents[1]
+        )
     finally:
         if log_path:
             log.close()
 
 
-def wait_until_ready(url: str, timeout: float = 60.0, process: subprocess.Popen | None = None,
-                     api_key: str | None = None) -> None:  # fmt: skip
+def wait_until_ready(
+    url: str, timeout: float = 60.0, process: subprocess.Popen | None = None, api_key: str | None = None
+) -> None:
     """Return once GET {url}/v1/models (with api_key as bearer token, if any) answers 200; TimeoutError after
     `timeout` seconds, RuntimeError when `process` (the server) exits first."""
     import httpx
@@ -88,8 +108,21 @@ def vllm_command(
     vLLM reads the chat template from the directory (chat_template.jinja) and eos/pad from generation_config.json.
     """
     directory = Path(hf_dir)
-    command = ["vllm", "serve", str(directory), "--host", host, "--port", str(port), "--served-model-name",
-               directory.name, "--generation-config", "auto", "--dtype", "auto"]  # fmt: skip
+    command = [
+        "vllm",
+        "serve",
+        str(directory),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--served-model-name",
+        directory.name,
+        "--generation-config",
+        "auto",
+        "--dtype",
+        "auto",
+    ]
     if max_model_len:
         command += ["--max-model-len", str(max_model_len)]
     return shlex.join(command)
@@ -155,9 +188,16 @@ def main() -> None:
     args = parser.parse_args()
     threads = args.n_threads or default_threads()
     server = ServerSettings(host=args.host, port=args.port, api_key=os.environ.get(API_KEY_ENV) or None)
-    model = ModelSettings(model=args.model, model_alias=Path(args.model).stem, n_ctx=args.n_ctx,
-                          chat_format=args.chat_format, n_threads=threads, n_threads_batch=threads,
-                          logits_all=False, verbose=False)  # fmt: skip
+    model = ModelSettings(
+        model=args.model,
+        model_alias=Path(args.model).stem,
+        n_ctx=args.n_ctx,
+        chat_format=args.chat_format,
+        n_threads=threads,
+        n_threads_batch=threads,
+        logits_all=False,
+        verbose=False,
+    )
     app = create_app(server_settings=server, model_settings=[model])
     uvicorn.run(json_schema_shim(app), host=args.host, port=args.port, log_level="warning")
 

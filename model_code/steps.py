@@ -27,8 +27,9 @@ def forward_loss(model, inputs: torch.Tensor, targets: torch.Tensor, *, reductio
     """Next-token cross-entropy in fp32 (plus the router's load-balancing loss for an MoE in training)."""
     output = model(input_ids=inputs)
     logits = output.logits  # (B, T, V)
-    loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX,
-                           reduction=reduction)  # fmt: skip
+    loss = F.cross_entropy(
+        logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction=reduction
+    )
     aux_loss = getattr(output, "aux_loss", None)
     if aux_loss is not None and reduction == "mean" and model.training:
         loss = loss + _unwrap(model).config.router_aux_loss_coef * aux_loss

@@ -34,9 +34,19 @@ from resources.tracking import MlflowTrackingResource
 
 DAY_ASSETS = [raw_crawl, documents, deduplicated_documents, filtered_documents]
 MODEL_ASSETS = [
-    training_corpus, tokenizer, token_shards, base_model, instruction_data, preference_data, sft_model, dpo_model,
-    quantized_model, model_evaluation, serving_model, audit_report,
-]  # fmt: skip
+    training_corpus,
+    tokenizer,
+    token_shards,
+    base_model,
+    instruction_data,
+    preference_data,
+    sft_model,
+    dpo_model,
+    quantized_model,
+    model_evaluation,
+    serving_model,
+    audit_report,
+]
 ALL_ASSETS = [quality_classifier, *DAY_ASSETS, *MODEL_ASSETS]
 
 full_lifecycle = define_asset_job(
@@ -48,9 +58,10 @@ full_lifecycle = define_asset_job(
 )
 data_refresh = define_asset_job(
     "data_refresh",
-    selection=AssetSelection.assets(*DAY_ASSETS),
+    selection=AssetSelection.assets(quality_classifier, *DAY_ASSETS),  # the filter needs the classifier: made once
     partitions_def=daily_partitions,
-    description="One crawl day: crawl (or ingest WARC files), extract, deduplicate, filter (blocking contract).",
+    description="One crawl day: crawl (or ingest WARC files), extract, deduplicate, filter (blocking contract); the "
+    "quality classifier the filter uses is trained first when it does not exist yet, and reused otherwise.",
 )
 retrain = define_asset_job(
     "retrain",

@@ -30,6 +30,7 @@ stream into the Dagster UI while it trains. Examples (dagster resource config; m
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from pathlib import Path
@@ -40,6 +41,7 @@ from dagster import AssetExecutionContext, ConfigurableResource, PipesFileMessag
 from pydantic import Field
 
 from lineage.settings import Settings
+from resources.pretrain_process import LIVE_KEY, LIVE_RUN_FILE, RESULT_FILE, RUN_CONFIG_FILE
 
 REPO = Path(__file__).resolve().parent.parent
 MODES = ("local", "slurm", "k8s")
@@ -53,7 +55,7 @@ class TrainingLauncherResource(ConfigurableResource):
 
     mode: str = Field(default="local", description="local (this machine) | slurm (srun on a GPU node) | k8s (a pod)")
     num_processes: int = Field(default=1, description="data-parallel processes (accelerate --num_processes)")
-    entry_module: str = Field(default="pipelines.pretrain_pipes", description="module run by accelerate launch")
+    entry_module: str = Field(default="resources.pretrain_process", description="module run by accelerate launch")
     launch_args: list[str] = Field(
         default_factory=list, description="extra `accelerate launch` flags (multi-node: see docs/launchers.md)"
     )
@@ -103,13 +105,17 @@ class TrainingLauncherResource(ConfigurableResource):
         if not self.image:
             raise ValueError("image: k8s mode needs the container image to run training in")
         if not self.work_volume_claim:
-            raise ValueError("work_volume_claim: k8s mode needs a PersistentVolumeClaim for LMFORGE_HOME, so that "
-                             "checkpoints survive the pod and a retried run resumes")  # fmt: skip
+            raise ValueError(
+                "work_volume_claim: k8s mode needs a PersistentVolumeClaim for LMFORGE_HOME, so that "
+                "checkpoints survive the pod and a retried run resumes"
+            )
         if self.gpus < 0:
             raise ValueError(f"gpus: must be >= 0, got {self.gpus}")
         if self.gpus and self.num_processes != self.gpus:
-            raise ValueError(f"num_processes: must equal gpus ({self.gpus}) in k8s mode, one process per GPU; "
-                             f"got {self.num_processes}")  # fmt: skip
+            raise ValueError(
+                f"num_processes: must equal gpus ({self.gpus}) in k8s mode, one process per GPU; "
+                f"got {self.num_processes}"
+            )
 
     def command(self, config_path: Path, result_path: Path) -> list[str]:
         """The command line that runs training (under srun in slurm mode; the pod's command in k8s mode)."""
@@ -191,6 +197,34 @@ class TrainingLauncherResource(ConfigurableResource):
         messages = PipesFileMessageReader(str(shared / f"messages-{uuid.uuid4().hex}.jsonl"))
         return PipesSubprocessClient(cwd=str(REPO), env=dict(self.env), message_reader=messages)
 
+    def run_training(
+        self,
+        context: AssetExecutionContext,
+        work_dir: Path,
+        config: dict[str, Any],
+        *,
+        tracking_uri: str,
+        run_id: str | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Train `config` in `work_dir` to completion: (the run's stats, what it logged live to MLflow run `run_id`).
+
+        Writes the hand-off files (run.json, and mlflow_run.json when the training processes can log live), launches,
+        and reads result.json. The live-run file is removed afterwards, so that a later launch by hand never logs
+        into this run. The live summary is {"run_id", "through_step", "error"}, or {} when nothing was logged live.
+        """
+        work_dir.mkdir(parents=True, exist_ok=True)
+        config_path, live_path = work_dir / RUN_CONFIG_FILE, work_dir / LIVE_RUN_FILE
+        config_path.write_text(json.dumps(config, indent=2))
+        live_uri = self.live_tracking_uri(tracking_uri)
+        if live_uri and run_id:
+            live_path.write_text(json.dumps({"tracking_uri": live_uri, "run_id": run_id}))
+        try:
+            self.launch(context, config_path, work_dir / RESULT_FILE)
+        finally:
+            live_path.unlink(missing_ok=True)
+        stats = json.loads((work_dir / RESULT_FILE).read_text())
+        return stats, stats.pop(LIVE_KEY, None) or {}
+
     def launch(self, context: AssetExecutionContext, config_path: Path, result_path: Path) -> None:
         """Run training to completion (raises when it fails); its log lines stream into `context`."""
         command = self.command(config_path, result_path)
@@ -204,5 +238,11 @@ class TrainingLauncherResource(ConfigurableResource):
         from dagster_k8s import PipesK8sClient  # only k8s launches need the Kubernetes client
 
         client = PipesK8sClient(kubeconfig_file=self.kubeconfig_file, kube_context=self.kube_context)
-        client.run(context=context, namespace=self.namespace, env=self.pod_env(), base_pod_spec=self.pod_spec(command),
-                   base_pod_meta={"labels": POD_LABELS}, pod_wait_timeout=self.pod_timeout_s)  # fmt: skip
+        client.run(
+            context=context,
+            namespace=self.namespace,
+            env=self.pod_env(),
+            base_pod_spec=self.pod_spec(command),
+            base_pod_meta={"labels": POD_LABELS},
+            pod_wait_timeout=self.pod_timeout_s,
+        )

@@ -13,14 +13,20 @@ def write_documents(path, rows):
 
 
 def test_concatenation_keeps_first_copy_of_each_document(tmp_path):
-    day1 = write_documents(tmp_path / "d1.parquet", [
-        {"doc_id": "a", "url": "http://x.org/a", "domain": "x.org", "text": "one two three"},
-        {"doc_id": "b", "url": "http://y.org/b", "domain": "y.org", "text": "four five"},
-    ])  # fmt: skip
-    day2 = write_documents(tmp_path / "d2.parquet", [
-        {"doc_id": "b", "url": "http://y.org/b", "domain": "y.org", "text": "four five"},
-        {"doc_id": "c", "url": "http://x.org/c", "domain": "x.org", "text": "six"},
-    ])  # fmt: skip
+    day1 = write_documents(
+        tmp_path / "d1.parquet",
+        [
+            {"doc_id": "a", "url": "http://x.org/a", "domain": "x.org", "text": "one two three"},
+            {"doc_id": "b", "url": "http://y.org/b", "domain": "y.org", "text": "four five"},
+        ],
+    )
+    day2 = write_documents(
+        tmp_path / "d2.parquet",
+        [
+            {"doc_id": "b", "url": "http://y.org/b", "domain": "y.org", "text": "four five"},
+            {"doc_id": "c", "url": "http://x.org/c", "domain": "x.org", "text": "six"},
+        ],
+    )
     stats = concatenate_documents([day1, day2], tmp_path / "corpus.parquet")
     assert pq.read_table(tmp_path / "corpus.parquet").column("doc_id").to_pylist() == ["a", "b", "c"]
     assert stats["documents"] == 3 and stats["duplicates_dropped"] == 1 and stats["tokens"] == 6

@@ -71,8 +71,12 @@ def test_dagster_definitions_validate(lmforge_home):
     prepare_home(Settings.from_env())
     result = subprocess.run(
         [BIN / "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO, capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from data_code.dedupe import calibration
 from data_code.dedupe.config import DedupeConfig, predict_peak_memory_bytes
 from data_code.dedupe.core import DUPLICATE_CLUSTER_SCHEMA
-from data_code.document import DOCUMENT_SCHEMA, REJECTION_SCHEMA
+from data_code.document import DOCUMENT_SCHEMA, DOCUMENTS_FILE, REJECTION_SCHEMA, REJECTIONS_FILE
 
 STATS_METADATA_KEY = b"lmforge.dedupe.stats"  # optional JSON engine counters on find_clusters' table
 
@@ -101,7 +101,7 @@ def _word_count(texts: pa.Array) -> int:
 def _write_kept(path: str, out_dir: pathlib.Path, removed: np.ndarray, config: DedupeConfig, stats: DedupeStats):
     """Streams the corpus once: writes kept documents, counts words, domains and truncated documents."""
     domains_in, domains_kept, start = Counter(), Counter(), 0
-    with pq.ParquetWriter(out_dir / "documents.parquet", DOCUMENT_SCHEMA) as writer:
+    with pq.ParquetWriter(out_dir / DOCUMENTS_FILE, DOCUMENT_SCHEMA) as writer:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=config.batch_size):
             gone = removed[(removed >= start) & (removed < start + batch.num_rows)] - start
             start += batch.num_rows
@@ -165,7 +165,7 @@ def deduplicate(
         joined.select(DUPLICATE_CLUSTER_SCHEMA.names).cast(DUPLICATE_CLUSTER_SCHEMA),
         out_dir / "duplicate_clusters.parquet",
     )
-    pq.write_table(_rejections(joined), out_dir / "rejections.parquet")
+    pq.write_table(_rejections(joined), out_dir / REJECTIONS_FILE)
     kinds = Counter(joined.column("kind").to_pylist())
     stats.exact_duplicates, stats.near_duplicates = kinds.get("exact", 0), kinds.get("near", 0)
     stats.documents_kept = documents - len(removed)

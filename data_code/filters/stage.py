@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data_code.batching import ParquetSink, map_in_order
-from data_code.document import DOCUMENT_SCHEMA, REJECTION_SCHEMA
+from data_code.document import DOCUMENT_SCHEMA, DOCUMENTS_FILE, REJECTION_SCHEMA, REJECTIONS_FILE
 from data_code.filters.base import DocumentFilter, FilterCounts, FilterPipeline, NonEmptyFilter, PipelineResult
 from data_code.filters.config import FilterConfig
 
@@ -36,7 +36,7 @@ REJECTED_SAMPLE_SCHEMA = pa.schema(
         pa.field("text", pa.string()),  # the first 500 characters the rejecting filter saw
     ]
 )
-OUTPUT_FILES = ("documents.parquet", "rejections.parquet", "rejected_samples.parquet")
+OUTPUT_FILES = (DOCUMENTS_FILE, REJECTIONS_FILE, "rejected_samples.parquet")
 
 
 def build_filters(config: FilterConfig, quality_model_path: str | None) -> list[DocumentFilter]:

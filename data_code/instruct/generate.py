@@ -9,7 +9,7 @@ Each instruction also yields one preference pair: chosen = the true answer, reje
     shuffled_sentences:  the true answer with its sentences in another order
     truncated:           the true answer cut to its first third (at a word boundary)
 Every example carries a stable `example_id`, `source_doc_ids` (lineage back to the documents), `task` and
-`split` ("train" | "heldout"); a pair has its instruction's split, so a held-out prompt is never trained on.
+`split` ("train" | "validation"); a pair has its instruction's split, so a held-out prompt is never trained on.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class GeneratorConfig:
     max_answer_chars: int = 600  # answers longer than this are trimmed at a sentence or word boundary (counted)
     min_answer_chars: int = 40  # a task whose answer would be shorter is skipped (counted by reason)
     max_prompt_chars: int = 300  # the sentence quoted by a "continue" prompt is cut to this many characters
-    heldout_fraction: float = 0.1  # share of examples flagged split="heldout" (by a seeded hash of example_id)
+    validation_fraction: float = 0.1  # share of examples flagged split="validation" (by a seeded hash of example_id)
     seed: int = 0  # document order, rejection choice and held-out assignment
     tasks: tuple[str, ...] = TASKS  # which instruction tasks to make
     rejection_kinds: tuple[str, ...] = REJECTION_KINDS  # how a rejected answer may be made
@@ -50,8 +50,8 @@ class GeneratorConfig:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if self.min_answer_chars > self.max_answer_chars:
             raise ValueError(f"min_answer_chars ({self.min_answer_chars}) must be <= max_answer_chars")
-        if not 0.0 <= self.heldout_fraction < 1.0:
-            raise ValueError(f"heldout_fraction must be in [0, 1), got {self.heldout_fraction!r}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
         for name, allowed in (("tasks", TASKS), ("rejection_kinds", REJECTION_KINDS)):
             values = getattr(self, name)
             if not values or any(value not in allowed for value in values):
@@ -61,7 +61,7 @@ class GeneratorConfig:
 def generate_examples(documents_parquet: str, config: GeneratorConfig) -> tuple[list[dict], list[dict], dict]:
     """(instructions, preferences, stats) derived from the Document Parquet at `documents_parquet`.
 
-    Stats: documents, documents_used, instructions, preferences, heldout_instructions, answers_trimmed,
+    Stats: documents, documents_used, instructions, preferences, validation_instructions, answers_trimmed,
     skipped (task skips by reason), tasks and rejection_kinds (counts). Same file and config: same output.
     """
     documents = _read_documents(documents_parquet)
@@ -117,8 +117,13 @@ def _instruction(document: dict, task: str, config: GeneratorConfig, stats: dict
     system = [{"role": "system", "content": config.system_prompt}] if config.system_prompt else []
     messages = [*system, {"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
     example_id = stable_id(task, document["doc_id"], prompt, answer)
-    return {"example_id": example_id, "source_doc_ids": [document["doc_id"]], "task": task,
-            "split": _split(example_id, config), "messages": messages}  # fmt: skip
+    return {
+        "example_id": example_id,
+        "source_doc_ids": [document["doc_id"]],
+        "task": task,
+        "split": _split(example_id, config),
+        "messages": messages,
+    }
 
 
 def _split_first_sentence(text: str) -> tuple[str, str, str]:
@@ -149,9 +154,9 @@ def stable_id(*parts: str) -> str:
 
 
 def _split(example_id: str, config: GeneratorConfig) -> str:
-    """'heldout' for a seeded-hash share of heldout_fraction of ids, else 'train' (independent of order)."""
+    """'validation' for a seeded-hash share of validation_fraction of ids, else 'train' (independent of order)."""
     draw = int(hashlib.sha256(f"{config.seed}:{example_id}".encode()).hexdigest()[:15], 16) / 16**15
-    return "heldout" if draw < config.heldout_fraction else "train"
+    return "validation" if draw < config.validation_fraction else "train"
 
 
 def _preference(example: dict, instructions: list[dict], config: GeneratorConfig, rng: random.Random) -> dict:
@@ -167,11 +172,17 @@ def _preference(example: dict, instructions: list[dict], config: GeneratorConfig
     else:
         raise AssertionError(f"no rejected answer differs from the chosen one for {example['example_id']}")
     doc_ids = example["source_doc_ids"] + ([extra_doc] if extra_doc else [])
-    return {"example_id": stable_id(example["example_id"], kind, rejected), "source_doc_ids": doc_ids,
-            "instruction_id": example["example_id"], "task": example["task"], "split": example["split"],
-            "rejection_kind": kind, "prompt": example["messages"][:-1],
-            "chosen": [{"role": "assistant", "content": chosen}],
-            "rejected": [{"role": "assistant", "content": rejected}]}  # fmt: skip
+    return {
+        "example_id": stable_id(example["example_id"], kind, rejected),
+        "source_doc_ids": doc_ids,
+        "instruction_id": example["example_id"],
+        "task": example["task"],
+        "split": example["split"],
+        "rejection_kind": kind,
+        "prompt": example["messages"][:-1],
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
 
 
 def _rejected(kind: str, example: dict, instructions: list[dict], rng: random.Random) -> tuple[str, str | None]:
@@ -201,7 +212,7 @@ def _summary(documents: list[dict], instructions: list[dict], preferences: list[
         "documents_used": len({example["source_doc_ids"][0] for example in instructions}),
         "instructions": len(instructions),
         "preferences": len(preferences),
-        "heldout_instructions": sum(example["split"] == "heldout" for example in instructions),
+        "validation_instructions": sum(example["split"] == "validation" for example in instructions),
         "answers_trimmed": stats["answers_trimmed"],
         "skipped": dict(sorted(stats["skipped"].items())),
         "tasks": dict(Counter(example["task"] for example in instructions)),

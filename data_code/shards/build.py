@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
+from data_code.document import TRAIN, VALIDATION
 from data_code.shards.config import ShardConfig
 from data_code.shards.layout import INDEX_FILE, MANIFEST_FILE, token_dtype
 from data_code.shards.mixture import (
-    TRAIN,
-    VALIDATION,
     copies_of,
     mixture_table,
     sampling_rates,
@@ -76,8 +75,16 @@ def build_shards(documents_path: str, tokenizer_dir: str, out_dir: Path, config:
     buffers = {split: ShuffleBuffer(config.shuffle_buffer, f"{config.seed}:{split}") for split in splits}
     if rates is not None:
         columns.append(config.mixture_field)
-    _encode_and_pack(iter_batches(documents_path, columns, config.batch_documents), tokenizer, config, rates,
-                     eos_id, dtype, buffers, writers)  # fmt: skip
+    _encode_and_pack(
+        iter_batches(documents_path, columns, config.batch_documents),
+        tokenizer,
+        config,
+        rates,
+        eos_id,
+        dtype,
+        buffers,
+        writers,
+    )
     split_stats = {}
     for split in splits:
         writers[split].add_many(buffers[split].drain())

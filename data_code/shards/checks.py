@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from data_code.document import TRAIN, VALIDATION
 from data_code.shards.layout import INDEX_FILE, MANIFEST_FILE, open_shard, read_json, verify_file
-from data_code.shards.mixture import TRAIN, VALIDATION
 
 CHUNK_TOKENS = 1 << 24  # tokens examined at a time (32 MiB of uint16)
 

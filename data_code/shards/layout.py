@@ -12,11 +12,12 @@ shard (it then has a span in each). The last row of a split is filled up with <|
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
+
+from data_code.files import file_sha256
 
 INDEX_FILE = "index.json"
 MANIFEST_FILE = "shards.json"
@@ -42,14 +43,6 @@ def read_json(shards_dir: str | Path, name: str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {shards_dir} is not a complete token-shard directory")
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def file_sha256(path: Path, chunk_bytes: int = 8 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def verify_file(shards_dir: str | Path, name: str, manifest: dict, *, sha256: bool) -> Path:

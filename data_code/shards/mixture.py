@@ -17,10 +17,9 @@ import math
 from collections import Counter
 from pathlib import Path
 
+from data_code.document import TRAIN, VALIDATION
 from data_code.shards.config import ShardConfig
 from data_code.tokenizer.corpus import iter_batches
-
-TRAIN, VALIDATION = "train", "validation"
 
 
 def unit_hash(purpose: str, seed: int, doc_id: str) -> float:

@@ -17,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_code.shards.layout import file_sha256, shard_name, spans_name
+from data_code.files import file_sha256
+from data_code.shards.layout import shard_name, spans_name
 
 SPANS_SCHEMA = pa.schema(
     [
@@ -135,6 +136,12 @@ class SplitWriter:
         spans_path = self.out_dir / self._spans
         self.files[self._spans] = {"sha256": file_sha256(spans_path), "bytes": spans_path.stat().st_size}
         self.shards.append(
-            {"file": self._name, "spans": self._spans, "tokens": size, "rows": size // self.row_tokens,
-             "spans_count": len(self._doc_ids), "padding_tokens": padding}
-        )  # fmt: skip
+            {
+                "file": self._name,
+                "spans": self._spans,
+                "tokens": size,
+                "rows": size // self.row_tokens,
+                "spans_count": len(self._doc_ids),
+                "padding_tokens": padding,
+            }
+        )

@@ -20,6 +20,7 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from lineage.audit.cards import model_metrics, target_artifact
+from lineage.audit.chain import is_model_asset
 
 PROPERTY_PREFIX = "lmforge:"
 
@@ -44,7 +45,7 @@ def build_mlbom(audit: dict[str, Any]) -> str:
 
 
 def _component(artifact: dict[str, Any]) -> Component:
-    is_model = _is_model(artifact["asset"])
+    is_model = is_model_asset(artifact["asset"])
     files = [
         Component(
             name=entry["path"],
@@ -92,8 +93,9 @@ def _add_ml_sections(document: dict[str, Any], audit: dict[str, Any]) -> None:
 def _component_data(artifact: dict[str, Any]) -> dict[str, Any]:
     detail = artifact["detail"]
     facts = {key: detail[key] for key in ("documents", "urls", "documents_in", "documents_kept") if key in detail}
-    description = f"{artifact['asset']} {artifact['version']}" + (f" ({artifact['partition']})"
-                                                                  if artifact["partition"] else "")  # fmt: skip
+    description = f"{artifact['asset']} {artifact['version']}" + (
+        f" ({artifact['partition']})" if artifact["partition"] else ""
+    )
     if facts:
         description += ": " + ", ".join(f"{key}={value}" for key, value in facts.items())
     return {
@@ -119,8 +121,9 @@ def _model_card(audit: dict[str, Any], artifact: dict[str, Any]) -> dict[str, An
         parameters["modelArchitecture"] = ", ".join(architecture["architectures"])
     if data_refs:
         parameters["datasets"] = data_refs
-    metrics = [{"type": row["metric"], "value": str(row["value"]), "slice": row["artifact"]}
-               for row in model_metrics(audit)]  # fmt: skip
+    metrics = [
+        {"type": row["metric"], "value": str(row["value"]), "slice": row["artifact"]} for row in model_metrics(audit)
+    ]
     return {
         "bom-ref": f"{_ref(artifact)}#model-card",
         "modelParameters": parameters,
@@ -136,8 +139,9 @@ def _considerations(audit: dict[str, Any]) -> dict[str, Any]:
         {"name": f"licence signals in training data: {summary.get('training_licenses') or 'not recorded'}"},
         {"name": f"opt-out directives in training data: {summary.get('training_opt_out_signals') or 'none'}"},
     ]
-    filters = next((a["config"].get("enabled") for a in reversed(audit["artifacts"])
-                    if a["asset"] == "filtered_documents"), None)  # fmt: skip
+    filters = next(
+        (a["config"].get("enabled") for a in reversed(audit["artifacts"]) if a["asset"] == "filtered_documents"), None
+    )
     if filters:
         for risk in ethical:
             risk["mitigationStrategy"] = f"filter stages applied: {', '.join(filters)}"
@@ -159,10 +163,6 @@ def _upstream_refs(artifact: dict[str, Any]) -> list[str]:
 
 def _ref(artifact: dict[str, Any]) -> str:
     return f"{artifact['asset']}/{artifact['version']}"
-
-
-def _is_model(asset: str) -> bool:
-    return asset.endswith("_model") or asset.endswith("_classifier")
 
 
 def _explain(error: Any) -> str:

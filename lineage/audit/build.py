@@ -8,7 +8,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from lineage.audit.chain import Chain, Node, walk_chain
+from lineage.audit.chain import Chain, Node, is_model_asset, walk_chain
 from lineage.audit.details import stage_detail
 from lineage.audit.verify import verify_chain
 from lineage.manifest import now_iso
@@ -16,8 +16,16 @@ from lineage.settings import Settings
 from lineage.store import ArtifactStore
 
 AUDIT_FORMAT = 1  # bump when the shape of the audit dict changes
-DATA_ASSETS = ("raw_crawl", "documents", "deduplicated_documents", "filtered_documents", "training_corpus",
-               "token_shards", "instruction_data", "preference_data")  # fmt: skip
+DATA_ASSETS = (
+    "raw_crawl",
+    "documents",
+    "deduplicated_documents",
+    "filtered_documents",
+    "training_corpus",
+    "token_shards",
+    "instruction_data",
+    "preference_data",
+)
 
 
 def build_audit(
@@ -117,7 +125,7 @@ def summarize(chain: Chain, artifacts: list[dict[str, Any]]) -> dict[str, Any]:
         summary["training_domains"] = corpus.get("domains")
         summary["training_licenses"] = corpus.get("licenses")
         summary["training_opt_out_signals"] = corpus.get("opt_out_signals")
-    models = [a for a in artifacts if a["asset"].endswith("_model") and "tokens_seen" in a["detail"]]
+    models = [a for a in artifacts if is_model_asset(a["asset"]) and "tokens_seen" in a["detail"]]
     if models:
         summary["tokens_seen"] = models[-1]["detail"]["tokens_seen"]
     filtered = by_asset.get("filtered_documents", [])

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from lineage.audit.chain import is_model_asset
 from lineage.audit.render import Block, to_markdown
 
-TRAINING_STAGES = {"base_model": "pretraining", "sft_model": "supervised fine-tuning (SFT)",
-                   "dpo_model": "preference optimization (DPO)"}  # fmt: skip
+TRAINING_STAGES = {
+    "base_model": "pretraining",
+    "sft_model": "supervised fine-tuning (SFT)",
+    "dpo_model": "preference optimization (DPO)",
+}
 METRIC_KEYS = ("final_loss", "val_loss", "val_bpb", "perplexity", "accuracy")
 
 
@@ -33,8 +37,7 @@ def model_metrics(audit: dict[str, Any]) -> list[dict[str, Any]]:
     """[{artifact, metric, value}] for the numeric training/evaluation metrics recorded in the chain."""
     rows = []
     for artifact in audit["artifacts"]:
-        is_model = artifact["asset"].endswith("_model") or artifact["asset"] == "model_evaluation"
-        if not is_model:
+        if not (is_model_asset(artifact["asset"]) or artifact["asset"] == "model_evaluation"):
             continue
         for key, value in artifact["stats"].items():
             numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -54,8 +57,14 @@ def model_card_markdown(audit: dict[str, Any]) -> str:
     blocks += [("h", 2, "Metrics"), ("list", sorted({row["metric"] for row in metrics}) or ["none recorded"])]
     blocks += _evaluation_data(audit)
     blocks += [("h", 2, "Training data")] + _training_data(audit)
-    blocks += [("h", 2, "Quantitative analyses"), ("table", ["artifact", "metric", "value"],
-               [[row["artifact"], row["metric"], row["value"]] for row in metrics])]  # fmt: skip
+    blocks += [
+        ("h", 2, "Quantitative analyses"),
+        (
+            "table",
+            ["artifact", "metric", "value"],
+            [[row["artifact"], row["metric"], row["value"]] for row in metrics],
+        ),
+    ]
     blocks += _ethical_considerations(audit)
     blocks += _caveats(audit)
     return to_markdown(blocks)
@@ -75,17 +84,21 @@ def _model_details(audit: dict[str, Any], target: dict[str, Any]) -> list[Block]
         (
             "parameters",
             next((a["stats"].get("parameters") for a in reversed(trained) if "parameters" in a["stats"]), None),
-        ),  # fmt: skip
+        ),
         (
             "training preset",
             next((a["config"].get("preset") for a in reversed(trained) if "preset" in a["config"]), None),
-        ),  # fmt: skip
+        ),
         ("frameworks", {k: v for k, v in target["packages"].items() if k in ("torch", "transformers", "peft", "trl")}),
     ]
     registry = audit["target"].get("registry")
     if registry:
-        rows.append(("registry", f"{registry['name']} v{registry['version']} aliases={registry['aliases']} "
-                     f"gate={registry.get('gate')}"))  # fmt: skip
+        rows.append(
+            (
+                "registry",
+                f"{registry['name']} v{registry['version']} aliases={registry['aliases']} gate={registry.get('gate')}",
+            )
+        )
     return [("h", 2, "Model details"), ("table", ["field", "value"], rows)]
 
 
@@ -109,8 +122,10 @@ def _intended_use(audit: dict[str, Any]) -> list[Block]:
         )
     registry = audit["target"].get("registry")
     if registry:
-        facts.append(f"Deployment status: aliases {registry['aliases'] or 'none'}, evaluation gate "
-                     f"{registry.get('gate') or 'not recorded'}.")  # fmt: skip
+        facts.append(
+            f"Deployment status: aliases {registry['aliases'] or 'none'}, evaluation gate "
+            f"{registry.get('gate') or 'not recorded'}."
+        )
     return [("h", 2, "Intended use"), ("list", facts)]
 
 
@@ -135,8 +150,13 @@ def _evaluation_data(audit: dict[str, Any]) -> list[Block]:
     rows = []
     if shards:
         validation = shards["detail"].get("splits", {}).get("validation", {})
-        rows.append(("held-out split", f"token_shards/{shards['version']} validation: "
-                     f"{validation.get('documents')} documents, {validation.get('tokens')} tokens"))  # fmt: skip
+        rows.append(
+            (
+                "held-out split",
+                f"token_shards/{shards['version']} validation: "
+                f"{validation.get('documents')} documents, {validation.get('tokens')} tokens",
+            )
+        )
     for evaluation in artifacts_of(audit, "model_evaluation"):
         rows.append(("evaluation", f"model_evaluation/{evaluation['version']}: {evaluation['config']}"))
     return [("h", 2, "Evaluation data"), ("table", ["data", "description"], rows)]
@@ -175,7 +195,7 @@ def _ethical_considerations(audit: dict[str, Any]) -> list[Block]:
         (
             "policy filter",
             (filtered["stats"].get("filters", {}).get("policy") or {}).get("rejected_by_reason") if filtered else "-",
-        ),  # fmt: skip
+        ),
     ]
     return [("h", 2, "Ethical considerations"), ("table", ["consideration", "recorded"], rows)]
 
@@ -191,8 +211,10 @@ def _caveats(audit: dict[str, Any]) -> list[Block]:
     facts += [
         f"Unverified identity: {w['asset']}/{w['version']}: {w['detail']}" for w in verification.get("warnings", [])
     ]
-    facts += [f"Missing upstream: {m['asset']}/{m['version']} (named by {m['referenced_by']})"
-              for m in audit.get("missing_upstream", [])]  # fmt: skip
+    facts += [
+        f"Missing upstream: {m['asset']}/{m['version']} (named by {m['referenced_by']})"
+        for m in audit.get("missing_upstream", [])
+    ]
     return [("h", 2, "Caveats and recommendations"), ("list", facts)]
 
 
@@ -200,11 +222,13 @@ def datasheet_markdown(audit: dict[str, Any]) -> str:
     """A datasheet of the audited artifact's training data, as Markdown."""
     target = target_artifact(audit)
     name = f"{target['asset']}/{target['version']}"
-    data = [a for a in audit["artifacts"] if not _is_model_asset(a["asset"])]
+    data = [a for a in audit["artifacts"] if not is_model_asset(a["asset"])]
     stages = " → ".join(dict.fromkeys(a["asset"] for a in data))
     blocks: list[Block] = [("h", 1, f"Datasheet: training data of {target['asset']} {target['version']}")]
-    blocks += [("h", 2, "Motivation"), ("list", [f"Assembled to train {name} by the lmforge pipeline.",
-                                                 f"Stages: {stages}."])]  # fmt: skip
+    blocks += [
+        ("h", 2, "Motivation"),
+        ("list", [f"Assembled to train {name} by the lmforge pipeline.", f"Stages: {stages}."]),
+    ]
     blocks += [("h", 2, "Composition"), *_training_data(audit), _factors(audit)[1]]
     blocks += [("h", 2, "Collection process"), _collection_table(audit)]
     blocks += [("h", 2, "Preprocessing, cleaning, labeling"), _preprocessing_table(data)]
@@ -219,10 +243,16 @@ def datasheet_markdown(audit: dict[str, Any]) -> str:
 
 def _collection_table(audit: dict[str, Any]) -> Block:
     rows = [
-        [a["version"], a["partition"], a["config"].get("seeds"), a["config"].get("user_agent"),
-         a["detail"].get("by_outcome"), a["detail"].get("by_robots_decision")]
+        [
+            a["version"],
+            a["partition"],
+            a["config"].get("seeds"),
+            a["config"].get("user_agent"),
+            a["detail"].get("by_outcome"),
+            a["detail"].get("by_robots_decision"),
+        ]
         for a in artifacts_of(audit, "raw_crawl")
-    ]  # fmt: skip
+    ]
     return ("table", ["crawl", "day", "seeds", "user agent", "fetch outcomes", "robots decisions"], rows)
 
 
@@ -242,7 +272,3 @@ def _preprocessing_table(data: list[dict[str, Any]]) -> Block:
 
 def _name(artifact: dict[str, Any]) -> str:
     return f"{artifact['asset']}/{artifact['version']}"
-
-
-def _is_model_asset(asset: str) -> bool:
-    return asset in TRAINING_STAGES or asset.endswith("_model")

@@ -18,6 +18,12 @@ from lineage.manifest import MANIFEST_NAME, Manifest
 from lineage.store import ArtifactStore
 
 
+def is_model_asset(asset: str) -> bool:
+    """Whether artifacts of `asset` are trained models (base, tuned, quantized, serving; the quality classifier):
+    the one rule the audit, the ML-BOM, the cards and which-models share."""
+    return asset.endswith(("_model", "_classifier"))
+
+
 @dataclass
 class Node:
     """One artifact of a chain: its parsed manifest, the raw JSON (fields the dataclass does not know yet) and

@@ -13,17 +13,36 @@ from typing import Any
 
 import pyarrow as pa
 
+from data_code.document import DOCUMENTS_FILE, REJECTIONS_FILE
 from lineage.audit.chain import read_json_file, read_table
 from lineage.manifest import Manifest
 from lineage.store import ArtifactStore
 
-FETCH_COLUMNS = ["url", "final_url", "fetched_at", "http_status", "outcome", "robots_decision", "robots_meta",
-                 "license", "detail"]  # fmt: skip
+FETCH_COLUMNS = [
+    "url",
+    "final_url",
+    "fetched_at",
+    "http_status",
+    "outcome",
+    "robots_decision",
+    "robots_meta",
+    "license",
+    "detail",
+]
 SIGNAL_COLUMNS = ["doc_id", "url", "domain", "fetch_time", "http_status", "license", "robots", "robots_meta"]
 OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "nofollow", "none", "noarchive")  # robots meta / X-Robots-Tag
-ARCHITECTURE_KEYS = ("architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
-                     "num_attention_heads", "num_key_value_heads", "vocab_size", "max_position_embeddings",
-                     "num_local_experts")  # fmt: skip
+ARCHITECTURE_KEYS = (
+    "architectures",
+    "model_type",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "vocab_size",
+    "max_position_embeddings",
+    "num_local_experts",
+)
 MAX_LISTED_FILES = 50  # generic stages: list at most this many file names
 
 
@@ -105,8 +124,18 @@ def _model(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
     """A trained model: data order and tokens seen (pretraining), training numbers, and its files."""
     stats = manifest.stats
     data_order = read_json_file(store, manifest.asset, manifest.version, "data_order.json") or stats.get("data_order")
-    keys = ("steps", "tokens_seen", "parameters", "final_loss", "val_loss", "val_bpb", "device", "processes",
-            "mixed_precision", "resumed_from_step")  # fmt: skip
+    keys = (
+        "steps",
+        "tokens_seen",
+        "parameters",
+        "final_loss",
+        "val_loss",
+        "val_bpb",
+        "device",
+        "processes",
+        "mixed_precision",
+        "resumed_from_step",
+    )
     detail = {key: stats[key] for key in keys if key in stats}
     if data_order is not None:
         detail["data_order"] = data_order
@@ -132,7 +161,7 @@ def _generic(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
 
 
 def _document_signals(store: ArtifactStore, manifest: Manifest, listed: bool = True) -> dict[str, Any]:
-    table = read_table(store, manifest.asset, manifest.version, "documents.parquet")
+    table = read_table(store, manifest.asset, manifest.version, DOCUMENTS_FILE)
     if table is None:
         return {"documents": 0, "note": "no documents.parquet"}
     table = table.select([name for name in SIGNAL_COLUMNS if name in table.column_names])
@@ -150,7 +179,7 @@ def _document_signals(store: ArtifactStore, manifest: Manifest, listed: bool = T
 
 
 def _rejections(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
-    table = read_table(store, manifest.asset, manifest.version, "rejections.parquet", columns=["stage", "reason"])
+    table = read_table(store, manifest.asset, manifest.version, REJECTIONS_FILE, columns=["stage", "reason"])
     if table is None:
         return {"total": 0, "by_stage_reason": []}
     counts = Counter(zip(table.column("stage").to_pylist(), table.column("reason").to_pylist(), strict=True))
@@ -189,8 +218,11 @@ def _difference(total: Any, kept: Any) -> int | None:
 
 def _file_list(manifest: Manifest) -> dict[str, Any]:
     names = [{"path": entry.path, "size": entry.size, "sha256": entry.sha256} for entry in manifest.files]
-    return {"count": len(names), "bytes": sum(entry.size for entry in manifest.files),
-            "listed": names[:MAX_LISTED_FILES]}  # fmt: skip
+    return {
+        "count": len(names),
+        "bytes": sum(entry.size for entry in manifest.files),
+        "listed": names[:MAX_LISTED_FILES],
+    }
 
 
 DETAILS: dict[str, Callable[[ArtifactStore, Manifest], dict[str, Any]]] = {

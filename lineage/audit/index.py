@@ -23,7 +23,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from mlflow.tracking import MlflowClient
 
-from lineage.audit.chain import all_artifacts, artifact_key, descendants, downstream_map, load_manifests, read_table
+from data_code.document import DOCUMENTS_FILE
+from lineage.audit.chain import (
+    all_artifacts,
+    artifact_key,
+    descendants,
+    downstream_map,
+    is_model_asset,
+    load_manifests,
+    read_table,
+)
 from lineage.settings import Settings
 from lineage.store import ArtifactStore
 
@@ -31,8 +40,15 @@ CACHE_DIR = "audit_cache"  # under the store root, beside lake/
 SPLITS = ("train", "validation")
 DATASETS = ("instruction_data", "preference_data")  # examples with source_doc_ids (assets/instruct.py)
 EXAMPLES_FILE = "examples.parquet"
-INDEX_SCHEMA = pa.schema([("url", pa.string()), ("domain", pa.string()), ("doc_id", pa.string()),
-                          ("token_shards", pa.string()), ("split", pa.string())])  # fmt: skip
+INDEX_SCHEMA = pa.schema(
+    [
+        ("url", pa.string()),
+        ("domain", pa.string()),
+        ("doc_id", pa.string()),
+        ("token_shards", pa.string()),
+        ("split", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -83,7 +99,7 @@ def which_models(
     for hit in hits.to_pylist():
         for key in index.downstream.get(hit["token_shards"], []):
             asset, version = key.split("/", 1)
-            if asset.endswith("_model"):
+            if is_model_asset(asset):
                 _add_hit(found.setdefault(key, _new_entry(store, asset, version)), hit)
     registered = _registered_versions(client) if client is not None else {}
     return [_finish(entry, registered) for _, entry in sorted(found.items())]
@@ -131,9 +147,11 @@ def _example_rows(store: ArtifactStore, manifest) -> pa.Table:
         return INDEX_SCHEMA.empty_table()
     urls = _corpus_urls(store, manifest)
     splits = table.column("split").to_pylist() if "split" in table.column_names else ["train"] * table.num_rows
-    pairs = {(doc_id, "train" if split in (None, "train") else "validation")
-             for doc_ids, split in zip(table.column("source_doc_ids").to_pylist(), splits, strict=True)
-             for doc_id in doc_ids or []}  # fmt: skip
+    pairs = {
+        (doc_id, "train" if split in (None, "train") else "validation")
+        for doc_ids, split in zip(table.column("source_doc_ids").to_pylist(), splits, strict=True)
+        for doc_id in doc_ids or []
+    }
     name = artifact_key(manifest.asset, manifest.version)
     rows = [(*urls.get(doc_id, (None, None)), doc_id, name, split) for doc_id, split in sorted(pairs)]
     return pa.table(
@@ -145,7 +163,7 @@ def _corpus_urls(store: ArtifactStore, shards) -> dict[str, tuple[str, str]]:
     """doc_id -> (url, domain) from the documents.parquet of the shards' upstream corpus."""
     found: dict[str, tuple[str, str]] = {}
     for ref in shards.upstream:
-        table = read_table(store, ref.asset, ref.version, "documents.parquet", columns=["doc_id", "url", "domain"])
+        table = read_table(store, ref.asset, ref.version, DOCUMENTS_FILE, columns=["doc_id", "url", "domain"])
         if table is not None:
             columns = (table.column(name).to_pylist() for name in ("doc_id", "url", "domain"))
             found.update({doc_id: (url, domain) for doc_id, url, domain in zip(*columns, strict=True)})

@@ -30,8 +30,13 @@ def cell(value: Any) -> str:
     """A value as table text: None as '-', containers as compact JSON, long text cut."""
     if value is None:
         return "-"
-    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True) if isinstance(
-        value, (dict, list)) else str(value)  # fmt: skip
+    text = (
+        value
+        if isinstance(value, str)
+        else json.dumps(value, default=str, sort_keys=True)
+        if isinstance(value, (dict, list))
+        else str(value)
+    )
     return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "…"
 
 
@@ -95,4 +100,5 @@ def _inline(text: str) -> str:
     parts = html.escape(text).split("`")
     out = "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
     return out.replace("**FAIL**", '<span class="fail">FAIL</span>').replace(
-        "**PASS**", '<span class="pass">PASS</span>')  # fmt: skip
+        "**PASS**", '<span class="pass">PASS</span>'
+    )

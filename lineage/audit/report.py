@@ -46,9 +46,14 @@ def report_blocks(audit: dict[str, Any]) -> list[Block]:
     ]
     if target.get("registry"):
         registry = target["registry"]
-        blocks.append(("p", f"Registered as model `{registry['name']}` version {registry['version']} "
-                       f"(aliases: {', '.join(registry['aliases']) or 'none'}; gate: {registry.get('gate') or '-'} "
-                       f"{registry.get('gate_reason') or ''})."))  # fmt: skip
+        blocks.append(
+            (
+                "p",
+                f"Registered as model `{registry['name']}` version {registry['version']} "
+                f"(aliases: {', '.join(registry['aliases']) or 'none'}; gate: {registry.get('gate') or '-'} "
+                f"{registry.get('gate_reason') or ''}).",
+            )
+        )
     blocks += _verification_blocks(audit.get("verification"))
     blocks += [("h", 2, "Summary"), ("table", ["fact", "value"], list(audit["summary"].items()))]
     blocks += _lineage_blocks(audit["artifacts"])
@@ -69,7 +74,7 @@ def _verification_blocks(verification: dict[str, Any] | None) -> list[Block]:
             f"{verdict}: {verification['artifacts_checked']} artifacts, {verification['files_checked']} files, "
             f"{verification['bytes_hashed']:,} bytes re-hashed in {verification['elapsed_s']} s; versions re-derived "
             "from the recorded config, code version and upstream versions.",
-        ),  # fmt: skip
+        ),
     ]
     headers = ["asset", "version", "kind", "path", "detail"]
     for title, items in (("Mismatches", verification["mismatches"]), ("Warnings", verification["warnings"])):
@@ -81,17 +86,30 @@ def _verification_blocks(verification: dict[str, Any] | None) -> list[Block]:
 def _lineage_blocks(artifacts: list[dict[str, Any]]) -> list[Block]:
     headers = ["asset", "version", "partition", "created", "code version", "git commit", "dagster run", "mlflow run"]
     rows = [
-        [a["asset"], a["version"], a["partition"], a["created_at"], a["code_version"], (a["git_commit"] or "-")[:12],
-         a["dagster_run_id"], a["mlflow_run_url"]]
+        [
+            a["asset"],
+            a["version"],
+            a["partition"],
+            a["created_at"],
+            a["code_version"],
+            (a["git_commit"] or "-")[:12],
+            a["dagster_run_id"],
+            a["mlflow_run_url"],
+        ]
         for a in artifacts
-    ]  # fmt: skip
+    ]
     return [("h", 2, "Lineage (ancestors first)"), ("table", headers, rows)]
 
 
 def artifact_blocks(artifact: dict[str, Any]) -> list[Block]:
     """Config, upstream, headline stats and stage detail of one artifact."""
-    upstream = ", ".join(f"{u['asset']}/{u['version']}" + (f"[{u['partition']}]" if u["partition"] else "")
-                         for u in artifact["upstream"]) or "none"  # fmt: skip
+    upstream = (
+        ", ".join(
+            f"{u['asset']}/{u['version']}" + (f"[{u['partition']}]" if u["partition"] else "")
+            for u in artifact["upstream"]
+        )
+        or "none"
+    )
     stats = [(key, value) for key, value in artifact["stats"].items() if not isinstance(value, (dict, list))]
     blocks: list[Block] = [
         (
@@ -99,12 +117,12 @@ def artifact_blocks(artifact: dict[str, Any]) -> list[Block]:
             2,
             f"{artifact['asset']}/{artifact['version']}"
             + (f" [{artifact['partition']}]" if artifact["partition"] else ""),
-        ),  # fmt: skip
+        ),
         (
             "p",
             f"`{artifact['uri']}` · {artifact['files']['count']} files, {artifact['files']['bytes']:,} bytes · "
             f"upstream: {upstream}",
-        ),  # fmt: skip
+        ),
         ("h", 3, "Config"),
         ("table", ["field", "value"], sorted(artifact["config"].items())),
         ("h", 3, "Stats"),

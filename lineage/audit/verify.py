@@ -9,12 +9,12 @@ missing_upstream.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Any
 
 from upath import UPath
 
+from data_code.files import file_sha256
 from lineage.audit.chain import Chain, Node, read_raw_manifest
 from lineage.audit.identity import identity_conflicts, rederive_version
 from lineage.manifest import MANIFEST_NAME
@@ -28,11 +28,15 @@ def verify_artifact(store: ArtifactStore, asset: str, version: str) -> list[dict
     """Findings for one artifact (an empty list: every file and the version check out)."""
     manifest, raw = read_raw_manifest(store, asset, version)
     missing = [
-        {"asset": asset, "version": version, "kind": "missing_upstream", "detail": f"upstream {ref.asset}/"
-         f"{ref.version} is not a complete artifact in the store"}
+        {
+            "asset": asset,
+            "version": version,
+            "kind": "missing_upstream",
+            "detail": f"upstream {ref.asset}/{ref.version} is not a complete artifact in the store",
+        }
         for ref in manifest.upstream
         if not store.exists(ref.asset, ref.version)
-    ]  # fmt: skip
+    ]
     return verify_node(store, Node(manifest, raw, 0))[0] + missing
 
 
@@ -41,10 +45,14 @@ def verify_chain(store: ArtifactStore, chain: Chain) -> dict[str, Any]:
     files_checked, bytes_hashed, elapsed_s}; `verified` is True when there is no mismatch (warnings allowed)."""
     started = time.perf_counter()
     findings: list[dict] = [
-        {**missing, "kind": "missing_upstream", "detail": f"{missing['referenced_by']} names "
-         f"{missing['asset']}/{missing['version']}, which is not a complete artifact in the store"}
+        {
+            **missing,
+            "kind": "missing_upstream",
+            "detail": f"{missing['referenced_by']} names "
+            f"{missing['asset']}/{missing['version']}, which is not a complete artifact in the store",
+        }
         for missing in chain.missing
-    ]  # fmt: skip
+    ]
     files = hashed = 0
     for node in chain.ordered():
         node_findings, node_files, node_bytes = verify_node(store, node)
@@ -76,14 +84,30 @@ def verify_node(store: ArtifactStore, node: Node) -> tuple[list[dict], int, int]
             findings.append({**where, "kind": "missing_file", "path": entry.path, "detail": "listed, not on disk"})
             continue
         if size != entry.size:
-            findings.append({**where, "kind": "size_changed", "path": entry.path, "expected": entry.size,
-                             "actual": size, "detail": f"{entry.size} bytes recorded, {size} on disk"})  # fmt: skip
+            findings.append(
+                {
+                    **where,
+                    "kind": "size_changed",
+                    "path": entry.path,
+                    "expected": entry.size,
+                    "actual": size,
+                    "detail": f"{entry.size} bytes recorded, {size} on disk",
+                }
+            )
             continue
-        digest = sha256_file(directory / entry.path)
+        digest = file_sha256(directory / entry.path)
         hashed += size
         if digest != entry.sha256:
-            findings.append({**where, "kind": "hash_changed", "path": entry.path, "expected": entry.sha256,
-                             "actual": digest, "detail": "sha256 differs from the manifest"})  # fmt: skip
+            findings.append(
+                {
+                    **where,
+                    "kind": "hash_changed",
+                    "path": entry.path,
+                    "expected": entry.sha256,
+                    "actual": digest,
+                    "detail": "sha256 differs from the manifest",
+                }
+            )
     for path in sorted(on_disk):
         findings.append({**where, "kind": "extra_file", "path": path, "detail": "on disk, not in the manifest"})
     return findings, len(manifest.files), hashed
@@ -96,15 +120,28 @@ def _identity_findings(node: Node) -> list[dict]:
         if node.raw.get(field_name) != recorded:
             findings.append({"kind": "manifest_mismatch", "path": MANIFEST_NAME, "detail": f"field {field_name}"})
     for name in identity_conflicts(manifest, node.raw):
-        findings.append({"kind": "config_mismatch", "path": MANIFEST_NAME, "detail": f"config field {name} differs "
-                         "from the value its version was computed from (manifest identity)"})  # fmt: skip
+        findings.append(
+            {
+                "kind": "config_mismatch",
+                "path": MANIFEST_NAME,
+                "detail": f"config field {name} differs "
+                "from the value its version was computed from (manifest identity)",
+            }
+        )
     derived, how = rederive_version(manifest, node.raw)
     if derived is None:
         findings.append({"kind": "identity_unverified", "detail": how})
     elif derived != manifest.version:
-        findings.append({"kind": "version_mismatch", "path": MANIFEST_NAME, "expected": manifest.version,
-                         "actual": derived, "detail": f"re-derived from recorded config/code_version/upstream "
-                         f"({how}) gives {derived}, not {manifest.version}"})  # fmt: skip
+        findings.append(
+            {
+                "kind": "version_mismatch",
+                "path": MANIFEST_NAME,
+                "expected": manifest.version,
+                "actual": derived,
+                "detail": f"re-derived from recorded config/code_version/upstream "
+                f"({how}) gives {derived}, not {manifest.version}",
+            }
+        )
     return findings
 
 
@@ -116,11 +153,3 @@ def _files_on_disk(directory: UPath) -> dict[str, int]:
         if path.is_file() and path.name != MANIFEST_NAME:
             found[path.relative_to(directory).as_posix()] = path.stat().st_size
     return found
-
-
-def sha256_file(path: UPath) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -34,15 +34,28 @@ def generation_samples(model_dir: str | Path, prompts: list[str], max_new_tokens
     stop_ids = [tokenizer.eos_token_id, *tokenizer.convert_tokens_to_ids([END_OF_TURN])]
     samples = []
     for prompt in prompts:
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                            return_tensors="pt", return_dict=True)["input_ids"]  # fmt: skip
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )["input_ids"]
         with torch.no_grad():
-            output = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_ids,
-                                    pad_token_id=tokenizer.pad_token_id)[0, ids.shape[1] :]  # fmt: skip
+            output = model.generate(
+                ids,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=stop_ids,
+                pad_token_id=tokenizer.pad_token_id,
+            )[0, ids.shape[1] :]
         completion = tokenizer.decode(output, skip_special_tokens=True)
         stopped = bool(len(output)) and int(output[-1]) in stop_ids
-        samples.append({"prompt": prompt, "completion": completion, "prompt_tokens": int(ids.shape[1]),
-                        "completion_tokens": len(output), "stopped": stopped})  # fmt: skip
+        samples.append(
+            {
+                "prompt": prompt,
+                "completion": completion,
+                "prompt_tokens": int(ids.shape[1]),
+                "completion_tokens": len(output),
+                "stopped": stopped,
+            }
+        )
     return samples
 
 
@@ -60,16 +73,23 @@ def serving_latency(gguf_path: str | Path, prompts: list[str], max_new_tokens: i
     try:
         stop_ids = {llm.token_eos(), *llm.tokenize(END_OF_TURN.encode(), add_bos=False, special=True)}
         _stream(llm, llm.tokenize(b"Hello", add_bos=False), 1, stop_ids)  # warm-up: first-call allocations
-        runs = [_stream(llm, _prompt_tokens(llm, prompt, n_ctx, max_new_tokens), max_new_tokens, stop_ids)
-                for prompt in prompts]  # fmt: skip
+        runs = [
+            _stream(llm, _prompt_tokens(llm, prompt, n_ctx, max_new_tokens), max_new_tokens, stop_ids)
+            for prompt in prompts
+        ]
         threads = llm.n_threads
     finally:
         llm.close()
     first = [run["ttft_s"] * 1000 for run in runs]
     decode_tokens, decode_s = sum(run["tokens"] - 1 for run in runs), sum(run["decode_s"] for run in runs)
-    return {"ttft_ms_median": statistics.median(first), "ttft_ms_mean": statistics.fmean(first),
-            "decode_tokens_per_s": decode_tokens / decode_s if decode_s > 0 else None, "prompts": len(prompts),
-            "generated_tokens": sum(run["tokens"] for run in runs), "threads": threads}  # fmt: skip
+    return {
+        "ttft_ms_median": statistics.median(first),
+        "ttft_ms_mean": statistics.fmean(first),
+        "decode_tokens_per_s": decode_tokens / decode_s if decode_s > 0 else None,
+        "prompts": len(prompts),
+        "generated_tokens": sum(run["tokens"] for run in runs),
+        "threads": threads,
+    }
 
 
 def _stream(llm, tokens: list[int], max_new_tokens: int, stop_ids: set[int]) -> dict:
@@ -91,8 +111,9 @@ def _prompt_tokens(llm, prompt: str, n_ctx: int, max_new_tokens: int) -> list[in
     chat = f"<|im_start|>user\n{prompt}{END_OF_TURN}\n<|im_start|>assistant\n"
     tokens = llm.tokenize(chat.encode("utf-8"), add_bos=False, special=True)
     if len(tokens) + max_new_tokens > n_ctx:
-        raise ValueError(f"prompt of {len(tokens)} tokens + max_new_tokens {max_new_tokens} exceed n_ctx {n_ctx}: "
-                         f"{prompt[:60]!r}")  # fmt: skip
+        raise ValueError(
+            f"prompt of {len(tokens)} tokens + max_new_tokens {max_new_tokens} exceed n_ctx {n_ctx}: {prompt[:60]!r}"
+        )
     return tokens
 
 

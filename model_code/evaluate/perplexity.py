@@ -1,6 +1,6 @@
 """Held-out perplexity of an HF-format model on the validation split of its token shards.
 
-    stats = heldout_perplexity("lake/base_model/<v>/model", "lake/token_shards/<v>", max_tokens=100_000)
+    stats = validation_perplexity("lake/base_model/<v>/model", "lake/token_shards/<v>", max_tokens=100_000)
     stats["perplexity"], stats["loss"], stats["bits_per_byte"]
 
 Every target token that is not <|pad|> counts, <|endoftext|> included. Bits per byte divides the summed loss
@@ -24,7 +24,7 @@ from model_code.metrics import token_byte_lengths
 from model_code.steps import IGNORE_INDEX, forward_loss, inputs_and_targets
 
 
-def heldout_perplexity(
+def validation_perplexity(
     model_dir: str | Path,
     shards_dir: str | Path,
     max_tokens: int | None = None,
@@ -47,18 +47,33 @@ def heldout_perplexity(
     model = _load_model(model_dir, device)
     index = read_json(shards_dir, INDEX_FILE)
     if index["seq_len"] > model.config.max_position_embeddings:
-        raise ValueError(f"token shards {shards_dir} have rows of seq_len {index['seq_len']}, longer than the "
-                         f"context of model {model_dir} ({model.config.max_position_embeddings})")  # fmt: skip
-    reader = ShardReader(shards_dir, split, expected_fingerprint=tokenizer_fingerprint(model_dir),
-                         seed=0, batch_size=batch_size, drop_last=False)  # fmt: skip
+        raise ValueError(
+            f"token shards {shards_dir} have rows of seq_len {index['seq_len']}, longer than the "
+            f"context of model {model_dir} ({model.config.max_position_embeddings})"
+        )
+    reader = ShardReader(
+        shards_dir,
+        split,
+        expected_fingerprint=tokenizer_fingerprint(model_dir),
+        seed=0,
+        batch_size=batch_size,
+        drop_last=False,
+    )
     rows = _first_rows(reader, max_tokens)
     sums = _loss_sums(model, rows, batch_size, pad_id=index["pad_id"], token_bytes=token_byte_lengths(model_dir))
     if sums["tokens"] == 0:
         raise ValueError(f"split {split!r} of {shards_dir} has no target tokens to evaluate")
     loss = sums["loss_sum"] / sums["tokens"]
     bits_per_byte = sums["loss_sum"] / (math.log(2) * sums["bytes"]) if sums["bytes"] else None
-    return {"perplexity": math.exp(loss), "loss": loss, "bits_per_byte": bits_per_byte, "tokens": sums["tokens"],
-            "bytes": sums["bytes"], "rows": len(rows), "split": split}  # fmt: skip
+    return {
+        "perplexity": math.exp(loss),
+        "loss": loss,
+        "bits_per_byte": bits_per_byte,
+        "tokens": sums["tokens"],
+        "bytes": sums["bytes"],
+        "rows": len(rows),
+        "split": split,
+    }
 
 
 def _load_model(model_dir: str | Path, device: str | None):

@@ -1,6 +1,6 @@
 """lm-evaluation-harness tasks derived from held-out documents, and running them on a local HF model.
 
-    ids = heldout_doc_ids("lake/token_shards/<v>")                      # the validation split's documents
+    ids = validation_doc_ids("lake/token_shards/<v>")                      # the validation split's documents
     stats = write_eval_tasks("lake/filtered_documents/<v>/documents.parquet", out_dir, doc_ids=ids)
     scores = run_lm_eval("lake/base_model/<v>/model", out_dir, limit=50)  # {task: {metric: value}}
 
@@ -50,17 +50,24 @@ class TaskSetConfig:
     def __post_init__(self):
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.prefix):
             raise ValueError(f"prefix must be lower-case letters, digits and _, got {self.prefix!r}")
-        for name in ("max_examples", "min_context_words", "max_context_words", "repeat_words", "max_prompt_words",
-                     "max_new_tokens"):  # fmt: skip
+        for name in (
+            "max_examples",
+            "min_context_words",
+            "max_context_words",
+            "repeat_words",
+            "max_prompt_words",
+            "max_new_tokens",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if self.max_context_words < self.min_context_words:
-            raise ValueError(f"max_context_words ({self.max_context_words}) must be >= min_context_words "
-                             f"({self.min_context_words})")  # fmt: skip
+            raise ValueError(
+                f"max_context_words ({self.max_context_words}) must be >= min_context_words ({self.min_context_words})"
+            )
 
 
-def heldout_doc_ids(shards_dir: str | Path, split: str = "validation") -> set[str]:
+def validation_doc_ids(shards_dir: str | Path, split: str = "validation") -> set[str]:
     """doc_ids of every document with tokens in `split` of a token-shard directory (from its span sidecars)."""
     index_path = Path(shards_dir) / "index.json"
     if not index_path.is_file():
@@ -110,8 +117,12 @@ def write_eval_tasks(
         name = f"{config.prefix}_{kind}"
         files += _write_task(out_dir, name, _task_yaml(kind, name, config), rows)
         names.append(name)
-    return {"tasks": names, "examples": {f"{config.prefix}_{k}": len(v) for k, v in examples.items() if v},
-            "documents": read, "files": files}  # fmt: skip
+    return {
+        "tasks": names,
+        "examples": {f"{config.prefix}_{k}": len(v) for k, v in examples.items() if v},
+        "documents": read,
+        "files": files,
+    }
 
 
 def cloze_example(text: str, config: TaskSetConfig) -> dict | None:
@@ -173,8 +184,15 @@ def run_lm_eval(
     manager = TaskManager(include_path=str(task_dir), include_defaults=False)
     with tempfile.TemporaryDirectory(prefix="lmforge-lm-eval-") as cache_dir:  # datasets' Arrow cache, thrown away
         tasks = [_resolved_config(path, cache_dir) for path in paths]
-        results = simple_evaluate(model=model, tasks=tasks, task_manager=manager, limit=limit, bootstrap_iters=0,
-                                  log_samples=False, apply_chat_template=apply_chat_template)  # fmt: skip
+        results = simple_evaluate(
+            model=model,
+            tasks=tasks,
+            task_manager=manager,
+            limit=limit,
+            bootstrap_iters=0,
+            log_samples=False,
+            apply_chat_template=apply_chat_template,
+        )
     return {task: _metrics(values) for task, values in results["results"].items()}
 
 
@@ -195,8 +213,11 @@ def _documents(documents) -> Iterable[dict]:
 
 def _examples(document: dict, config: TaskSetConfig) -> dict[str, dict | None]:
     text = document.get("text") or ""
-    return {CLOZE: cloze_example(text, config), REPEAT: repeat_example(text, config),
-            TITLE: title_example(text, document.get("title"), config)}  # fmt: skip
+    return {
+        CLOZE: cloze_example(text, config),
+        REPEAT: repeat_example(text, config),
+        TITLE: title_example(text, document.get("title"), config),
+    }
 
 
 def _task_yaml(kind: str, name: str, config: TaskSetConfig) -> dict:
@@ -243,8 +264,11 @@ def _resolved_config(path: Path, cache_dir: str) -> dict:
 
 def _metrics(values: dict) -> dict:
     """lm-eval's {"acc,none": 0.3, "acc_stderr,none": "N/A", "alias": ...} as {"acc": 0.3}."""
-    return {key.split(",")[0]: float(value) for key, value in values.items()
-            if "," in key and "_stderr" not in key and isinstance(value, numbers.Real)}  # fmt: skip
+    return {
+        key.split(",")[0]: float(value)
+        for key, value in values.items()
+        if "," in key and "_stderr" not in key and isinstance(value, numbers.Real)
+    }
 
 
 def _name(documents) -> str:

@@ -41,8 +41,10 @@ def within_bounds(qtype: str, quality: dict, config: QuantizeConfig) -> list[str
     """Plain-words violations of `quality` (quantization_quality's dict) for `qtype` ([] = within bounds)."""
     problems = []
     if quality["ppl_delta_pct"] > config.max_ppl_delta_pct[qtype]:
-        problems.append(f"{qtype}: perplexity +{quality['ppl_delta_pct']:.2f}% over the parent "
-                        f"(allowed +{config.max_ppl_delta_pct[qtype]}%)")  # fmt: skip
+        problems.append(
+            f"{qtype}: perplexity +{quality['ppl_delta_pct']:.2f}% over the parent "
+            f"(allowed +{config.max_ppl_delta_pct[qtype]}%)"
+        )
     if quality["mean_kl"] > config.max_kl[qtype]:
         problems.append(f"{qtype}: mean KL {quality['mean_kl']:.4f} nats (allowed {config.max_kl[qtype]})")
     return problems

@@ -42,8 +42,11 @@ LAYER_TENSORS = {
     "mlp.up_proj.weight": "ffn_up.weight",
     "mlp.down_proj.weight": "ffn_down.weight",
 }
-GLOBAL_TENSORS = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-                  "lm_head.weight": "output.weight"}  # fmt: skip
+GLOBAL_TENSORS = {
+    "model.embed_tokens.weight": "token_embd.weight",
+    "model.norm.weight": "output_norm.weight",
+    "lm_head.weight": "output.weight",
+}
 
 
 def write_gguf(hf_dir: str | Path, out_path: str | Path, qtype: str) -> dict:
@@ -78,9 +81,15 @@ def write_gguf(hf_dir: str | Path, out_path: str | Path, qtype: str) -> dict:
         writer.close()
         out_path.unlink(missing_ok=True)
         raise
-    return {"path": str(out_path), "bytes": out_path.stat().st_size, "tensors": sum(types.values()), "qtype": qtype,
-            "tensor_types": types, "parameters": parameters,
-            "elapsed_s": round(time.perf_counter() - started, 3)}  # fmt: skip
+    return {
+        "path": str(out_path),
+        "bytes": out_path.stat().st_size,
+        "tensors": sum(types.values()),
+        "qtype": qtype,
+        "tensor_types": types,
+        "parameters": parameters,
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
 
 
 def read_llama_config(hf_dir: Path) -> dict:

@@ -16,8 +16,14 @@ def default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def load_llama(gguf_path: str | Path, *, n_ctx: int = 512, logits_all: bool = False, vocab_only: bool = False,
-               n_threads: int | None = None):  # fmt: skip
+def load_llama(
+    gguf_path: str | Path,
+    *,
+    n_ctx: int = 512,
+    logits_all: bool = False,
+    vocab_only: bool = False,
+    n_threads: int | None = None,
+):
     """A llama_cpp.Llama on the file; FileNotFoundError or ValueError naming the file when it cannot be loaded."""
     from llama_cpp import Llama
 
@@ -26,8 +32,16 @@ def load_llama(gguf_path: str | Path, *, n_ctx: int = 512, logits_all: bool = Fa
         raise FileNotFoundError(f"GGUF file {path} does not exist")
     threads = n_threads or default_threads()
     try:
-        return Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, logits_all=logits_all, vocab_only=vocab_only,
-                     n_threads=threads, n_threads_batch=threads, verbose=False)  # fmt: skip
+        return Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_batch=n_ctx,
+            logits_all=logits_all,
+            vocab_only=vocab_only,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
     except (ValueError, RuntimeError) as error:
         raise ValueError(f"GGUF file {path} could not be loaded by llama.cpp: {error}") from error
 
@@ -51,8 +65,14 @@ def check_gguf_loads(gguf_path: str | Path, n_ctx: int = 64) -> dict:
         logits = np.asarray(llm.scores[llm.n_tokens - 1])  # (n_vocab,) logits after the last probe token
         if logits.shape != (llm.n_vocab(),) or not np.isfinite(logits).all():
             raise ValueError(f"GGUF file {path}: the forward pass produced non-finite or misshapen logits")
-        return {"path": str(path), "bytes": path.stat().st_size, "n_vocab": llm.n_vocab(),
-                "n_ctx_train": llm._model.n_ctx_train(), "probe_tokens": len(tokens), "chat_format": llm.chat_format,
-                "load_s": round(time.perf_counter() - started, 3)}  # fmt: skip
+        return {
+            "path": str(path),
+            "bytes": path.stat().st_size,
+            "n_vocab": llm.n_vocab(),
+            "n_ctx_train": llm._model.n_ctx_train(),
+            "probe_tokens": len(tokens),
+            "chat_format": llm.chat_format,
+            "load_s": round(time.perf_counter() - started, 3),
+        }
     finally:
         llm.close()

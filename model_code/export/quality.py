@@ -30,8 +30,10 @@ def validation_windows(shards_dir: str | Path, max_tokens: int, seq_len: int, ex
         raise ValueError(f"max_tokens and seq_len must be >= 1, got {max_tokens} and {seq_len}")
     index, manifest = read_json(shards_dir, INDEX_FILE), read_json(shards_dir, MANIFEST_FILE)
     if manifest["tokenizer_fingerprint"] != expected_fingerprint:
-        raise ValueError(f"token shards in {shards_dir} were made with tokenizer {manifest['tokenizer_fingerprint']}, "
-                         f"the model's is {expected_fingerprint}")  # fmt: skip
+        raise ValueError(
+            f"token shards in {shards_dir} were made with tokenizer {manifest['tokenizer_fingerprint']}, "
+            f"the model's is {expected_fingerprint}"
+        )
     entries = index["splits"].get(VALIDATION)
     if not entries:
         raise ValueError(f"token shards in {shards_dir} have no {VALIDATION} split")
@@ -45,8 +47,9 @@ def validation_windows(shards_dir: str | Path, max_tokens: int, seq_len: int, ex
     return np.stack([tokens[w * seq_len : (w + 1) * seq_len + 1] for w in range(windows)]).astype(np.int64)
 
 
-def quantization_quality(hf_dir: str | Path, gguf_path: str | Path, shards_dir: str | Path, max_tokens: int = 4096,
-                         seq_len: int = 256) -> dict:  # fmt: skip
+def quantization_quality(
+    hf_dir: str | Path, gguf_path: str | Path, shards_dir: str | Path, max_tokens: int = 4096, seq_len: int = 256
+) -> dict:
     """Perplexity of the GGUF model and of its fp32 HF parent on the same validation tokens, and how they differ.
 
     Returns tokens (predicted positions compared), windows, seq_len, parent_ppl, quant_ppl, ppl_delta_pct
@@ -73,16 +76,25 @@ def quantization_quality(hf_dir: str | Path, gguf_path: str | Path, shards_dir: 
         llm.close()
     count = totals["tokens"]
     parent_ppl, quant_ppl = float(np.exp(totals["parent_nll"] / count)), float(np.exp(totals["quant_nll"] / count))
-    return {"tokens": count, "windows": len(windows), "seq_len": seq_len, "parent_ppl": parent_ppl,
-            "quant_ppl": quant_ppl, "ppl_delta_pct": 100.0 * (quant_ppl / parent_ppl - 1.0),
-            "mean_kl": float(totals["kl"] / count), "top1_agreement": totals["agree"] / count}  # fmt: skip
+    return {
+        "tokens": count,
+        "windows": len(windows),
+        "seq_len": seq_len,
+        "parent_ppl": parent_ppl,
+        "quant_ppl": quant_ppl,
+        "ppl_delta_pct": 100.0 * (quant_ppl / parent_ppl - 1.0),
+        "mean_kl": float(totals["kl"] / count),
+        "top1_agreement": totals["agree"] / count,
+    }
 
 
 def _accumulate(totals: dict, parent_logits: np.ndarray, quant_logits: np.ndarray, targets: np.ndarray) -> None:
     """Add one window's summed NLLs, KL and top-1 agreements to `totals` (logits (T, V), targets (T,))."""
     if parent_logits.shape != quant_logits.shape:
-        raise ValueError(f"the GGUF model's logits {quant_logits.shape} differ in shape from its parent's "
-                         f"{parent_logits.shape}: vocabularies differ")  # fmt: skip
+        raise ValueError(
+            f"the GGUF model's logits {quant_logits.shape} differ in shape from its parent's "
+            f"{parent_logits.shape}: vocabularies differ"
+        )
     parent_logp, quant_logp = (
         _log_softmax(parent_logits.astype(np.float64)),
         _log_softmax(quant_logits.astype(np.float64)),

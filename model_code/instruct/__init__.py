@@ -7,10 +7,16 @@ at load time) must not pull in TRL, PEFT and datasets.
 from importlib import import_module
 
 _WHERE = {
-    "DpoConfig": "config", "SftConfig": "config", "train_dpo": "dpo", "completion_logprob": "logprob",
-    "preference_accuracy": "logprob", "audit_loss_mask": "mask_audit", "merge_adapter": "merge", "train_sft": "sft",
+    "DpoConfig": "config",
+    "SftConfig": "config",
+    "train_dpo": "dpo",
+    "completion_logprob": "logprob",
+    "preference_accuracy": "logprob",
+    "audit_loss_mask": "mask_audit",
+    "merge_adapter": "merge",
+    "train_sft": "sft",
     "chat_template_hash": "template",
-}  # fmt: skip
+}
 __all__ = sorted(_WHERE)
 
 

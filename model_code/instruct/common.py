@@ -13,15 +13,17 @@ import torch
 from peft import LoraConfig
 from transformers import TrainerCallback
 
-from model_code.outputs import plot_loss_curve
+from model_code.outputs import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
 
-METRICS_FILE = "metrics.jsonl"
 ADAPTER_DIR = "adapter"
-MODEL_DIR = "model"
-LOSS_CURVE_FILE = "loss_curve.png"
 # The tokenizer's files a model directory carries; copied byte for byte so the chat template hash is unchanged.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-                   "fingerprint.json")  # fmt: skip
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "fingerprint.json",
+)
 SUMMARY_KEYS = ("train_runtime", "train_loss", "train_samples_per_second", "train_steps_per_second", "total_flos")
 
 
@@ -56,8 +58,13 @@ def trainer_arguments(config, work_dir: Path) -> dict:
 
 def lora_config(config) -> LoraConfig:
     modules = config.target_modules if isinstance(config.target_modules, str) else list(config.target_modules)
-    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=modules, task_type="CAUSAL_LM")  # fmt: skip
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=modules,
+        task_type="CAUSAL_LM",
+    )
 
 
 class MetricsCallback(TrainerCallback):

@@ -58,8 +58,14 @@ class DpoConfig:
 
 def _check_common(config) -> None:
     """The checks SftConfig and DpoConfig share; ValueError naming the field."""
-    for name in ("lora_r", "lora_alpha", "per_device_batch_size", "gradient_accumulation_steps", "max_length",
-                 "logging_steps"):  # fmt: skip
+    for name in (
+        "lora_r",
+        "lora_alpha",
+        "per_device_batch_size",
+        "gradient_accumulation_steps",
+        "max_length",
+        "logging_steps",
+    ):
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")

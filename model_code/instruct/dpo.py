@@ -19,7 +19,6 @@ from trl import DPOConfig, DPOTrainer
 from data_code.instruct.schema import PREFERENCE_KEYS, check_preference_row
 from model_code.instruct.common import (
     ADAPTER_DIR,
-    MODEL_DIR,
     MetricsCallback,
     lora_config,
     parameter_counts,
@@ -31,33 +30,46 @@ from model_code.instruct.config import DpoConfig
 from model_code.instruct.logprob import implicit_reward_accuracy, preference_accuracy
 from model_code.instruct.sft import WORK_DIR, loss_summary
 from model_code.instruct.template import chat_template_hash
+from model_code.outputs import MODEL_DIR
 
 LATE_SHARE = 0.25  # reward metrics are averaged over the last quarter of logged steps (one batch is noisy)
 
 
-def train_dpo(config: DpoConfig, sft_model_dir: str | Path, train_rows: list[dict], heldout_rows: list[dict],
-              out_dir: str | Path, on_log: Callable[[dict], None] | None = None) -> dict:  # fmt: skip
+def train_dpo(
+    config: DpoConfig,
+    sft_model_dir: str | Path,
+    train_rows: list[dict],
+    validation_rows: list[dict],
+    out_dir: str | Path,
+    on_log: Callable[[dict], None] | None = None,
+) -> dict:
     """Align the model in `sft_model_dir` on preference pairs; write out_dir (see module doc).
 
     Returns: steps, pairs, train_loss_first/last, train_loss, runtime_s, trainable/total_parameters,
     reward_margin and reward_accuracy (trainer logs, mean over the last quarter of logged steps),
-    heldout_pairs, heldout_preference_accuracy_before / heldout_preference_accuracy (the SFT model / the merged
-    DPO model prefers chosen: higher summed completion log-prob), heldout_logprob_margin_before / _after,
-    heldout_reward_accuracy (DPO's implicit reward, policy vs SFT log-prob gain, ranks chosen first: length-fair),
+    validation_pairs, validation_preference_accuracy_before / validation_preference_accuracy (the SFT model / the
+    merged DPO model prefers chosen: higher summed completion log-prob), validation_logprob_margin_before / _after,
+    validation_reward_accuracy (DPO's implicit reward, policy vs SFT log-prob gain, ranks chosen first: length-fair),
     chat_template_hash. Raises ValueError for an invalid row (naming the list and index).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train, heldout = _pairs(train_rows, "train_rows"), _pairs(heldout_rows, "heldout_rows", allow_empty=True)
+    train, validation = _pairs(train_rows, "train_rows"), _pairs(validation_rows, "validation_rows", allow_empty=True)
     tokenizer = AutoTokenizer.from_pretrained(str(sft_model_dir))
     set_seed(config.seed)
     model = AutoModelForCausalLM.from_pretrained(str(sft_model_dir))
-    before = preference_accuracy(model, tokenizer, heldout, config.max_length)
+    before = preference_accuracy(model, tokenizer, validation, config.max_length)
     metrics = MetricsCallback(out_dir, on_log)
     arguments = DPOConfig(**trainer_arguments(config, out_dir / WORK_DIR), beta=config.beta)
     dataset = Dataset.from_list(train)
-    trainer = DPOTrainer(model=model, args=arguments, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=lora_config(config), callbacks=[metrics])  # fmt: skip
+    trainer = DPOTrainer(
+        model=model,
+        args=arguments,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(config),
+        callbacks=[metrics],
+    )
     started = time.perf_counter()
     trainer.train()
     runtime = time.perf_counter() - started
@@ -65,19 +77,19 @@ def train_dpo(config: DpoConfig, sft_model_dir: str | Path, train_rows: list[dic
     trainer.model.save_pretrained(out_dir / ADAPTER_DIR)
     merged = save_merged(trainer.model, sft_model_dir, out_dir / MODEL_DIR)
     shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
-    after = preference_accuracy(merged, tokenizer, heldout, config.max_length)
+    after = preference_accuracy(merged, tokenizer, validation, config.max_length)
     write_loss_curve(metrics.records, out_dir, "DPO train loss")
     return {
         **loss_summary(metrics, trainer.state.global_step, runtime),
         "pairs": len(train),
         **counts,
         **_late_rewards(metrics.records),
-        "heldout_pairs": after["pairs"],
-        "heldout_preference_accuracy_before": before["preference_accuracy"],
-        "heldout_preference_accuracy": after["preference_accuracy"],
-        "heldout_logprob_margin_before": before["mean_logprob_margin"],
-        "heldout_logprob_margin_after": after["mean_logprob_margin"],
-        "heldout_reward_accuracy": implicit_reward_accuracy(after["logprobs"], before["logprobs"]),
+        "validation_pairs": after["pairs"],
+        "validation_preference_accuracy_before": before["preference_accuracy"],
+        "validation_preference_accuracy": after["preference_accuracy"],
+        "validation_logprob_margin_before": before["mean_logprob_margin"],
+        "validation_logprob_margin_after": after["mean_logprob_margin"],
+        "validation_reward_accuracy": implicit_reward_accuracy(after["logprobs"], before["logprobs"]),
         "chat_template_hash": chat_template_hash(out_dir / MODEL_DIR),
     }
 

@@ -13,8 +13,9 @@ def completion_logprob(model, tokenizer, prompt: list[dict], completion: list[di
     rendered prompt (with its generation prompt) that the template marks as the assistant's. Cut at max_length.
     """
     prompt_ids = tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True, return_dict=True)
-    rendered = tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True,
-                                             return_assistant_tokens_mask=True)  # fmt: skip
+    rendered = tokenizer.apply_chat_template(
+        prompt + completion, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
     start = len(prompt_ids["input_ids"])
     ids = list(rendered["input_ids"])[:max_length]
     prefix = list(prompt_ids["input_ids"])[: len(ids)]

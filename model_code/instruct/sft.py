@@ -21,7 +21,6 @@ from trl import SFTConfig, SFTTrainer
 from data_code.instruct.schema import check_chat_row
 from model_code.instruct.common import (
     ADAPTER_DIR,
-    MODEL_DIR,
     MetricsCallback,
     lora_config,
     parameter_counts,
@@ -32,12 +31,19 @@ from model_code.instruct.common import (
 from model_code.instruct.config import SftConfig
 from model_code.instruct.mask_audit import audit_loss_mask
 from model_code.instruct.template import chat_template_hash
+from model_code.outputs import MODEL_DIR
 
 WORK_DIR = "_trainer"  # the trainer's scratch output_dir inside out_dir, removed when training ends
 
 
-def train_sft(config: SftConfig, base_model_dir: str | Path, train_rows: list[dict], out_dir: str | Path,
-              on_log: Callable[[dict], None] | None = None, mask_audit: dict | None = None) -> dict:  # fmt: skip
+def train_sft(
+    config: SftConfig,
+    base_model_dir: str | Path,
+    train_rows: list[dict],
+    out_dir: str | Path,
+    on_log: Callable[[dict], None] | None = None,
+    mask_audit: dict | None = None,
+) -> dict:
     """Fine-tune the model in `base_model_dir` on the chat rows `train_rows`; write out_dir (see module doc).
 
     Returns: steps, examples, train_loss_first, train_loss_last, train_loss (mean over the run), runtime_s,
@@ -57,8 +63,14 @@ def train_sft(config: SftConfig, base_model_dir: str | Path, train_rows: list[di
     metrics = MetricsCallback(out_dir, on_log)
     arguments = SFTConfig(**trainer_arguments(config, out_dir / WORK_DIR), assistant_only_loss=True)
     dataset = Dataset.from_list([{"messages": row["messages"]} for row in rows])
-    trainer = SFTTrainer(model=model, args=arguments, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=lora_config(config), callbacks=[metrics])  # fmt: skip
+    trainer = SFTTrainer(
+        model=model,
+        args=arguments,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(config),
+        callbacks=[metrics],
+    )
     started = time.perf_counter()
     trainer.train()
     runtime = time.perf_counter() - started

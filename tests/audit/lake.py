@@ -64,32 +64,70 @@ def publish(store, asset, config, upstream, files, *, partition=None, extra_iden
                 target.write_bytes(content)
             else:
                 target.write_text(json.dumps(content))
-        manifest = Manifest(asset=asset, version=version, config=config_fields(config), code_version=f"{asset}-1",
-                            upstream=refs, files=[], stats=stats or {}, git_commit="0" * 40,
-                            packages={"lmforge": "0.1.0"}, partition=partition, dagster_run_id="dagster-run",
-                            mlflow_run_id="mlflow-run", identity=identity)  # fmt: skip
+        manifest = Manifest(
+            asset=asset,
+            version=version,
+            config=config_fields(config),
+            code_version=f"{asset}-1",
+            upstream=refs,
+            files=[],
+            stats=stats or {},
+            git_commit="0" * 40,
+            packages={"lmforge": "0.1.0"},
+            partition=partition,
+            dagster_run_id="dagster-run",
+            mlflow_run_id="mlflow-run",
+            identity=identity,
+        )
         return store.commit(staging, manifest)
 
 
 def documents_table(doc_ids: list[str]) -> pa.Table:
     rows = [
-        {"doc_id": doc_id, "url": DOCS[doc_id][0], "domain": DOCS[doc_id][0].split("/")[2], "fetch_time": FETCHED,
-         "http_status": 200, "license": DOCS[doc_id][1], "robots": "allowed", "robots_meta": DOCS[doc_id][2],
-         "text": f"text of {doc_id}"}
+        {
+            "doc_id": doc_id,
+            "url": DOCS[doc_id][0],
+            "domain": DOCS[doc_id][0].split("/")[2],
+            "fetch_time": FETCHED,
+            "http_status": 200,
+            "license": DOCS[doc_id][1],
+            "robots": "allowed",
+            "robots_meta": DOCS[doc_id][2],
+            "text": f"text of {doc_id}",
+        }
         for doc_id in doc_ids
-    ]  # fmt: skip
+    ]
     return pa.Table.from_pylist(rows)
 
 
 def fetches_table() -> pa.Table:
     rows = [
-        {"url": url, "final_url": url, "fetched_at": FETCHED, "http_status": 200, "outcome": "ok",
-         "robots_decision": "allowed", "robots_meta": meta, "license": licence, "detail": None}
+        {
+            "url": url,
+            "final_url": url,
+            "fetched_at": FETCHED,
+            "http_status": 200,
+            "outcome": "ok",
+            "robots_decision": "allowed",
+            "robots_meta": meta,
+            "license": licence,
+            "detail": None,
+        }
         for url, licence, meta in DOCS.values()
-    ]  # fmt: skip
-    rows.append({"url": "https://a.example/private/x", "final_url": None, "fetched_at": FETCHED, "http_status": None,
-                 "outcome": "disallowed_by_robots", "robots_decision": "disallowed", "robots_meta": None,
-                 "license": None, "detail": "robots.txt"})  # fmt: skip
+    ]
+    rows.append(
+        {
+            "url": "https://a.example/private/x",
+            "final_url": None,
+            "fetched_at": FETCHED,
+            "http_status": None,
+            "outcome": "disallowed_by_robots",
+            "robots_decision": "disallowed",
+            "robots_meta": None,
+            "license": None,
+            "detail": "robots.txt",
+        }
+    )
     return pa.Table.from_pylist(rows)
 
 
@@ -99,9 +137,15 @@ def spans(doc_ids: list[str]) -> pa.Table:
 
 
 def shard_files(train: list[str], validation: list[str]) -> dict[str, Any]:
-    files: dict[str, Any] = {"shards.json": {"tokenizer_fingerprint": "f" * 64, "splits": {
-        "train": {"documents": len(train), "tokens": 10 * len(train)},
-        "validation": {"documents": len(validation), "tokens": 10 * len(validation)}}}}  # fmt: skip
+    files: dict[str, Any] = {
+        "shards.json": {
+            "tokenizer_fingerprint": "f" * 64,
+            "splits": {
+                "train": {"documents": len(train), "tokens": 10 * len(train)},
+                "validation": {"documents": len(validation), "tokens": 10 * len(validation)},
+            },
+        }
+    }
     for split, doc_ids in (("train", train), ("validation", validation)):
         if doc_ids:
             files[f"{split}/00000.bin"] = bytes(range(20 * len(doc_ids)))
@@ -120,14 +164,40 @@ def model_files(seed: int) -> dict[str, Any]:
 def build_lake(root: Path) -> Lake:
     lake = Lake(ArtifactStore(root))
     store = lake.store
-    crawl = publish(store, "raw_crawl", CrawlConfig(seeds=("https://a.example/",)), [],
-                    {"fetches.parquet": fetches_table()}, partition=DAY, stats={"pages_fetched": 4})  # fmt: skip
-    corpus_a = publish(store, "training_corpus", {}, [crawl], {"documents.parquet": documents_table(["a1", "a2",
-                       "b1"])}, stats={"documents": 3})  # fmt: skip
-    crawl_2 = publish(store, "raw_crawl", CrawlConfig(seeds=("https://c.example/",)), [],
-                      {"fetches.parquet": fetches_table()}, partition=DAY_2, stats={"pages_fetched": 4})  # fmt: skip
-    corpus_b = publish(store, "training_corpus", {}, [crawl_2], {"documents.parquet": documents_table(["c1", "b1"])},
-                       stats={"documents": 2})  # fmt: skip
+    crawl = publish(
+        store,
+        "raw_crawl",
+        CrawlConfig(seeds=("https://a.example/",)),
+        [],
+        {"fetches.parquet": fetches_table()},
+        partition=DAY,
+        stats={"pages_fetched": 4},
+    )
+    corpus_a = publish(
+        store,
+        "training_corpus",
+        {},
+        [crawl],
+        {"documents.parquet": documents_table(["a1", "a2", "b1"])},
+        stats={"documents": 3},
+    )
+    crawl_2 = publish(
+        store,
+        "raw_crawl",
+        CrawlConfig(seeds=("https://c.example/",)),
+        [],
+        {"fetches.parquet": fetches_table()},
+        partition=DAY_2,
+        stats={"pages_fetched": 4},
+    )
+    corpus_b = publish(
+        store,
+        "training_corpus",
+        {},
+        [crawl_2],
+        {"documents.parquet": documents_table(["c1", "b1"])},
+        stats={"documents": 2},
+    )
     tokenizer = publish(
         store, "tokenizer", TokenizerConfig(), [corpus_a], {"fingerprint.json": {"fingerprint": "f" * 64}}
     )
@@ -136,13 +206,34 @@ def build_lake(root: Path) -> Lake:
         store, "token_shards", ShardConfig(seed=1), [corpus_b, tokenizer], shard_files(["c1", "b1"], [])
     )
     pretrain = dict.fromkeys(("shards_dir", "tokenizer_dir", "output_dir"), PLACEHOLDER)
-    model_a = publish(store, "base_model", PretrainConfig(**pretrain, max_steps=4), [shards_a, tokenizer],
-                      model_files(0), stats={"parameters": 1234, "val_loss": 5.5, "tokens_seen": 40})  # fmt: skip
-    model_b = publish(store, "base_model", PretrainConfig(**pretrain, max_steps=5), [shards_b, tokenizer],
-                      model_files(1), stats={"parameters": 1234, "val_loss": 5.7})  # fmt: skip
+    model_a = publish(
+        store,
+        "base_model",
+        PretrainConfig(**pretrain, max_steps=4),
+        [shards_a, tokenizer],
+        model_files(0),
+        stats={"parameters": 1234, "val_loss": 5.5, "tokens_seen": 40},
+    )
+    model_b = publish(
+        store,
+        "base_model",
+        PretrainConfig(**pretrain, max_steps=5),
+        [shards_b, tokenizer],
+        model_files(1),
+        stats={"parameters": 1234, "val_loss": 5.7},
+    )
     serving = publish(store, "serving_model", {"formats": ["hf"]}, [model_a], {"model.safetensors": b"weights"})
-    published = {"crawl": crawl, "crawl_2": crawl_2, "corpus_a": corpus_a, "corpus_b": corpus_b,
-                 "tokenizer": tokenizer, "shards_a": shards_a, "shards_b": shards_b, "model_a": model_a,
-                 "model_b": model_b, "serving": serving}  # fmt: skip
+    published = {
+        "crawl": crawl,
+        "crawl_2": crawl_2,
+        "corpus_a": corpus_a,
+        "corpus_b": corpus_b,
+        "tokenizer": tokenizer,
+        "shards_a": shards_a,
+        "shards_b": shards_b,
+        "model_a": model_a,
+        "model_b": model_b,
+        "serving": serving,
+    }
     lake.versions = {name: manifest.version for name, manifest in published.items()}
     return lake

@@ -62,8 +62,11 @@ def test_registered_versions_and_resolve_target(lake, tmp_path):
 
     asset, version, info = resolve_target("models:/lmforge@champion", lake.store, client)
     assert (asset, version, info["version"], info["aliases"]) == (
-        "serving_model", lake.versions["serving"], number, ["challenger", "champion"]
-    )  # fmt: skip
+        "serving_model",
+        lake.versions["serving"],
+        number,
+        ["challenger", "champion"],
+    )
     assert resolve_target(f"models:/lmforge/{number}", lake.store, client)[:2] == (asset, version)
     with pytest.raises(ValueError, match=r"no alias 'staging'.*champion -> v1"):
         resolve_target("models:/lmforge@staging", lake.store, client)
@@ -117,10 +120,12 @@ def test_a_document_held_out_of_pretraining_but_in_sft_examples_counts_as_traine
 
     store: ArtifactStore = lake.store
     corpus = store.read_manifest("training_corpus", lake.versions["corpus_a"])
-    examples = pa.Table.from_pylist([
-        {"example_id": "e1", "split": "train", "source_doc_ids": ["a2"], "messages": "[]"},  # a2: validation shard
-        {"example_id": "e2", "split": "heldout", "source_doc_ids": ["a1"], "messages": "[]"},
-    ])  # fmt: skip
+    examples = pa.Table.from_pylist(
+        [
+            {"example_id": "e1", "split": "train", "source_doc_ids": ["a2"], "messages": "[]"},  # a2: validation shard
+            {"example_id": "e2", "split": "validation", "source_doc_ids": ["a1"], "messages": "[]"},
+        ]
+    )
     data = publish(store, "instruction_data", {"max_examples": 2}, [corpus], {"examples.parquet": examples})
     base = store.read_manifest("base_model", lake.versions["model_a"])
     sft = publish(store, "sft_model", {"lora_r": 4}, [base, data], model_files(2))

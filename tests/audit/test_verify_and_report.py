@@ -116,8 +116,9 @@ def test_report_files_and_valid_mlbom(lake, tmp_path):
     data = {c["bom-ref"]: c for c in bom["components"] if c["type"] == "data"}
     corpus = data[f"training_corpus/{lake.versions['corpus_a']}"]
     assert corpus["data"][0]["type"] == "dataset"
-    shard_files = {f["name"]: f["hashes"][0]["content"] for f in data[f"token_shards/{lake.versions['shards_a']}"]
-                   ["components"]}  # fmt: skip
+    shard_files = {
+        f["name"]: f["hashes"][0]["content"] for f in data[f"token_shards/{lake.versions['shards_a']}"]["components"]
+    }
     manifest = lake.store.read_manifest("token_shards", lake.versions["shards_a"])
     assert shard_files == {entry.path: entry.sha256 for entry in manifest.files}
     depends = {d["ref"]: set(d.get("dependsOn", [])) for d in bom["dependencies"]}
@@ -127,12 +128,28 @@ def test_report_files_and_valid_mlbom(lake, tmp_path):
 def test_model_card_and_datasheet_come_from_lineage(lake, tmp_path):
     audit = build_audit(lake.store, "base_model", lake.versions["model_a"])
     card = model_card_markdown(audit)
-    for section in ("Model details", "Intended use", "Factors", "Metrics", "Evaluation data", "Training data",
-                    "Quantitative analyses", "Ethical considerations", "Caveats and recommendations"):  # fmt: skip
+    for section in (
+        "Model details",
+        "Intended use",
+        "Factors",
+        "Metrics",
+        "Evaluation data",
+        "Training data",
+        "Quantitative analyses",
+        "Ethical considerations",
+        "Caveats and recommendations",
+    ):
         assert f"## {section}" in card
     assert "| base_model/" in card and "val_loss | 5.5" in card and "LlamaForCausalLM" in card
     datasheet = write_report(audit, tmp_path / "r")["datasheet.md"].read_text()
-    for section in ("Motivation", "Composition", "Collection process", "Preprocessing", "Uses", "Distribution",
-                    "Maintenance"):  # fmt: skip
+    for section in (
+        "Motivation",
+        "Composition",
+        "Collection process",
+        "Preprocessing",
+        "Uses",
+        "Distribution",
+        "Maintenance",
+    ):
         assert f"## {section}" in datasheet
     assert "https://a.example/" in datasheet  # the crawl seed, from the raw_crawl config

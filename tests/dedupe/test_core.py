@@ -75,8 +75,16 @@ def test_signatures_and_band_keys():
     hasher = MinHasher(num_perm=8, seed=1)
     signatures = hasher.signatures([shingle_hashes(SENTENCE, 5), np.empty(0, np.uint64)])
     assert signatures.dtype == np.uint32 and signatures.shape == (2, 8)
-    assert signatures[0].tolist() == [2882912917, 3411240059, 534333669, 496999600, 507244367, 462002020, 1575668453,
-                                      1502386970]  # fmt: skip
+    assert signatures[0].tolist() == [
+        2882912917,
+        3411240059,
+        534333669,
+        496999600,
+        507244367,
+        462002020,
+        1575668453,
+        1502386970,
+    ]
     folded = [(x ^ (x >> 32)) & 0xFFFFFFFF for x in shingle_hashes(SENTENCE, 5).tolist()]  # the documented family
     expected = [
         min((int(a) * x + int(b)) % 2**32 for x in folded)
@@ -110,8 +118,19 @@ def test_signatures_estimate_jaccard_like_independent_permutations():
 
 
 def test_one_pass_hashing_equals_the_step_by_step_definition():
-    texts = pa.array(["Hello, World!", "", "Café — naïve x y z w", "  a  b ", "one two three four five six", "ÀÉ" * 30,
-                      "x" * 50 + " tail", "ascii first, then ü " * 4, "!!"])  # fmt: skip
+    texts = pa.array(
+        [
+            "Hello, World!",
+            "",
+            "Café — naïve x y z w",
+            "  a  b ",
+            "one two three four five six",
+            "ÀÉ" * 30,
+            "x" * 50 + " tail",
+            "ascii first, then ü " * 4,
+            "!!",
+        ]
+    )
     hasher = MinHasher(16, seed=3)
     for array, max_chars in ((texts, 1000), (texts, 12), (texts, 1), (texts.slice(2, 5), 1000)):
         buffer, offsets = normalize_arrow(array, max_chars)

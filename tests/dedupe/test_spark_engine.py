@@ -40,8 +40,14 @@ def write_corpus(records: list[dict], path) -> str:
 
 
 def record(doc_id: str, text: str, quality=0.5, fetch_time=_EPOCH) -> dict:
-    return {"doc_id": doc_id, "url": f"https://example.com/{doc_id}", "domain": "example.com", "text": text,
-            "quality_score": quality, "fetch_time": fetch_time}  # fmt: skip
+    return {
+        "doc_id": doc_id,
+        "url": f"https://example.com/{doc_id}",
+        "domain": "example.com",
+        "text": text,
+        "quality_score": quality,
+        "fetch_time": fetch_time,
+    }
 
 
 def words(count: int, offset: int = 0) -> list[str]:
@@ -141,8 +147,10 @@ def test_bucket_larger_than_all_pairs_limit_is_a_star_like_the_local_engine(spar
     """70 one-word variants of a text share buckets of > MAX_BUCKET_ALL_PAIRS leaders: the candidate pairs (a star
     around the best leader, not all pairs) and the answer must match the local engine's."""
     base = words(100)
-    variants = [base[:i] + [f"v{string.ascii_lowercase[i % 26]}{string.ascii_lowercase[i // 26]}"] + base[i + 1 :]
-                for i in range(10, 10 + MAX_BUCKET_ALL_PAIRS + 6)]  # fmt: skip
+    variants = [
+        base[:i] + [f"v{string.ascii_lowercase[i % 26]}{string.ascii_lowercase[i // 26]}"] + base[i + 1 :]
+        for i in range(10, 10 + MAX_BUCKET_ALL_PAIRS + 6)
+    ]
     records = [record(f"doc-{i:03d}", " ".join(v), quality=i / 100) for i, v in enumerate(variants)]
     path = write_corpus(records, tmp_path / "bucket.parquet")
     expected = local_engine.find_clusters(path, CONFIG)

@@ -24,8 +24,14 @@ EARLY, LATE = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)
 
 def _doc(doc_id: str, text: str, quality=None, fetch_time=EARLY) -> dict:
     url = f"https://{doc_id}.example/"
-    return {"doc_id": doc_id, "url": url, "domain": f"{doc_id}.example", "fetch_time": fetch_time, "text": text,
-            "quality_score": quality}  # fmt: skip
+    return {
+        "doc_id": doc_id,
+        "url": url,
+        "domain": f"{doc_id}.example",
+        "fetch_time": fetch_time,
+        "text": text,
+        "quality_score": quality,
+    }
 
 
 def _letters(number: int) -> str:
@@ -151,8 +157,9 @@ def test_order_ranks_match_representative_order_key():
     quality = pa.array([0.5, None, 0.5, 0.9, float("nan"), 0.5], pa.float32())
     fetch = pa.array([LATE, EARLY, EARLY, None, EARLY, EARLY], pa.timestamp("us", tz="UTC"))
     ids = pa.array(["b", "a", "c", "d", "e", "a2"])
-    expected = sorted(range(6), key=lambda i: representative_order_key(quality[i].as_py(), fetch[i].as_py(),
-                                                                       ids[i].as_py()))  # fmt: skip
+    expected = sorted(
+        range(6), key=lambda i: representative_order_key(quality[i].as_py(), fetch[i].as_py(), ids[i].as_py())
+    )
     assert np.argsort(order_ranks(quality, fetch, ids)).tolist() == expected
 
 

@@ -6,10 +6,18 @@ import pytest
 
 from model_code.gate import KNOWN_METRICS, GateConfig, comparison_markdown, decide
 
-CHAMPION = {"perplexity": 40.9, "bits_per_byte": 1.30, "tasks": {"cloze": {"acc": 0.30, "perplexity": 90.0},
-            "repeat": {"exact_match": 0.50}}}  # fmt: skip
-CHALLENGER = {"perplexity": 41.2, "bits_per_byte": 1.30, "tasks": {"cloze": {"acc": 0.31, "perplexity": 95.0},
-              "repeat": {"exact_match": 0.50}}, "quant_perplexity_delta_pct": 0.8, "quant_kl": 0.004}  # fmt: skip
+CHAMPION = {
+    "perplexity": 40.9,
+    "bits_per_byte": 1.30,
+    "tasks": {"cloze": {"acc": 0.30, "perplexity": 90.0}, "repeat": {"exact_match": 0.50}},
+}
+CHALLENGER = {
+    "perplexity": 41.2,
+    "bits_per_byte": 1.30,
+    "tasks": {"cloze": {"acc": 0.31, "perplexity": 95.0}, "repeat": {"exact_match": 0.50}},
+    "quant_perplexity_delta_pct": 0.8,
+    "quant_kl": 0.004,
+}
 
 
 def with_values(base: dict, **changes) -> dict:
@@ -22,9 +30,14 @@ def test_a_challenger_within_every_threshold_passes():
     assert decision.reasons[0] == "perplexity 41.2 vs champion 40.9 (+0.7%, allowed +2.0%): pass"
     assert "cloze/acc 0.31 vs champion 0.3 (+0.01, allowed +0): pass" in decision.reasons
     assert "repeat/exact_match 0.5 vs champion 0.5 (+0, allowed +0): pass" in decision.reasons
-    assert [row["metric"] for row in decision.table] == ["perplexity", "bits_per_byte", "cloze/acc",
-                                                         "repeat/exact_match", "quant_perplexity_delta_pct",
-                                                         "quant_kl"]  # fmt: skip
+    assert [row["metric"] for row in decision.table] == [
+        "perplexity",
+        "bits_per_byte",
+        "cloze/acc",
+        "repeat/exact_match",
+        "quant_perplexity_delta_pct",
+        "quant_kl",
+    ]
     assert all(row["verdict"] == "pass" for row in decision.table)  # cloze/perplexity (lower is better) not a score
 
 
@@ -68,8 +81,11 @@ def test_thresholds_are_configurable():
 def test_only_the_named_metrics_are_checked():
     worse = with_values(CHALLENGER, perplexity=60.0, quant_kl=None)
     decision = decide(worse, CHAMPION, GateConfig(metrics=("task_scores", "bits_per_byte")))
-    assert decision.passed and {row["metric"] for row in decision.table} == {"cloze/acc", "repeat/exact_match",
-                                                                            "bits_per_byte"}  # fmt: skip
+    assert decision.passed and {row["metric"] for row in decision.table} == {
+        "cloze/acc",
+        "repeat/exact_match",
+        "bits_per_byte",
+    }
 
 
 def test_unknown_metric_names_are_refused_listing_the_known_ones():
@@ -86,7 +102,7 @@ def test_unknown_metric_names_are_refused_listing_the_known_ones():
         ("min_task_score_delta", "0"),
         ("metrics", ()),
         ("metrics", "perplexity"),
-    ],  # fmt: skip
+    ],
 )
 def test_invalid_config_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from model_code.evaluate.perplexity import heldout_perplexity
+from model_code.evaluate.perplexity import validation_perplexity
 
 
 def validation_rows(shards_dir: Path) -> np.ndarray:
@@ -40,36 +40,38 @@ def test_perplexity_equals_a_direct_loss_over_the_same_tokens(untrained_model_di
     pad_id = json.loads((shards_dir / "index.json").read_text())["pad_id"]
     assert (rows[:, 1:] == pad_id).any()  # the padded tail of the split is there, and must be left out
     loss_sum, targets = direct_loss(untrained_model_dir, rows, pad_id)
-    stats = heldout_perplexity(untrained_model_dir, shards_dir, max_tokens=None, batch_size=1)
+    stats = validation_perplexity(untrained_model_dir, shards_dir, max_tokens=None, batch_size=1)
     assert stats["rows"] == len(rows) and stats["tokens"] == targets and stats["split"] == "validation"
     assert stats["loss"] == pytest.approx(loss_sum / targets, rel=1e-12)  # the same sums, in another row order
     assert stats["perplexity"] == pytest.approx(math.exp(loss_sum / targets), rel=1e-12)
 
 
 def test_bits_per_byte_counts_the_utf8_bytes_of_the_scored_tokens(untrained_model_dir, shards_dir):
-    stats = heldout_perplexity(untrained_model_dir, shards_dir, max_tokens=None, batch_size=16)
+    stats = validation_perplexity(untrained_model_dir, shards_dir, max_tokens=None, batch_size=16)
     assert stats["bits_per_byte"] == pytest.approx(
         stats["loss"] * stats["tokens"] / (stats["bytes"] * math.log(2)), rel=1e-12
     )
     tokenizer = AutoTokenizer.from_pretrained(untrained_model_dir)
     pad_id = tokenizer.pad_token_id
-    texts = [tokenizer.decode([t for t in row[1:] if t != pad_id], skip_special_tokens=True)
-             for row in validation_rows(shards_dir)]  # fmt: skip
+    texts = [
+        tokenizer.decode([t for t in row[1:] if t != pad_id], skip_special_tokens=True)
+        for row in validation_rows(shards_dir)
+    ]
     assert not any("\ufffd" in text for text in texts)  # no character split between rows: bytes add up per row
     assert stats["bytes"] == sum(len(text.encode("utf-8")) for text in texts)
 
 
 def test_max_tokens_takes_whole_rows_until_reached(untrained_model_dir, shards_dir):
-    stats = heldout_perplexity(untrained_model_dir, shards_dir, max_tokens=100, batch_size=8)
+    stats = validation_perplexity(untrained_model_dir, shards_dir, max_tokens=100, batch_size=8)
     assert 100 <= stats["tokens"] < 100 + 64  # rows of at most 64 targets: the last one taken reaches 100
-    whole = heldout_perplexity(untrained_model_dir, shards_dir, max_tokens=None, batch_size=8)
+    whole = validation_perplexity(untrained_model_dir, shards_dir, max_tokens=None, batch_size=8)
     assert stats["rows"] < whole["rows"] and stats["loss"] != whole["loss"]
 
 
 @pytest.mark.parametrize(("argument", "value"), [("max_tokens", 0), ("batch_size", 0)])
 def test_bad_arguments_name_themselves(untrained_model_dir, shards_dir, argument, value):
     with pytest.raises(ValueError, match=argument):
-        heldout_perplexity(untrained_model_dir, shards_dir, **{argument: value})
+        validation_perplexity(untrained_model_dir, shards_dir, **{argument: value})
 
 
 def test_shards_of_another_tokenizer_are_refused(untrained_model_dir, shards_dir, tmp_path):
@@ -79,9 +81,9 @@ def test_shards_of_another_tokenizer_are_refused(untrained_model_dir, shards_dir
         (other / path.name).write_bytes(path.read_bytes())
     (other / "chat_template.jinja").write_text("{{ messages }}")  # another rendering: another fingerprint
     with pytest.raises(ValueError, match="were made with tokenizer"):
-        heldout_perplexity(other, shards_dir)
+        validation_perplexity(other, shards_dir)
 
 
 def test_a_missing_model_directory_is_named(shards_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json in model directory"):
-        heldout_perplexity(tmp_path / "nowhere", shards_dir)
+        validation_perplexity(tmp_path / "nowhere", shards_dir)

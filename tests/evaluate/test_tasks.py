@@ -9,7 +9,7 @@ import torch
 import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from model_code.evaluate.tasks import TaskSetConfig, cloze_example, heldout_doc_ids, run_lm_eval, write_eval_tasks
+from model_code.evaluate.tasks import TaskSetConfig, cloze_example, run_lm_eval, validation_doc_ids, write_eval_tasks
 
 SMALL = TaskSetConfig(prefix="t", min_context_words=3, max_context_words=6, repeat_words=4, max_prompt_words=5)
 DOCUMENTS = [
@@ -29,17 +29,21 @@ def test_cloze_target_is_the_word_ending_the_first_long_enough_sentence():
     assert cloze_example(text, SMALL) == {"context": "brown fox jumps over the lazy", "target": "dog"}
     # 9 words at least before the target: "dog." is too early; "3.5" is no word; "miles." qualifies.
     longer = TaskSetConfig(min_context_words=9, max_context_words=20)
-    assert cloze_example(text, longer) == {"context": "The quick brown fox jumps over the lazy dog. It ran 3.5",
-                                           "target": "miles"}  # fmt: skip
+    assert cloze_example(text, longer) == {
+        "context": "The quick brown fox jumps over the lazy dog. It ran 3.5",
+        "target": "miles",
+    }
     assert cloze_example("no sentence ends here at all in this text", SMALL) is None
 
 
 def test_task_files_derive_from_the_held_out_documents(tmp_path):
     stats = write_eval_tasks(DOCUMENTS, tmp_path, SMALL, doc_ids={"a", "b", "c"})
-    assert stats == {"tasks": ["t_cloze", "t_repeat", "t_title"], "documents": 3,
-                     "examples": {"t_cloze": 2, "t_repeat": 2, "t_title": 2},
-                     "files": ["t_cloze.jsonl", "t_cloze.yaml", "t_repeat.jsonl", "t_repeat.yaml", "t_title.jsonl",
-                               "t_title.yaml"]}  # fmt: skip
+    assert stats == {
+        "tasks": ["t_cloze", "t_repeat", "t_title"],
+        "documents": 3,
+        "examples": {"t_cloze": 2, "t_repeat": 2, "t_title": 2},
+        "files": ["t_cloze.jsonl", "t_cloze.yaml", "t_repeat.jsonl", "t_repeat.yaml", "t_title.jsonl", "t_title.yaml"],
+    }
     assert read_jsonl(tmp_path / "t_cloze.jsonl") == [
         {"doc_id": "a", "context": "brown fox jumps over the lazy", "target": "dog"},
         {"doc_id": "b", "context": "A list holds items in", "target": "order"},
@@ -64,12 +68,12 @@ def test_task_files_derive_from_the_held_out_documents(tmp_path):
 
 
 def test_parquet_documents_and_the_validation_split_ids(tmp_path, corpus_path, shards_dir):
-    held_out = heldout_doc_ids(shards_dir)
+    held_out = validation_doc_ids(shards_dir)
     stats = write_eval_tasks(corpus_path, tmp_path, TaskSetConfig(max_examples=5), doc_ids=held_out)
     assert 0 < stats["documents"] <= len(held_out) and stats["tasks"] == ["lmforge_cloze", "lmforge_repeat"]
     used = {row["doc_id"] for row in read_jsonl(tmp_path / "lmforge_cloze.jsonl")}
     assert len(used) == 5 and used <= held_out  # the corpus has no titles, so no title task
-    assert not used & heldout_doc_ids(shards_dir, "train")
+    assert not used & validation_doc_ids(shards_dir, "train")
 
 
 def test_documents_that_yield_no_cloze_example_are_refused(tmp_path):

@@ -20,8 +20,10 @@ pytestmark = pytest.mark.slow  # the session fixture trains a tiny model first (
 def tensors_of(path: Path) -> dict:
     """name -> (GGML type, float32 weights in HF orientation (rows, cols))."""
     reader = GGUFReader(path)
-    return {t.name: (t.tensor_type, gguf_quants.dequantize(t.data, t.tensor_type).reshape(t.shape[::-1].tolist()))
-            for t in reader.tensors}  # fmt: skip
+    return {
+        t.name: (t.tensor_type, gguf_quants.dequantize(t.data, t.tensor_type).reshape(t.shape[::-1].tolist()))
+        for t in reader.tensors
+    }
 
 
 def field(path: Path, key: str):

@@ -10,6 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from bench.corpus import TRICKY_TEXTS, corpus_texts
 from model_code.export.gguf import write_gguf
 from model_code.export.llama import load_llama
 from model_code.export.quality import (
@@ -18,7 +19,6 @@ from model_code.export.quality import (
     tokenization_matches,
     validation_windows,
 )
-from tests.tokenizer.corpus import TRICKY_TEXTS, corpus_texts
 
 pytestmark = pytest.mark.slow  # the session fixture trains a tiny model first
 NEW_TOKENS = 32
@@ -69,8 +69,9 @@ def test_f32_greedy_decode_equals_transformers_token_for_token(hf_dir, gguf_file
 
 
 def test_quality_is_exact_for_f32_and_worse_for_q4_than_q8(hf_dir, gguf_files, shards_dir):
-    results = {q: quantization_quality(hf_dir, path, shards_dir, max_tokens=512, seq_len=64)
-               for q, path in gguf_files.items()}  # fmt: skip
+    results = {
+        q: quantization_quality(hf_dir, path, shards_dir, max_tokens=512, seq_len=64) for q, path in gguf_files.items()
+    }
     f32, q8, q4 = results["F32"], results["Q8_0"], results["Q4_0"]
     assert f32["tokens"] == 512 and f32["windows"] == 8
     assert abs(f32["ppl_delta_pct"]) < 0.01 and f32["mean_kl"] < 1e-6 and f32["top1_agreement"] > 0.99

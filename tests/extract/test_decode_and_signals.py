@@ -107,8 +107,11 @@ def test_dom_signals_agree_with_the_crawler_signals(html):
     expected = page_signals(html, url, x_robots_tag="googlebot: noarchive")
     actual = read_page_signals(parse_html(html), url, x_robots_tag="googlebot: noarchive")
     assert (actual.license, actual.robots_meta, actual.language, actual.title) == (
-        expected.license, expected.robots_meta, expected.language, expected.title,
-    )  # fmt: skip
+        expected.license,
+        expected.robots_meta,
+        expected.language,
+        expected.title,
+    )
 
 
 @pytest.mark.parametrize(
@@ -128,8 +131,11 @@ def test_declared_language(html_lang, content_language, expected):
 def test_parse_warc_fields():
     payload = b"robots: allowed\nrobots-meta: noai\nlicense: https://x.org/l\ndepth: 2\n"
     assert parse_warc_fields(payload) == {
-        "robots": "allowed", "robots-meta": "noai", "license": "https://x.org/l", "depth": "2",
-    }  # fmt: skip
+        "robots": "allowed",
+        "robots-meta": "noai",
+        "license": "https://x.org/l",
+        "depth": "2",
+    }
 
 
 @pytest.mark.parametrize("engine", ["resiliparse", "trafilatura"])
@@ -140,9 +146,15 @@ def test_extract_text_returns_title_and_main_text(engine):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("engine", "lxml"), ("min_text_chars", -1), ("max_replacement_char_ratio", 1.5), ("workers", 0),
-     ("batch_records", 0), ("include_tables", "yes")],
-)  # fmt: skip
+    [
+        ("engine", "lxml"),
+        ("min_text_chars", -1),
+        ("max_replacement_char_ratio", 1.5),
+        ("workers", 0),
+        ("batch_records", 0),
+        ("include_tables", "yes"),
+    ],
+)
 def test_invalid_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         ExtractConfig(**{field: value})

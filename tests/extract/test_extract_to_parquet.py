@@ -28,9 +28,11 @@ CC_BY = "https://creativecommons.org/licenses/by/4.0/"
 def run(tmp_path, uris, **config):
     config.setdefault("workers", 1)
     stats = extract_to_parquet(
-        [str(uri) for uri in uris], str(tmp_path / "out" / "documents.parquet"),
-        str(tmp_path / "out" / "rejections.parquet"), ExtractConfig(**config),
-    )  # fmt: skip
+        [str(uri) for uri in uris],
+        str(tmp_path / "out" / "documents.parquet"),
+        str(tmp_path / "out" / "rejections.parquet"),
+        ExtractConfig(**config),
+    )
     documents = pq.read_table(tmp_path / "out" / "documents.parquet")
     rejections = pq.read_table(tmp_path / "out" / "rejections.parquet")
     return stats, documents, rejections
@@ -155,8 +157,13 @@ def test_each_rejection_reason(tmp_path, monkeypatch):
     assert rows[1]["detail"] == "HTTP status 404"
     assert rows[4]["detail"] == "12 chars < min_text_chars=200" and rows[4]["score"] == 12.0
     assert stats.rejections_by_reason == {
-        "binary_content": 1, "empty_text": 1, "non_200": 1, "not_html": 1, "too_short": 1, "undecodable": 1,
-    }  # fmt: skip
+        "binary_content": 1,
+        "empty_text": 1,
+        "non_200": 1,
+        "not_html": 1,
+        "too_short": 1,
+        "undecodable": 1,
+    }
     assert (stats.records_read, stats.documents, stats.rejected) == (7, 1, 6)
 
 

@@ -58,6 +58,6 @@ def dpo_run(tmp_path_factory, sft_run) -> dict:
     out_dir = tmp_path_factory.mktemp("dpo")
     config = DpoConfig(lora_r=8, lora_alpha=16, learning_rate=1e-2, beta=0.1, max_steps=12, per_device_batch_size=4,
                        max_length=64, logging_steps=2)  # fmt: skip
-    train, heldout = preference_rows(FRUITS[:8]), preference_rows(FRUITS[8:])
-    stats = train_dpo(config, sft_run["out_dir"] / "model", train, heldout, out_dir)
+    train, validation = preference_rows(FRUITS[:8]), preference_rows(FRUITS[8:])
+    stats = train_dpo(config, sft_run["out_dir"] / "model", train, validation, out_dir)
     return {"out_dir": out_dir, "stats": stats}

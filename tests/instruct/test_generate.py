@@ -17,7 +17,7 @@ from data_code.instruct import (
 )
 
 DOCUMENTS = 30
-CONFIG = GeneratorConfig(max_examples=40, max_answer_chars=300, min_answer_chars=30, heldout_fraction=0.25, seed=7)
+CONFIG = GeneratorConfig(max_examples=40, max_answer_chars=300, min_answer_chars=30, validation_fraction=0.25, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +90,9 @@ def test_deterministic_for_a_seed_with_stable_ids(generated, documents_path):
     shared = {e["example_id"] for e in generated[0]} & {e["example_id"] for e in other_seed[0]}
     assert shared  # the same (document, task) gives the same id whatever the seed
     instructions, _, stats = generated
-    heldout = [example for example in instructions if example["split"] == "heldout"]
-    assert stats["heldout_instructions"] == len(heldout)
-    assert 0 < len(heldout) < len(instructions)
+    validation = [example for example in instructions if example["split"] == "validation"]
+    assert stats["validation_instructions"] == len(validation)
+    assert 0 < len(validation) < len(instructions)
     assert len({example["example_id"] for example in instructions}) == len(instructions)
 
 
@@ -124,7 +124,7 @@ def test_write_refuses_mixed_or_empty_rows(generated, tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("max_examples", 0), ("heldout_fraction", 1.0), ("tasks", ("poem",)), ("rejection_kinds", ()),
+    [("max_examples", 0), ("validation_fraction", 1.0), ("tasks", ("poem",)), ("rejection_kinds", ()),
      ("min_answer_chars", 10_000)],
 )  # fmt: skip
 def test_generator_config_names_bad_field(field, value):

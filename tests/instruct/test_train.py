@@ -82,10 +82,10 @@ def test_dpo_learns_the_easy_preference(dpo_run, sft_run):
     assert stats["steps"] == 12
     assert stats["reward_accuracy"] > 0.5
     assert stats["reward_margin"] > 0
-    assert stats["heldout_pairs"] == 4
-    assert stats["heldout_preference_accuracy"] == 1.0
-    assert stats["heldout_logprob_margin_after"] > stats["heldout_logprob_margin_before"]
-    assert stats["heldout_reward_accuracy"] > 0.5  # the implicit reward ranks held-out chosen answers first
+    assert stats["validation_pairs"] == 4
+    assert stats["validation_preference_accuracy"] == 1.0
+    assert stats["validation_logprob_margin_after"] > stats["validation_logprob_margin_before"]
+    assert stats["validation_reward_accuracy"] > 0.5  # the implicit reward ranks held-out chosen answers first
     records = read_jsonl(out_dir / "metrics.jsonl")
     assert records and all("rewards/margins" in record for record in records)
     assert (out_dir / "adapter" / "adapter_model.safetensors").is_file()

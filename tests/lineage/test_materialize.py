@@ -36,8 +36,12 @@ WordsDagsterConfig = dagster_config(WordsConfig, "WordsDagsterConfig")
 
 
 @asset(code_version="1")
-def words(context: AssetExecutionContext, config: WordsDagsterConfig, artifact_store: ArtifactStoreResource,
-          mlflow_tracking: MlflowTrackingResource) -> MaterializeResult:  # fmt: skip
+def words(
+    context: AssetExecutionContext,
+    config: WordsDagsterConfig,
+    artifact_store: ArtifactStoreResource,
+    mlflow_tracking: MlflowTrackingResource,
+) -> MaterializeResult:
     stage_config = dataclass_from_config(WordsConfig, config)
 
     def build(directory):
@@ -45,14 +49,22 @@ def words(context: AssetExecutionContext, config: WordsDagsterConfig, artifact_s
         (directory / "words.txt").write_text(" ".join([stage_config.word] * stage_config.repeat))
         return {"count": stage_config.repeat, "by_word": {stage_config.word: stage_config.repeat}}
 
-    produced = produce_artifact(context, store=artifact_store.store(), tracker=mlflow_tracking.tracker(),
-                                code_version="1", config=stage_config, upstream=[], build=build)  # fmt: skip
+    produced = produce_artifact(
+        context,
+        store=artifact_store.store(),
+        tracker=mlflow_tracking.tracker(),
+        code_version="1",
+        config=stage_config,
+        upstream=[],
+        build=build,
+    )
     return materialize_result(produced, {"count": produced.manifest.stats["count"]})
 
 
 @asset(deps=[words], code_version="1")
-def shout(context: AssetExecutionContext, artifact_store: ArtifactStoreResource,
-          mlflow_tracking: MlflowTrackingResource) -> MaterializeResult:  # fmt: skip
+def shout(
+    context: AssetExecutionContext, artifact_store: ArtifactStoreResource, mlflow_tracking: MlflowTrackingResource
+) -> MaterializeResult:
     store = artifact_store.store()
     upstream = upstream_manifest(context, store, "words")
     text = (store.local_path("words", upstream.version) / "words.txt").read_text()
@@ -61,8 +73,15 @@ def shout(context: AssetExecutionContext, artifact_store: ArtifactStoreResource,
         (directory / "shout.txt").write_text(text.upper())
         return {"chars": len(text)}
 
-    produced = produce_artifact(context, store=store, tracker=mlflow_tracking.tracker(), code_version="1",
-                                config={}, upstream=[upstream], build=build)  # fmt: skip
+    produced = produce_artifact(
+        context,
+        store=store,
+        tracker=mlflow_tracking.tracker(),
+        code_version="1",
+        config={},
+        upstream=[upstream],
+        build=build,
+    )
     return materialize_result(produced)
 
 
@@ -132,8 +151,9 @@ def test_artifact_manifest_and_mlflow_run(instance, lmforge_home):
 
 def test_invalid_config_names_the_field_and_writes_nothing(instance, lmforge_home):
     with pytest.raises(ValueError, match="repeat: must be >= 1"):
-        materialize([words], instance=instance, resources=RESOURCES,
-                    run_config={"ops": {"words": {"config": {"repeat": 0}}}})  # fmt: skip
+        materialize(
+            [words], instance=instance, resources=RESOURCES, run_config={"ops": {"words": {"config": {"repeat": 0}}}}
+        )
     assert not (lmforge_home / "lake" / "words").exists()
 
 

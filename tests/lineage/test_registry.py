@@ -14,8 +14,9 @@ def registry(tmp_path):
 
 
 def _register(registry, version: str) -> str:
-    return registry.register(asset="serving_model", version=version, uri=f"/lake/serving_model/{version}",
-                             run_id=None, tags={})  # fmt: skip
+    return registry.register(
+        asset="serving_model", version=version, uri=f"/lake/serving_model/{version}", run_id=None, tags={}
+    )
 
 
 def test_register_sets_challenger_and_is_idempotent(registry):

@@ -90,12 +90,19 @@ def test_failure_alert_posts_to_the_webhook(monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         message = alert_message("full_lifecycle", "run-1", "OOM while training", ["base_model"])
-        assert send_webhook(message, "full_lifecycle", "run-1", ["base_model"],
-                            url=f"http://127.0.0.1:{server.server_port}/hook")  # fmt: skip
+        assert send_webhook(
+            message, "full_lifecycle", "run-1", ["base_model"], url=f"http://127.0.0.1:{server.server_port}/hook"
+        )
     finally:
         server.shutdown()
-    assert received == [{"text": "lmforge: run run-1 of job 'full_lifecycle' failed at base_model: OOM while training",
-                         "job": "full_lifecycle", "run_id": "run-1", "failed_steps": ["base_model"]}]  # fmt: skip
+    assert received == [
+        {
+            "text": "lmforge: run run-1 of job 'full_lifecycle' failed at base_model: OOM while training",
+            "job": "full_lifecycle",
+            "run_id": "run-1",
+            "failed_steps": ["base_model"],
+        }
+    ]
     monkeypatch.delenv("LMFORGE_ALERT_WEBHOOK", raising=False)
     assert send_webhook(message, "j", "r", []) is False  # no webhook configured: the Dagster log only
 

@@ -7,16 +7,24 @@ from pathlib import Path
 
 import pytest
 
+from bench.corpus import corpus_texts, write_corpus
 from data_code.shards import ShardConfig, build_shards
 from data_code.tokenizer import TokenizerConfig, train_tokenizer
 from model_code.config import PretrainConfig
-from tests.tokenizer.corpus import corpus_texts, write_corpus
 
 SEQ_LEN = 64  # short rows: a step of the tiny model takes milliseconds
 SHARDS = ShardConfig(seq_len=SEQ_LEN, shard_tokens=20_000, validation_fraction=0.1, shuffle_buffer=256)
 # The tiny preset, narrowed to this context; 8 rows x 64 tokens per micro-batch.
-TINY = dict(preset="tiny", micro_batch_size=8, learning_rate=3e-3, warmup_steps=5, log_every=5, eval_every=20,
-            eval_batches=2, checkpoint_every=20)  # fmt: skip
+TINY = dict(
+    preset="tiny",
+    micro_batch_size=8,
+    learning_rate=3e-3,
+    warmup_steps=5,
+    log_every=5,
+    eval_every=20,
+    eval_batches=2,
+    checkpoint_every=20,
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +51,13 @@ def make_config(tmp_path, shards_dir, tokenizer_dir):
     """PretrainConfig for the tiny run with field overrides; output in tmp_path/<name>."""
 
     def make(name: str = "run", **overrides) -> PretrainConfig:
-        values = {**TINY, "shards_dir": str(shards_dir), "tokenizer_dir": str(tokenizer_dir),
-                  "output_dir": str(tmp_path / name), **overrides}  # fmt: skip
+        values = {
+            **TINY,
+            "shards_dir": str(shards_dir),
+            "tokenizer_dir": str(tokenizer_dir),
+            "output_dir": str(tmp_path / name),
+            **overrides,
+        }
         return PretrainConfig(**values)
 
     return make

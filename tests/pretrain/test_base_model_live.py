@@ -9,9 +9,9 @@ from dagster import AssetExecutionContext, AssetKey, DagsterInstance, Materializ
 from mlflow.tracking import MlflowClient
 
 from assets.common import materialize_result, produce_artifact
-from assets.corpus import CORPUS_FILE
 from assets.pretrain import base_model
 from assets.tokens import token_shards, tokenizer
+from data_code.document import DOCUMENTS_FILE as CORPUS_FILE
 from lineage.settings import Settings
 from pipelines.definitions import resources
 from resources.lake import ArtifactStoreResource
@@ -21,9 +21,8 @@ from resources.tracking import MlflowTrackingResource
 PRETRAIN = {"preset": "tiny", "max_steps": 6, "log_every": 2, "eval_every": 3, "checkpoint_every": 3}
 
 
-@pytest.fixture
-def instance(lmforge_home, corpus_path):
-    """A Dagster instance where training_corpus (the tokenizer tests' corpus), tokenizer and token_shards exist."""
+def fixture_corpus_asset(corpus_path):
+    """training_corpus as an asset that publishes the tokenizer tests' corpus."""
 
     @asset(name="training_corpus")
     def fixture_corpus(
@@ -33,14 +32,32 @@ def instance(lmforge_home, corpus_path):
             shutil.copy2(corpus_path, directory / CORPUS_FILE)
             return {}
 
-        produced = produce_artifact(context, store=artifact_store.store(), tracker=mlflow_tracking.tracker(),
-                                    code_version="fixture", config={}, upstream=[], build=build)  # fmt: skip
+        produced = produce_artifact(
+            context,
+            store=artifact_store.store(),
+            tracker=mlflow_tracking.tracker(),
+            code_version="fixture",
+            config={},
+            upstream=[],
+            build=build,
+        )
         return materialize_result(produced)
 
+    return fixture_corpus
+
+
+@pytest.fixture
+def instance(lmforge_home, corpus_path):
+    """A Dagster instance where training_corpus (the tokenizer tests' corpus), tokenizer and token_shards exist."""
+    fixture_corpus = fixture_corpus_asset(corpus_path)
     tokens = {"tokenizer": {"config": {"vocab_size": 1024}}, "token_shards": {"config": {"seq_len": 64}}}
     with DagsterInstance.ephemeral() as ephemeral:
-        assert materialize([fixture_corpus, tokenizer, token_shards], instance=ephemeral, resources=resources(),
-                           run_config={"ops": tokens}).success  # fmt: skip
+        assert materialize(
+            [fixture_corpus, tokenizer, token_shards],
+            instance=ephemeral,
+            resources=resources(),
+            run_config={"ops": tokens},
+        ).success
         yield ephemeral
 
 
@@ -56,8 +73,12 @@ def loss_history(result) -> tuple[list, int]:
 @pytest.mark.parametrize("live", [True, False])
 def test_base_model_run_holds_one_loss_per_logged_step(instance, live):
     launcher = {"training_launcher": TrainingLauncherResource(live_metrics=live)}
-    result = materialize([base_model], instance=instance, resources={**resources(), **launcher},
-                         run_config={"ops": {"base_model": {"config": PRETRAIN}}})  # fmt: skip
+    result = materialize(
+        [base_model],
+        instance=instance,
+        resources={**resources(), **launcher},
+        run_config={"ops": {"base_model": {"config": PRETRAIN}}},
+    )
     assert result.success
     history, ended = loss_history(result)
     assert [point.step for point in history] == [2, 4, 6]  # each logged step once

@@ -9,14 +9,40 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FIELDS = {"preset", "params", "micro_batch", "seq_len", "tokens_per_s", "mfu", "peak_mem_gb", "loss_first",
-          "loss_last", "compile_s"}  # fmt: skip
+FIELDS = {
+    "preset",
+    "params",
+    "micro_batch",
+    "seq_len",
+    "tokens_per_s",
+    "mfu",
+    "peak_mem_gb",
+    "loss_first",
+    "loss_last",
+    "compile_s",
+}
 
 
 def test_cpu_smoke_writes_the_report(tmp_path):
     out = tmp_path / "bench.json"
-    command = [sys.executable, "-m", "bench.gpu_pretrain", "--json", str(out), "--presets", "tiny", "--device", "cpu",
-               "--steps", "2", "--seq-len", "64", "--micro-batch", "2", "--no-compile"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bench.gpu_pretrain",
+        "--json",
+        str(out),
+        "--presets",
+        "tiny",
+        "--device",
+        "cpu",
+        "--steps",
+        "2",
+        "--seq-len",
+        "64",
+        "--micro-batch",
+        "2",
+        "--no-compile",
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "tiny" in done.stdout and "goal MFU" in done.stdout

@@ -44,15 +44,17 @@ def test_launcher_runs_training_through_pipes(mode, tmp_path, make_config, monke
         srun.chmod(srun.stat().st_mode | stat.S_IEXEC)
         monkeypatch.setenv("FAKE_SRUN_LOG", str(tmp_path / "srun.log"))
         launcher = TrainingLauncherResource(
-            mode="slurm", srun=str(srun), slurm_args=["--partition=gpu", "--gpus-per-node=1"],
+            mode="slurm",
+            srun=str(srun),
+            slurm_args=["--partition=gpu", "--gpus-per-node=1"],
             shared_dir=str(tmp_path / "shared"),
-        )  # fmt: skip
+        )
     messages = run_training(launcher, config_path, result_path)
     assert json.loads(result_path.read_text())["steps"] == 4
     assert any('"loss"' in message for message in messages)  # metrics arrived through Pipes while training
     if mode == "slurm":
         called = (tmp_path / "srun.log").read_text()
-        assert called.startswith("--partition=gpu --gpus-per-node=1 ") and "pipelines.pretrain_pipes" in called
+        assert called.startswith("--partition=gpu --gpus-per-node=1 ") and "resources.pretrain_process" in called
         assert os.listdir(tmp_path / "shared") == []  # the message file was read and cleaned up
 
 

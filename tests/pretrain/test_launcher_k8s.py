@@ -9,11 +9,22 @@ from kubernetes.client import V1Pod
 
 from resources.launcher import TrainingLauncherResource
 
-H200 = dict(mode="k8s", image="registry.internal/lmforge:1", namespace="training", gpus=8, num_processes=8,
-            work_volume_claim="lmforge-home", node_selector={"nvidia.com/gpu.product": "NVIDIA-H200"},
-            tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-            service_account="trainer", working_dir="/app", cpu="64", memory="900Gi",
-            tracking_uri="http://mlflow.mlflow.svc:5000", env={"LMFORGE_STORE_ROOT": "/srv/lmforge"})  # fmt: skip
+H200 = dict(
+    mode="k8s",
+    image="registry.internal/lmforge:1",
+    namespace="training",
+    gpus=8,
+    num_processes=8,
+    work_volume_claim="lmforge-home",
+    node_selector={"nvidia.com/gpu.product": "NVIDIA-H200"},
+    tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    service_account="trainer",
+    working_dir="/app",
+    cpu="64",
+    memory="900Gi",
+    tracking_uri="http://mlflow.mlflow.svc:5000",
+    env={"LMFORGE_STORE_ROOT": "/srv/lmforge"},
+)
 
 
 def pod(launcher: TrainingLauncherResource, config_path: Path, result_path: Path) -> V1Pod:
@@ -28,10 +39,22 @@ def test_pod_runs_accelerate_on_every_gpu_with_home_on_the_claim(tmp_path, monke
     built = pod(TrainingLauncherResource(**H200), work / "run.json", work / "result.json")
     [container] = built.spec.containers
     assert container.command == [
-        "accelerate", "launch", "--dynamo_backend", "no", "--num_machines", "1", "--multi_gpu", "--num_processes",
-        "8", "-m", "pipelines.pretrain_pipes", "--config", str(work / "run.json"),
-        "--result", str(work / "result.json"),
-    ]  # fmt: skip
+        "accelerate",
+        "launch",
+        "--dynamo_backend",
+        "no",
+        "--num_machines",
+        "1",
+        "--multi_gpu",
+        "--num_processes",
+        "8",
+        "-m",
+        "resources.pretrain_process",
+        "--config",
+        str(work / "run.json"),
+        "--result",
+        str(work / "result.json"),
+    ]
     assert container.image == "registry.internal/lmforge:1" and container.working_dir == "/app"
     limits = {"nvidia.com/gpu": "8", "cpu": "64", "memory": "900Gi"}
     assert container.resources.limits == limits and container.resources.requests == limits
@@ -41,9 +64,13 @@ def test_pod_runs_accelerate_on_every_gpu_with_home_on_the_claim(tmp_path, monke
     assert volumes["lmforge-home"].persistent_volume_claim.claim_name == "lmforge-home"
     assert volumes["dshm"].empty_dir.medium == "Memory"
     env = {var.name: var.value for var in container.env}
-    assert env == {"DAGSTER_PIPES_CONTEXT": "ctx", "DAGSTER_PIPES_MESSAGES": "msg",
-                   "LMFORGE_HOME": str(tmp_path / "home"), "MLFLOW_TRACKING_URI": "http://mlflow.mlflow.svc:5000",
-                   "LMFORGE_STORE_ROOT": "/srv/lmforge"}  # fmt: skip
+    assert env == {
+        "DAGSTER_PIPES_CONTEXT": "ctx",
+        "DAGSTER_PIPES_MESSAGES": "msg",
+        "LMFORGE_HOME": str(tmp_path / "home"),
+        "MLFLOW_TRACKING_URI": "http://mlflow.mlflow.svc:5000",
+        "LMFORGE_STORE_ROOT": "/srv/lmforge",
+    }
     assert built.spec.restart_policy == "Never"  # a failed pod fails the step; Dagster's retry resumes it
     assert built.spec.node_selector == {"nvidia.com/gpu.product": "NVIDIA-H200"}
     [toleration] = built.spec.tolerations
@@ -53,11 +80,23 @@ def test_pod_runs_accelerate_on_every_gpu_with_home_on_the_claim(tmp_path, monke
 
 
 def test_cpu_pod_asks_for_no_gpu_and_multi_node_flags_pass_through(tmp_path):
-    launcher = TrainingLauncherResource(mode="k8s", image="lmforge:dev", work_volume_claim="home",
-                                        launch_args=["--num_machines", "2", "--machine_rank", "0"])  # fmt: skip
+    launcher = TrainingLauncherResource(
+        mode="k8s",
+        image="lmforge:dev",
+        work_volume_claim="home",
+        launch_args=["--num_machines", "2", "--machine_rank", "0"],
+    )
     command = launcher.command(tmp_path / "run.json", tmp_path / "result.json")
-    assert command[:8] == ["accelerate", "launch", "--dynamo_backend", "no", "--num_processes", "1",
-                           "--num_machines", "2"]  # fmt: skip
+    assert command[:8] == [
+        "accelerate",
+        "launch",
+        "--dynamo_backend",
+        "no",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "2",
+    ]
     assert command.count("--num_machines") == 1
     [container] = pod(launcher, tmp_path / "run.json", tmp_path / "result.json").spec.containers
     assert container.resources.limits is None or "nvidia.com/gpu" not in container.resources.limits
@@ -86,7 +125,8 @@ def test_live_metrics_only_where_training_can_reach_mlflow():
     pod = TrainingLauncherResource(mode="k8s", image="lmforge:1", work_volume_claim="home")
     assert pod.live_tracking_uri(sqlite) is None  # the asset logs the history when training ends
     assert pod.live_tracking_uri(server) == server
-    reachable = TrainingLauncherResource(mode="k8s", image="lmforge:1", work_volume_claim="home",
-                                         tracking_uri="http://mlflow.svc:5000")  # fmt: skip
+    reachable = TrainingLauncherResource(
+        mode="k8s", image="lmforge:1", work_volume_claim="home", tracking_uri="http://mlflow.svc:5000"
+    )
     assert reachable.live_tracking_uri(sqlite) == "http://mlflow.svc:5000"
     assert TrainingLauncherResource(live_metrics=False).live_tracking_uri(server) is None

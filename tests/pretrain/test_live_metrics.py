@@ -1,4 +1,4 @@
-"""Live MLflow metrics from the training process (pipelines.pretrain_pipes): each record reaches the run while
+"""Live MLflow metrics from the training process (resources.pretrain_process): each record reaches the run while
 training runs, a resumed run catches up with the records of its earlier attempts, nothing is logged twice, and an
 MLflow failure does not stop training."""
 
@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from model_code.pretrain import train
-from pipelines.pretrain_pipes import LIVE_KEY, LIVE_RUN_FILE, main
+from resources.pretrain_process import LIVE_KEY, LIVE_RUN_FILE, main
 from tests.pretrain.conftest import write_config
 
 FAST = dict(log_every=1, eval_every=0, checkpoint_every=2)  # a record at every step, a checkpoint every 2
@@ -22,7 +22,7 @@ def new_run(tracking_uri: str, name: str) -> str:
 
 
 def run_pipes(config, tmp_path, tracking_uri: str, run_id: str) -> dict:
-    """pipelines.pretrain_pipes as the launcher runs it (in this process), asked to log live into `run_id`."""
+    """resources.pretrain_process as the launcher runs it (in this process), asked to log live into `run_id`."""
     config_path = write_config(config, tmp_path / "run.json")
     (tmp_path / LIVE_RUN_FILE).write_text(json.dumps({"tracking_uri": tracking_uri, "run_id": run_id}))
     main(["--config", str(config_path), "--result", str(tmp_path / "result.json")])

@@ -104,5 +104,6 @@ def test_two_process_data_parallel_follows_the_one_process_curve(make_config, tm
     one, two = read_metrics(single.output_dir), read_metrics(parallel.output_dir)
     assert [r["step"] for r in one] == [r["step"] for r in two] == list(range(1, 21))
     np.testing.assert_allclose([r["loss"] for r in two], [r["loss"] for r in one], rtol=1e-4)
-    np.testing.assert_allclose([r["val_loss"] for r in two if "val_loss" in r],
-                               [r["val_loss"] for r in one if "val_loss" in r], rtol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        [r["val_loss"] for r in two if "val_loss" in r], [r["val_loss"] for r in one if "val_loss" in r], rtol=1e-4
+    )

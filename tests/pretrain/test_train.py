@@ -40,7 +40,7 @@ def test_tiny_run_learns_and_leaves_a_loadable_model(make_config, tokenizer_dir)
     )
     model = AutoModelForCausalLM.from_pretrained(stats["model_dir"])
     ids = tokenizer("The module provides", return_tensors="pt").input_ids
-    assert model.generate(ids, max_new_tokens=5, do_sample=False).shape[1] == ids.shape[1] + 5
+    assert model.generate(ids, max_new_tokens=5, min_new_tokens=5, do_sample=False).shape[1] == ids.shape[1] + 5
 
 
 def test_shards_of_another_tokenizer_are_refused(make_config, corpus_path, tmp_path):

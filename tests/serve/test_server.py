@@ -71,8 +71,9 @@ def test_streamed_chat_is_the_models_greedy_completion_of_its_own_template(serve
             finish = choice.get("finish_reason") or finish
     streamed = "".join(pieces)
     # The same prompt rendered by transformers from the HF directory's template, completed by llama.cpp directly.
-    prompt = AutoTokenizer.from_pretrained(hf_dir).apply_chat_template(MESSAGES, add_generation_prompt=True,
-                                                                       tokenize=False)  # fmt: skip
+    prompt = AutoTokenizer.from_pretrained(hf_dir).apply_chat_template(
+        MESSAGES, add_generation_prompt=True, tokenize=False
+    )
     llm = load_llama(gguf_files["Q8_0"], n_ctx=256)
     try:
         expected = llm.create_completion(prompt, temperature=0.0, max_tokens=24)["choices"][0]["text"]
@@ -88,8 +89,12 @@ def test_json_schema_response_format_returns_json_that_validates(server):
     openai_form = {"type": "json_schema", "json_schema": {"name": "language", "schema": SCHEMA}}
     native_form = {"type": "json_object", "schema": SCHEMA}
     for response_format in (openai_form, native_form):
-        body = {"messages": [{"role": "user", "content": "Describe a language as JSON."}], "temperature": 0,
-                "max_tokens": 64, "response_format": response_format}  # fmt: skip
+        body = {
+            "messages": [{"role": "user", "content": "Describe a language as JSON."}],
+            "temperature": 0,
+            "max_tokens": 64,
+            "response_format": response_format,
+        }
         response = post(url, body)
         assert response.status_code == 200, response.text
         content = response.json()["choices"][0]["message"]["content"]

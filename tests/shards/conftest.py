@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bench.corpus import corpus_texts, write_corpus
 from data_code.shards import ShardConfig, build_shards
 from data_code.tokenizer import TokenizerConfig, train_tokenizer
-from tests.tokenizer.corpus import corpus_texts, write_corpus
 
 # Small rows and shards so that documents cross row and shard boundaries, and a buffer smaller than the corpus.
 SMALL = ShardConfig(seq_len=32, shard_tokens=4000, validation_fraction=0.1, shuffle_buffer=64, batch_documents=100)

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
+from bench.corpus import HOSTS, corpus_texts, read_corpus, write_corpus
+from data_code.document import TRAIN, VALIDATION
 from data_code.shards import ShardConfig, build_shards
 from data_code.shards.layout import token_dtype
-from data_code.shards.mixture import TRAIN, VALIDATION, split_of
+from data_code.shards.mixture import split_of
 from tests.shards.conftest import SMALL
 from tests.shards.helpers import documents_by_eos, split_doc_ids, split_tokens
-from tests.tokenizer.corpus import HOSTS, corpus_texts, read_corpus, write_corpus
 
 
 def test_decoding_the_shards_gives_back_every_document_exactly(shards, corpus_path, tokenizer_dir):

@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from bench.corpus import read_corpus
+from data_code.document import TRAIN, VALIDATION
 from data_code.shards import check_eos_count, check_nonempty, check_split_disjoint, check_token_ids, trace
-from data_code.shards.mixture import TRAIN, VALIDATION
 from tests.shards.helpers import split_doc_ids
-from tests.tokenizer.corpus import read_corpus
 
 CHECKS = (check_token_ids, check_nonempty, check_eos_count, check_split_disjoint)
 

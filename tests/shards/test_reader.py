@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from data_code.shards.mixture import TRAIN
+from data_code.document import TRAIN
 from model_code.data import ShardReader
 from tests.shards.helpers import split_tokens
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.demo_site import static_site
+from cli.demo_site import static_site
 
 PARAGRAPH = (
     "Dagster models pipelines as software-defined assets. Each asset is a noun, computed from its upstream "

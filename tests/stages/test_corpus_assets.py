@@ -40,8 +40,9 @@ def instance(lmforge_home, monkeypatch):
 def run(instance, selection, crawl_config=None, documents_config=None):
     ops = {"raw_crawl": {"config": crawl_config or {}}, "documents": {"config": documents_config or {}}}
     ops = {name: value for name, value in ops.items() if name in {a.key.path[-1] for a in selection}}
-    result = materialize(selection, instance=instance, resources=resources(), partition_key=PARTITION,
-                         run_config={"ops": ops})  # fmt: skip
+    result = materialize(
+        selection, instance=instance, resources=resources(), partition_key=PARTITION, run_config={"ops": ops}
+    )
     assert result.success
     return {
         event.asset_key.to_user_string(): {k: v.value for k, v in event.materialization.metadata.items()}
@@ -138,12 +139,14 @@ def test_ingested_warcs_become_documents_and_a_corrupt_file_is_reported(instance
     good.write_bytes(
         b"".join(
             foreign_response_record(
-                f"http://news.example/otters/{i}", "2026-11-01T10:00:00Z",
-                "HTTP/1.1 200 OK\nContent-Type: text/html; charset=utf-8", page.encode(),
+                f"http://news.example/otters/{i}",
+                "2026-11-01T10:00:00Z",
+                "HTTP/1.1 200 OK\nContent-Type: text/html; charset=utf-8",
+                page.encode(),
             )
             for i, page in enumerate(pages)
         )
-    )  # fmt: skip
+    )
     truncated = tmp_path / "truncated.warc"
     truncated.write_bytes(good.read_bytes()[: len(good.read_bytes()) - 300])
 

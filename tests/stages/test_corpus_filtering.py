@@ -18,7 +18,7 @@ from assets.documents import documents
 from assets.filters import CONTRACT_CHECK, filtered_documents, quality_classifier
 from assets.pretrain import base_model
 from assets.tokens import SHARD_CHECKS, token_shards, tokenizer
-from lineage import cli
+from cli import main as cli
 from lineage.settings import Settings
 from pipelines.definitions import resources
 from resources.launcher import TrainingLauncherResource
@@ -53,8 +53,14 @@ def instance(lmforge_home, monkeypatch):
 def run(instance, selection, crawl_config, **kwargs):
     ops = {"raw_crawl": {"config": crawl_config}}
     ops.update({"filtered_documents": {"config": kwargs["filters"]}} if "filters" in kwargs else {})
-    return materialize(selection, instance=instance, resources=resources(), partition_key=PARTITION,
-                       run_config={"ops": ops}, raise_on_error=False)  # fmt: skip
+    return materialize(
+        selection,
+        instance=instance,
+        resources=resources(),
+        partition_key=PARTITION,
+        run_config={"ops": ops},
+        raise_on_error=False,
+    )
 
 
 def metadata_of(result, name):
@@ -118,8 +124,12 @@ def test_dedupe_and_filters_explain_every_removal(instance, tmp_path, lmforge_ho
 
     # Pretraining through the launcher: `accelerate launch` under Dagster Pipes, log lines streamed back.
     pretrain = {"preset": "tiny", "max_steps": 6, "log_every": 2, "eval_every": 3, "checkpoint_every": 3}
-    model_run = materialize([base_model], instance=instance, resources=resources(),
-                            run_config={"ops": {"base_model": {"config": pretrain}}})  # fmt: skip
+    model_run = materialize(
+        [base_model],
+        instance=instance,
+        resources=resources(),
+        run_config={"ops": {"base_model": {"config": pretrain}}},
+    )
     model = metadata_of(model_run, "base_model")
     assert model["steps"] == 6 and model["mfu"] == "n/a" and "loss_curve" in model
     model_dir = lmforge_home / "lake" / "base_model" / model[VERSION_KEY] / "model"
@@ -174,12 +184,21 @@ def test_spark_engine_through_the_asset_keeps_the_same_documents(tmp_path, monke
         for engine in ("local", "spark"):
             monkeypatch.setenv("LMFORGE_HOME", str(tmp_path / engine))
             with DagsterInstance.ephemeral() as instance:
-                config = {"ops": {"raw_crawl": {"config": {"seeds": [site], "max_pages": 30}},
-                                  "deduplicated_documents": {"config": {"engine": engine}}}}  # fmt: skip
+                config = {
+                    "ops": {
+                        "raw_crawl": {"config": {"seeds": [site], "max_pages": 30}},
+                        "deduplicated_documents": {"config": {"engine": engine}},
+                    }
+                }
                 selection = [raw_crawl, documents, deduplicated_documents]
                 spark = {"spark": SparkResource(master="local[1]")}
-                result = materialize(selection, instance=instance, resources={**resources(), **spark},
-                                     partition_key=PARTITION, run_config=config)  # fmt: skip
+                result = materialize(
+                    selection,
+                    instance=instance,
+                    resources={**resources(), **spark},
+                    partition_key=PARTITION,
+                    run_config=config,
+                )
             dedupe = metadata_of(result, "deduplicated_documents")
             assert dedupe["engine"] == engine
             path = tmp_path / engine / "lake" / "deduplicated_documents" / dedupe[VERSION_KEY] / "documents.parquet"
@@ -211,12 +230,16 @@ def test_failed_training_run_is_retried_and_resumes_from_its_checkpoint(instance
         assert run(instance, CHAIN, {"seeds": [site], "max_pages": 30}).success
     shard_config = {"seq_len": 64, "validation_fraction": 0.5}
     small = {"ops": {"tokenizer": {"config": {"vocab_size": 600}}, "token_shards": {"config": shard_config}}}
-    assert materialize([training_corpus, tokenizer, token_shards], instance=instance, resources=resources(),
-                       run_config=small).success  # fmt: skip
+    assert materialize(
+        [training_corpus, tokenizer, token_shards], instance=instance, resources=resources(), run_config=small
+    ).success
     pretrain = {"preset": "tiny", "max_steps": 40, "checkpoint_every": 5, "log_every": 5, "eval_every": 0}
-    result = materialize([base_model], instance=instance,
-                         resources={**resources(), "training_launcher": FlakyNodeLauncher()},
-                         run_config={"ops": {"base_model": {"config": pretrain}}})  # fmt: skip
+    result = materialize(
+        [base_model],
+        instance=instance,
+        resources={**resources(), "training_launcher": FlakyNodeLauncher()},
+        run_config={"ops": {"base_model": {"config": pretrain}}},
+    )
     assert result.success
     model = metadata_of(result, "base_model")
     assert model["steps"] == 40 and model["resumed_from_step"] >= 5  # the retry continued, it did not restart

@@ -13,11 +13,11 @@ import yaml
 from dagster import DagsterInstance, build_schedule_context
 from mlflow.tracking import MlflowClient
 
+from cli.demo_site import static_site
 from lineage.registry import Registry
 from lineage.settings import Settings
 from lineage.store import ArtifactStore
 from pipelines.definitions import defs
-from pipelines.demo_site import static_site
 from tests.stages.prose_site import PAGES, article, page, write_prose_site
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def nightly_config(site: str, learning_rate: float, filters: dict | None = None,
                     "max_pages": 40,
                     "max_depth": 2,
                 }
-            },  # fmt: skip
+            },
             "quality_classifier": {"config": {"epoch": 5, "bucket": 20000}},
             "token_shards": {"config": {"validation_fraction": 0.25}},
             "base_model": {
@@ -48,7 +48,7 @@ def nightly_config(site: str, learning_rate: float, filters: dict | None = None,
                     "learning_rate": learning_rate,
                     "eval_every": 0,
                     "micro_batch_size": 2,
-                }  # fmt: skip
+                }
             },
             "instruction_data": {"config": {"max_examples": 40}},
             "preference_data": {"config": {"max_examples": 40}},
@@ -58,7 +58,7 @@ def nightly_config(site: str, learning_rate: float, filters: dict | None = None,
             "serving_model": {"config": gate or {}},
             "model_evaluation": {
                 "config": {"eval_tokens": 2048, "task_examples": 10, "task_limit": 5, "max_new_tokens": 4}
-            },  # fmt: skip
+            },
         }
     }
 
@@ -89,8 +89,9 @@ def tick(instance, site: str, tmp_path, learning_rate: float = TRAINED, filters:
         [request] = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == PARTITION
     job = defs.resolve_job_def(schedule.job_name)
-    return job.execute_in_process(run_config=request.run_config, instance=instance,
-                                  partition_key=request.partition_key, raise_on_error=False)  # fmt: skip
+    return job.execute_in_process(
+        run_config=request.run_config, instance=instance, partition_key=request.partition_key, raise_on_error=False
+    )
 
 
 def _night():
@@ -148,7 +149,7 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
 
 
 def _audit_and_ask(site, champion):
-    from lineage.cli import main
+    from cli.main import main
 
     out = Settings.from_env().home / "audit-out"
     assert main(["audit", "models:/lmforge@champion", "--out", str(out)]) == 0
@@ -182,7 +183,7 @@ def _audit_and_ask(site, champion):
 
 
 def _serve_and_roll_back(registry, champion, challenger):
-    from lineage.cli import main
+    from cli.main import main
     from model_code.deploy import gguf_path
     from model_code.serve import serve, wait_until_ready
 
@@ -190,8 +191,12 @@ def _serve_and_roll_back(registry, champion, challenger):
     process = serve(gguf_path(directory, "Q8_0"), port=18093)
     try:
         wait_until_ready("http://127.0.0.1:18093", timeout=120, process=process)
-        body = {"messages": [{"role": "user", "content": "Continue: The module"}], "stream": True, "max_tokens": 8,
-                "temperature": 0}  # fmt: skip
+        body = {
+            "messages": [{"role": "user", "content": "Continue: The module"}],
+            "stream": True,
+            "max_tokens": 8,
+            "temperature": 0,
+        }
         chunks = []
         with httpx.stream("POST", "http://127.0.0.1:18093/v1/chat/completions", json=body, timeout=60) as response:
             for line in response.iter_lines():
@@ -214,7 +219,7 @@ def _opt_out_flags_the_champion(instance, site, tmp_path):
     import pyarrow.parquet as pq
     from dagster import AssetCheckKey, AssetKey
 
-    from lineage.cli import main
+    from cli.main import main
 
     page = f"{site}page3.html"
     assert main(["optout", "add", page, "--note", "owner's request"]) == 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bench.corpus import corpus_texts, write_corpus
 from data_code.tokenizer import TokenizerConfig, train_tokenizer
-from tests.tokenizer.corpus import corpus_texts, write_corpus
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ import shutil
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from bench.corpus import TRICKY_TEXTS, corpus_texts, write_corpus
 from data_code.tokenizer import EOS, IM_END, IM_START, PAD, TokenizerConfig, tokenizer_fingerprint, train_tokenizer
 from data_code.tokenizer.fingerprint import pre_tokenizer_family
-from tests.tokenizer.corpus import TRICKY_TEXTS, corpus_texts, write_corpus
 
 CONVERSATION = [
     {"role": "system", "content": "Answer in one sentence."},

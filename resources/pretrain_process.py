@@ -1,6 +1,9 @@
 """model_code.pretrain under Dagster Pipes: what the training launcher runs, on this machine or on GPU nodes.
 
-    accelerate launch -m pipelines.pretrain_pipes --config run.json [--result result.json]
+    accelerate launch -m resources.pretrain_process --config run.json [--result result.json]
+
+This is the process that TrainingLauncherResource (resources/launcher.py) starts; the hand-off file names are
+defined here, once.
 
 The main process streams every metrics record to Dagster as a Pipes log line while it trains (other ranks train
 silently) and writes the run's stats to --result. When a `mlflow_run.json` ({"tracking_uri", "run_id"}, written
@@ -20,8 +23,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from data_code.files import read_jsonl
 from model_code.config import PretrainConfig
+from model_code.outputs import METRICS_FILE
 
+# The launch hand-off, all in the work directory that every launcher shares (local disk, Slurm share, k8s PVC):
+RUN_CONFIG_FILE = "run.json"  # PretrainConfig fields, written by the launcher, read by this process
+RESULT_FILE = "result.json"  # the run's stats, written by this process's main rank
 LIVE_RUN_FILE = "mlflow_run.json"  # beside run.json: the MLflow run that receives the metrics while training
 LIVE_KEY = "live_metrics"  # result key: {"run_id", "through_step", "error"}
 MAX_BATCH = 1000  # MLflow accepts at most 1000 metrics per log_batch
@@ -60,13 +68,13 @@ class LiveMetrics:
         """on_metrics callback: log `record` (after the records of earlier attempts, the first time)."""
         if not self._caught_up:
             self._caught_up = True
-            self._log([r for r in _read_records(self.metrics_path) if r["step"] < record["step"]])
+            self._log([r for r in read_jsonl(self.metrics_path, missing_ok=True) if r["step"] < record["step"]])
         self._log([record])
 
     def finish(self) -> dict:
         """Log whatever is still missing (after an MLflow outage, or a run resumed at its last step); the summary."""
         self.error = None
-        self._log(_read_records(self.metrics_path))
+        self._log(read_jsonl(self.metrics_path, missing_ok=True))
         return {"run_id": self.run_id, "through_step": self.through_step, "error": self.error}
 
     def _log(self, records: list[dict]) -> None:
@@ -100,12 +108,6 @@ def _mlflow_metrics(records: list[dict]) -> list:
     ]
 
 
-def _read_records(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -125,7 +127,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--config", required=True, help="JSON file of PretrainConfig fields")
     parser.add_argument("--result", help="where the main process writes the run's stats (JSON)")
     args = parser.parse_args(argv)
-    from model_code.metrics import METRICS_FILE  # torch: imported in the training process only, not by the asset
     from model_code.pretrain import train
 
     config = PretrainConfig.from_json(args.config)

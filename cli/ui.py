@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from cli.demo_site import demo_site
 from lineage.settings import Settings, prepare_home
-from pipelines.demo_site import demo_site
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
 
-from dagster import DagsterInstance
-
-from lineage.settings import Settings, prepare_home
-from pipelines.demo_site import demo_site
+from cli.demo_site import demo_site
+from cli.runner import execute_job, prepare_environment
+from lineage.settings import Settings
 
 
 def demo_run_config(seed_url: str, max_pages: int) -> dict:
@@ -42,74 +40,35 @@ def demo_run_config(seed_url: str, max_pages: int) -> dict:
             "dpo_model": {"config": {"max_steps": 60, "learning_rate": 2e-3, "max_length": 256}},
             "model_evaluation": {"config": {"eval_tokens": 8192, "task_examples": 100, "task_limit": 50}},
         },
-        "loggers": {"console": {"config": {"log_level": "INFO"}}},
     }
 
 
 def run_demo(max_pages: int = 400, partition: str | None = None) -> int:
     settings = Settings.from_env()
-    prepare_home(settings)
-    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    prepare_environment(settings)
     os.environ.setdefault("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")  # the demo site is on loopback
-    from pipelines.definitions import defs  # after the environment is set
-
-    partition = partition or datetime.now(UTC).strftime("%Y-%m-%d")
     started = time.perf_counter()
-    with demo_site() as (site, description), DagsterInstance.get() as instance:
-        print(f"demo: crawling {site} ({description}) for partition {partition}, then the whole lifecycle")
-        result = defs.resolve_job_def("full_lifecycle").execute_in_process(
-            run_config=demo_run_config(site, max_pages), instance=instance, partition_key=partition,
-            raise_on_error=False,
-        )  # fmt: skip
+    with demo_site() as (site, description):
+        print(f"demo: crawling {site} ({description}), then the whole lifecycle; one line per asset as it completes")
+        result, log_path = execute_job("full_lifecycle", demo_run_config(site, max_pages), partition)
+    print(f"  full log: {log_path} (and the run in the Dagster UI: make ui)")
     if not result.success:
         gate = [e for e in result.get_asset_check_evaluations() if e.check_name == "promotion_gate" and not e.passed]
         if gate:  # the lifecycle worked; the new model is just not better than the one serving
-            _print_summary([result], settings, time.perf_counter() - started)
-            print(f"\ndemo: the new model did not pass the promotion gate, so the champion keeps serving:\n  "
-                  f"{gate[0].description}")  # fmt: skip
+            _print_summary(settings, time.perf_counter() - started)
+            print(
+                "\ndemo: the new model did not pass the promotion gate, so the champion keeps serving:\n  "
+                f"{gate[0].description}"
+            )
             return 0
         failed = [event.step_key for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
-        print(f"demo: the run failed at {', '.join(failed) or 'a step'}; see the Dagster UI (make ui)")
+        print(f"demo: the run failed at {', '.join(failed) or 'a step'}; see {log_path} or the Dagster UI (make ui)")
         return 1
-    _print_summary([result], settings, time.perf_counter() - started)
+    _print_summary(settings, time.perf_counter() - started)
     return 0
 
 
-def _print_summary(results, settings: Settings, elapsed_s: float) -> None:
-    print("\nmaterialized:")
-    events = [event for result in results for event in result.get_asset_materialization_events()]
-    for event in events:
-        materialization = event.event_specific_data.materialization
-        metadata = {key: value.value for key, value in materialization.metadata.items()}
-        counts = ", ".join(
-            f"{key}={metadata[key]}"
-            for key in (
-                "pages_fetched",
-                "pages_failed",
-                "documents",
-                "rejected",
-                "documents_kept",
-                "accuracy",
-                "vocab_size",
-                "tokens_train",
-                "tokens_validation",
-                "final_loss",
-                "val_loss",
-                "tokens_per_s",
-                "rows",
-                "train_loss_last",
-                "reward_accuracy",
-                "heldout_preference_accuracy",
-                "perplexity",
-                "promoted",
-                "verified",
-            )
-            if key in metadata
-        )
-        print(f"  {materialization.asset_key.to_user_string():<12} {metadata.get('lmforge/version')}  {counts}")
-        print(f"  {'':<12} artifact: {metadata.get('uri')}")
-        if "mlflow_run" in metadata:
-            print(f"  {'':<12} mlflow:   {metadata['mlflow_run']}")
+def _print_summary(settings: Settings, elapsed_s: float) -> None:
     _print_champion(settings)
     print(f"\ndemo finished in {elapsed_s / 60:.1f} min (a second run reuses every artifact)")
     print(

@@ -2,7 +2,9 @@
 
 lmforge --help
 lmforge init                     # prepare $LMFORGE_HOME (Dagster instance, MLflow store, lake)
-lmforge demo                     # crawl a real local site and extract documents, end to end
+lmforge demo                     # the whole lifecycle on a real local site: crawl to a served, audited champion
+lmforge run JOB [--config my.yaml] [--partition YYYY-MM-DD]
+                                 # one job (full_lifecycle, data_refresh, retrain, ...) with your run config
 lmforge ui                       # Dagster UI on :3000 and MLflow UI on :5000, bound to 127.0.0.1
 lmforge artifacts [ASSET]        # complete artifacts in the store
 lmforge show ASSET VERSION       # an artifact's manifest.json
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from data_code.document import SPLITS, TRAIN
 from lineage.settings import Settings, prepare_home
 
 
@@ -40,13 +43,25 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from pipelines.demo import run_demo
+    from cli.demo import run_demo
 
     return run_demo(max_pages=args.max_pages, partition=args.partition)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from cli.runner import execute_job, load_run_config, prepare_environment
+
+    prepare_environment(Settings.from_env())
+    run_config = load_run_config(args.config)  # before the job starts: a bad file fails here, naming itself
+    print(f"lmforge run: {args.job}" + (f" for {args.partition}" if args.partition else ""))
+    result, log_path = execute_job(args.job, run_config, args.partition)
+    print(f"  full log: {log_path}")
+    print(f"lmforge run: {args.job} {'succeeded' if result.success else 'FAILED'} (run {result.run_id})")
+    return 0 if result.success else 1
+
+
 def _ui(args: argparse.Namespace) -> int:
-    from pipelines.ui import run_ui
+    from cli.ui import run_ui
 
     return run_ui(dagster_port=args.dagster_port, mlflow_port=args.mlflow_port)
 
@@ -75,30 +90,18 @@ def _show(args: argparse.Namespace) -> int:
 def _trace(args: argparse.Namespace) -> int:
     import json
 
-    from data_code.shards import trace
     from lineage.store import ArtifactStore
+    from lineage.trace import trace_token
 
     if args.position:
-        if len(args.position) != 3 or args.position[0] not in ("train", "validation"):
+        if len(args.position) != 3 or args.position[0] not in SPLITS:
             raise ValueError("trace takes SPLIT SHARD OFFSET, e.g. `lmforge trace train 0 1234`")
         args.split, args.shard, args.offset = args.position[0], int(args.position[1]), int(args.position[2])
     if args.shard is None or args.offset is None:
         raise ValueError("trace needs a shard and an offset: `lmforge trace --shard 0 --offset 1234`")
-    args.split = args.split or "train"
     store = ArtifactStore(Settings.from_env().store_root)
-    version = args.shards or _latest(store, "token_shards")
-    shards = store.read_manifest("token_shards", version)
-    corpus = next((ref for ref in shards.upstream if ref.asset == "training_corpus"), None)
-    if corpus is None:
-        raise ValueError(f"token_shards/{version} records no training_corpus upstream")
-    found = trace(
-        store.file_uri("token_shards", version, ""),
-        args.split,
-        args.shard,
-        args.offset,
-        store.file_uri("training_corpus", corpus.version, "documents.parquet"),
-    )
-    print(json.dumps({"token_shards": version, **found}, indent=2, default=str))
+    found = trace_token(store, args.split or TRAIN, args.shard, args.offset, args.shards)
+    print(json.dumps(found, indent=2, default=str))
     return 0
 
 
@@ -153,8 +156,10 @@ def _which_models(args, store, client) -> int:
             for r in model.get("registered", [])
         )
         how = "trained on" if model.get("trained") else "validated on (not trained on)"
-        print(f"{model['asset']}/{model['version']}  {how} {model.get('documents', '?')} document(s) of {subject}"
-              + (f"  registered: {registered}" if registered else ""))  # fmt: skip
+        print(
+            f"{model['asset']}/{model['version']}  {how} {model.get('documents', '?')} document(s) of {subject}"
+            + (f"  registered: {registered}" if registered else "")
+        )
     return 0
 
 
@@ -174,8 +179,10 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         wait_until_ready(url, timeout=120, process=process)
         print(f"serving {version.name} v{version.version} ({args.alias}, {args.quant}) at {url}/v1 (OpenAI API)")
-        print(f"  curl {url}/v1/chat/completions -H 'Content-Type: application/json' "
-              "-d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}], \"stream\": true}'")  # fmt: skip
+        print(
+            f"  curl {url}/v1/chat/completions -H 'Content-Type: application/json' "
+            '-d \'{"messages": [{"role": "user", "content": "Hello"}], "stream": true}\''
+        )
         return process.wait()
     except KeyboardInterrupt:
         return 0
@@ -193,29 +200,15 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _optout(args: argparse.Namespace) -> int:
-    from data_code.filters.blocklist import Blocklist
-    from lineage.optout import optout_path
+    from lineage.optout import add_optout, optout_path
 
-    path = optout_path()
     if args.action == "add":
-        if not args.entry:
-            raise ValueError("optout add needs an ENTRY: a domain (example.com) or a URL prefix (https://...)")
-        Blocklist.from_lines([args.entry], source="the new entry")  # refuses a malformed entry before writing
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"{args.entry}" + (f"  # {args.note}" if args.note else "") + "\n")
+        path = add_optout(args.entry, args.note)
         print(f"added {args.entry} to {path}; the next run excludes it, and audits flag models trained on it")
     else:
+        path = optout_path()
         print(path.read_text(encoding="utf-8") if path.exists() else f"(no opt-outs: {path} does not exist)")
     return 0
-
-
-def _latest(store, asset: str) -> str:
-    """The most recently created complete version of `asset`."""
-    versions = store.versions(asset)
-    if not versions:
-        raise FileNotFoundError(f"no complete {asset} artifact under {store.lake()}: materialize it first")
-    return max(versions, key=lambda version: store.read_manifest(asset, version).created_at)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--max-pages", type=int, default=400)
     demo.add_argument("--partition", help="crawl date YYYY-MM-DD (default: today, UTC)")
     demo.set_defaults(func=_demo)
+    run = commands.add_parser("run", help="run a job (full_lifecycle, data_refresh, retrain...) with a YAML config")
+    run.add_argument("job", help="job name, e.g. full_lifecycle")
+    run.add_argument("--config", help="Dagster run config as YAML (ops: {raw_crawl: {config: {seeds: [...]}}})")
+    run.add_argument("--partition", help="crawl day YYYY-MM-DD for a partitioned job (default: today, UTC)")
+    run.set_defaults(func=_run)
     ui = commands.add_parser("ui", help="start the Dagster and MLflow web UIs on 127.0.0.1")
     ui.add_argument("--dagster-port", type=int, default=3000)
     ui.add_argument("--mlflow-port", type=int, default=5000)
@@ -239,15 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_show)
     trace = commands.add_parser("trace", help="which document (and URL) a token of a shard came from")
     trace.add_argument("position", nargs="*", help="SPLIT SHARD OFFSET (or use --split/--shard/--offset)")
-    trace.add_argument("--split", choices=["train", "validation"], default=None, help="default: train")
+    trace.add_argument("--split", choices=SPLITS, default=None, help="default: train")
     trace.add_argument("--shard", type=int, help="shard number within the split")
     trace.add_argument("--offset", type=int, help="token offset within the shard")
     trace.add_argument("--shards", help="token_shards version (default: the newest)")
     trace.set_defaults(func=_trace)
     audit = commands.add_parser("audit", help="compliance audit of a model back to every URL (or: which-models)")
-    audit.add_argument("target", nargs="?", default="models:/lmforge@champion",
-                       help="models:/NAME@ALIAS, models:/NAME/VERSION, an artifact directory, ASSET/VERSION, "
-                       "or 'which-models'")  # fmt: skip
+    audit.add_argument(
+        "target",
+        nargs="?",
+        default="models:/lmforge@champion",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, an artifact directory, ASSET/VERSION, or 'which-models'",
+    )
     audit.add_argument("--out", help="report directory (default: $LMFORGE_HOME/audits/<asset>-<version>)")
     audit.add_argument("--url", help="which-models: an exact URL")
     audit.add_argument("--domain", help="which-models: a domain (subdomains included)")

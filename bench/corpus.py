@@ -1,4 +1,4 @@
-"""A small real corpus for tokenizer and shard tests: standard-library docstring paragraphs as Documents."""
+"""A small real corpus for benchmarks and tests: standard-library docstring paragraphs as Documents."""
 
 from __future__ import annotations
 

@@ -1,0 +1,183 @@
+"""Run a job of the Definitions in this process, on the Dagster instance of $DAGSTER_HOME, with a quiet console.
+
+    lmforge run full_lifecycle --config my.yaml --partition 2026-12-01
+
+The console gets one line per asset as it completes (what it is, its version, its key numbers, its time) and one
+per failure; every event of the run, training log lines included, goes to $LMFORGE_HOME/logs/<job>-<run id>.log
+and to the Dagster UI, where the run shows like any other.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cli.recovery import process_tags, recover_dead_runs
+from lineage.settings import Settings, prepare_home
+from lineage.tracking import Tracker
+
+# Numbers worth a glance on the console, per asset, in this order (the UI has them all).
+KEY_NUMBERS = (
+    "pages_fetched",
+    "pages_failed",
+    "documents",
+    "rejected",
+    "documents_kept",
+    "accuracy",
+    "vocab_size",
+    "tokens_train",
+    "tokens_validation",
+    "final_loss",
+    "val_loss",
+    "tokens_per_s",
+    "rows",
+    "train_loss_last",
+    "reward_accuracy",
+    "validation_preference_accuracy",
+    "perplexity",
+    "promoted",
+    "verified",
+)
+VERSION_KEY = "lmforge/version"  # as assets/common.py records it (not imported: that would load Dagster assets)
+POLL_S = 0.5
+
+
+def prepare_environment(settings: Settings) -> None:
+    """The home layout, and DAGSTER_HOME pointing at its instance (before the definitions are loaded)."""
+    prepare_home(settings)
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+
+
+def load_run_config(path: str | None) -> dict[str, Any]:
+    """A Dagster run config from a YAML file ({} without one); ValueError naming the file when it is not one."""
+    if path is None:
+        return {}
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"run config {path} does not exist")
+    try:
+        config = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"run config {path} is not valid YAML: {error}") from error
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ValueError(f"run config {path} must be a mapping (ops: ...), got {type(config).__name__}")
+    return config
+
+
+def execute_job(job_name: str, run_config: dict[str, Any], partition: str | None, *, out: Callable = print):
+    """Execute `job_name` for `partition` (today, UTC, when the job is partitioned and none is given); prints one
+    line per completed asset. Returns (ExecuteInProcessResult, path of the full log)."""
+    from dagster import DagsterInstance
+
+    from pipelines.definitions import defs
+
+    known = sorted(job.name for job in defs.resolve_all_job_defs() if not job.name.startswith("__"))
+    if job_name not in known:
+        raise ValueError(f"no job named {job_name!r}; the jobs are: {', '.join(known)}")
+    job = defs.resolve_job_def(job_name)
+    if job.partitions_def is not None:
+        partition = partition or datetime.now(UTC).strftime("%Y-%m-%d")
+    elif partition is not None:
+        raise ValueError(f"job {job_name} is not partitioned: drop --partition")
+    settings = Settings.from_env()
+    run_id = str(uuid.uuid4())
+    log_path = settings.home / "logs" / f"{job_name}-{run_id}.log"
+    config = {**run_config, "loggers": run_config.get("loggers") or QUIET_CONSOLE}
+    with DagsterInstance.get() as instance:
+        recover_dead_runs(instance, Tracker.from_settings(settings), out=out)  # a killed run never blocks this one
+        with Progress(instance, run_id, log_path, out):
+            result = job.execute_in_process(
+                run_config=config,
+                instance=instance,
+                partition_key=partition,
+                run_id=run_id,
+                tags=process_tags(),
+                raise_on_error=False,
+            )
+    return result, log_path
+
+
+# The console logger only for errors: the progress lines say what happened, the log file and the UI say the rest.
+QUIET_CONSOLE = {"console": {"config": {"log_level": "CRITICAL"}}}
+
+
+class Progress:
+    """Follows a run's event log while it executes: every event into the log file, a line per completed asset
+    (and per failed step) on the console."""
+
+    def __init__(self, instance, run_id: str, log_path: Path, out: Callable = print):
+        self.instance, self.run_id, self.log_path, self.out = instance, run_id, log_path, out
+        self.seen, self.started = 0, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self) -> Progress:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self._drain()  # whatever arrived after the last poll
+
+    def _follow(self) -> None:
+        while not self._stop.wait(POLL_S):
+            self._drain()
+
+    def _drain(self) -> None:
+        entries = self.instance.all_logs(self.run_id)
+        new, self.seen = entries[self.seen :], len(entries)
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            for entry in new:
+                log.write(log_line(entry) + "\n")
+                line = self._console_line(entry)
+                if line:
+                    self.out(line)
+
+    def _console_line(self, entry) -> str | None:
+        event = entry.dagster_event
+        if event is None:
+            return None
+        kind = event.event_type_value
+        if kind == "STEP_START":
+            self.started[event.step_key] = entry.timestamp
+        elif kind == "ASSET_MATERIALIZATION":
+            took = entry.timestamp - self.started.get(event.step_key, entry.timestamp)
+            return asset_line(event.event_specific_data.materialization, took)
+        elif kind == "STEP_FAILURE":
+            error = event.event_specific_data.error
+            message = error.message.strip().splitlines()[-1] if error else "failed"
+            return f"  {event.step_key:<22} FAILED  {message[:300]}"
+        return None
+
+
+def asset_line(materialization, took_s: float) -> str:
+    """`  asset  version  key=value ...  (reused) 12.3 s`"""
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    numbers = "  ".join(f"{key}={_short(metadata[key])}" for key in KEY_NUMBERS if key in metadata)
+    reused = "  (reused)" if metadata.get("reused") else ""
+    name = materialization.asset_key.to_user_string()
+    return f"  {name:<22} {metadata.get(VERSION_KEY, '-'):<12} {numbers}{reused}  {took_s:.1f} s"
+
+
+def log_line(entry) -> str:
+    stamp = datetime.fromtimestamp(entry.timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    step = entry.step_key or "-"
+    kind = entry.dagster_event.event_type_value if entry.dagster_event else entry.level
+    return f"{stamp} {step} {kind}: {entry.user_message or entry.message}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

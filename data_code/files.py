@@ -1,0 +1,52 @@
+"""Small file facts every layer needs, defined once: a file's sha256 and reading JSON Lines.
+
+from data_code.files import file_sha256, read_jsonl
+file_sha256("lake/token_shards/<v>/train/shard-00000.bin")   # hex digest; local path, UPath or open file
+read_jsonl("run/metrics.jsonl")                              # [record, ...]; invalid lines name file:line
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+CHUNK_BYTES = 8 << 20  # read large files in 8 MiB blocks: constant memory, few system calls
+
+
+def file_sha256(path: str | os.PathLike | Any, chunk_bytes: int = CHUNK_BYTES) -> str:
+    """Hex sha256 of the file at `path`: a local path, or a UPath / anything with .open("rb") (remote stores)."""
+    if hasattr(path, "open"):
+        with path.open("rb") as handle:
+            return stream_sha256(handle, chunk_bytes)
+    with open(path, "rb") as handle:
+        return stream_sha256(handle, chunk_bytes)
+
+
+def stream_sha256(handle: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> str:
+    """Hex sha256 of what is left to read in an open binary file (an fsspec file, a socket body...)."""
+    digest = hashlib.sha256()
+    while block := handle.read(chunk_bytes):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def iter_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank JSON line; ValueError naming `source` and the line when invalid."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{source}:{number}: invalid JSON: {error.msg}") from error
+
+
+def read_jsonl(path: str | os.PathLike, *, missing_ok: bool = False) -> list[Any]:
+    """Every value of a JSON Lines file ([] for a missing file when `missing_ok`)."""
+    if missing_ok and not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as lines:
+        return [value for _, value in iter_jsonl(lines, str(path))]
