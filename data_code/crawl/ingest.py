@@ -26,9 +26,10 @@ def ingest_warcs(
 ) -> CrawlSummary:
     """Re-write the response records of `uris` (local paths or fsspec URLs) into out_dir/warc/ + fetches.parquet.
 
-    A corrupt or truncated file keeps every valid record before the damage and adds a `corrupt_warc` row (and an
-    entry in `errors`) naming the file and byte offset. Raises FileNotFoundError naming a missing file, before
-    anything is written.
+    A damaged record (digest mismatch) becomes a `corrupt_warc` row naming the file and the record's offset, and
+    the rest of the file is read; a corrupt or truncated file keeps every valid record before the damage and adds
+    such a row (each also in `errors`). Raises FileNotFoundError naming a missing file, before anything is
+    written, and NotWarcError naming a source with no valid WARC record.
     """
     check_warcs_exist(uris)
     started, out_dir = time.monotonic(), Path(out_dir)
@@ -51,14 +52,18 @@ def ingest_rows(
     sink = WarcSink(out_dir, warc_prefix, warc_max_bytes)
     rows: list[FetchRow] = []
     errors: list[str] = []
+
+    def reject(error: CorruptWarcError) -> None:
+        errors.append(str(error))
+        rows.append(FetchRow(url=error.uri, depth=0, outcome="corrupt_warc", detail=str(error)))
+
     try:
         for uri in uris:
             try:
-                for response, request in _exchanges(uri):
+                for response, request in _exchanges(uri, reject):
                     rows.append(_rewrite(sink, uri, response, request))
             except CorruptWarcError as error:
-                errors.append(str(error))
-                rows.append(FetchRow(url=uri, depth=0, outcome="corrupt_warc", detail=str(error)))
+                reject(error)
     finally:
         sink.close()
     return rows, sink.files, errors
@@ -69,14 +74,16 @@ def _exists(uri: str) -> bool:
     return filesystem.exists(path)
 
 
-def _exchanges(uri: str) -> Iterator[tuple[WarcRecord, WarcRecord | None]]:
+def _exchanges(uri: str, reject) -> Iterator[tuple[WarcRecord, WarcRecord | None]]:
     """(response, its request or None) for each HTTP response record, whether requests come before responses
-    (Common Crawl) or after them with WARC-Concurrent-To (lmforge). On corruption, yields what it has, then raises.
+    (Common Crawl) or after them with WARC-Concurrent-To (lmforge). A damaged record goes to `reject`; on
+    corruption of the file, yields what it has, then raises.
     """
     requests: dict[str | None, WarcRecord] = {}  # requests seen before their response, by target URI
     pending: WarcRecord | None = None  # a response waiting to see whether its request follows it
+    records = iter_warc_records(uri, record_types=("request", "response"), on_damaged_record=reject)
     try:
-        for record in iter_warc_records(uri, record_types=("request", "response")):
+        for record in records:
             if record.record_type == "request":
                 if pending is not None and record.concurrent_to == pending.record_id:
                     yield pending, record
