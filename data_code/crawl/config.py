@@ -7,8 +7,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from data_code.crawl.urls import InvalidUrlError, host_of, normalize_url
+from data_code.crawl.validation import check_field_types, check_header_value
 
 DEFAULT_USER_AGENT = "lmforge/0.1 (+https://lmforge.dev/bot)"
+# fsspec schemes a named source may use besides http(s) ("file" = local paths); http(s) is always guarded.
+DEFAULT_SOURCE_SCHEMES = ("file", "s3", "gs")
+HTTP_SCHEMES = ("http", "https")
 # Fields that change how fast a crawl runs, not which pages it holds: left out of the artifact version.
 _SPEED_ONLY = {"versioned": False}
 
@@ -37,46 +41,27 @@ class CrawlConfig:
     allow_private_hosts: tuple[str, ...] = ()  # hostnames, IPs or CIDRs exempt from the address-safety check
     warc_max_bytes: int = 1_000_000_000  # start a new WARC file once the current one passes this size
     warc_sources: tuple[str, ...] = ()  # existing WARC files (paths or fsspec URLs) to ingest beside the crawl
+    source_schemes: tuple[str, ...] = field(
+        default=DEFAULT_SOURCE_SCHEMES,
+        metadata={
+            "versioned": False,  # which schemes may be read, not what they hold
+            "help": "fsspec schemes warc_sources may use besides http(s) ('file' = local paths)",
+        },
+    )
     ca_bundle: str | None = None  # PEM file of CAs to trust for https instead of the bundled set (certifi)
 
     def __post_init__(self):
-        for name in ("seeds", "allowed_domains", "allow_private_hosts", "warc_sources"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                raise ValueError(f"{name}: expected a list of strings, got the string {value!r}")
-            object.__setattr__(self, name, tuple(value))
+        _coerce_tuples(self, ("seeds", "allowed_domains", "allow_private_hosts", "warc_sources", "source_schemes"))
         object.__setattr__(self, "allowed_domains", tuple(_clean_domain(d) for d in self.allowed_domains))
         if not self.seeds and not self.seeds_file and not self.warc_sources:
             raise ValueError("seeds: give at least one seed URL, a seeds_file or warc_sources")
         for seed in self.seeds:
             _check_seed(seed, "seeds")
-        self._check_numbers()
-        if not self.user_agent.strip():
-            raise ValueError("user_agent: must not be empty")
-        for entry in self.allow_private_hosts:
-            _check_allow_entry(entry)
-        if self.ca_bundle is not None and not Path(self.ca_bundle).is_file():
-            raise ValueError(f"ca_bundle: no such file {self.ca_bundle!r}")
-
-    def _check_numbers(self) -> None:
-        minimums = {
-            "max_pages": 1,
-            "max_depth": 0,
-            "per_host_concurrency": 1,
-            "concurrency": 1,
-            "max_response_bytes": 1,
-            "max_redirects": 0,
-            "max_retries": 0,
-            "backoff_base_s": 0,
-            "max_retry_after_s": 0,
-            "warc_max_bytes": 1,
-        }
-        for name, minimum in minimums.items():
-            if getattr(self, name) < minimum:
-                raise ValueError(f"{name}: must be >= {minimum}, got {getattr(self, name)!r}")
-        for name in ("requests_per_second_per_host", "connect_timeout_s", "read_timeout_s", "total_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}: must be > 0, got {getattr(self, name)!r}")
+        check_field_types(self)
+        _check_minimums(self, {**_CRAWL_MINIMUMS, **_TRANSFER_MINIMUMS})
+        _check_positive(self, ("requests_per_second_per_host", *_TIMEOUTS))
+        _check_transfer_strings(self)
+        object.__setattr__(self, "source_schemes", _clean_schemes(self.source_schemes, "source_schemes"))
 
     @property
     def crawls(self) -> bool:
@@ -103,6 +88,110 @@ class CrawlConfig:
     def as_dict(self) -> dict:
         """Plain dict of every field (for manifests and MLflow params)."""
         return {field.name: getattr(self, field.name) for field in fields(self)}
+
+    def source_policy(self) -> SourcePolicy:
+        """How warc_sources are read: this crawl's schemes, address allow-list, user agent, timeouts and retries;
+        the size and total-time caps of a download stay SourcePolicy's (a WARC file is far larger than a page)."""
+        shared = {name: getattr(self, name) for name in _SHARED_WITH_SOURCES}
+        return SourcePolicy(schemes=self.source_schemes, **shared)
+
+
+@dataclass(frozen=True)
+class SourcePolicy:
+    """How a file someone names (a WARC source, an instruction dataset) may be read: which fsspec schemes, and
+    for http(s) URLs the crawler's guard (address policy, checked redirects, size and time caps)."""
+
+    schemes: tuple[str, ...] = DEFAULT_SOURCE_SCHEMES  # fsspec schemes allowed besides http(s); "file" = local paths
+    allow_private_hosts: tuple[str, ...] = ()  # hostnames, IPs or CIDRs exempt from the address-safety check
+    user_agent: str = DEFAULT_USER_AGENT  # sent on every download request
+    connect_timeout_s: float = 10.0  # TCP (+TLS) connect, seconds
+    read_timeout_s: float = 60.0  # longest silence between two received bytes, seconds
+    total_timeout_s: float = 3600.0  # one whole download incl. body, seconds
+    max_response_bytes: int = 20_000_000_000  # cap on a downloaded file as sent AND after content-decoding, bytes
+    max_redirects: int = 5  # redirect hops followed, each checked like the first URL
+    max_retries: int = 3  # extra attempts after a 5xx or 429
+    backoff_base_s: float = 0.5  # retry n waits backoff_base_s * 2**(n-1) unless Retry-After says otherwise
+    max_retry_after_s: float = 60.0  # longest Retry-After (or backoff) honoured, seconds
+    ca_bundle: str | None = None  # PEM file of CAs to trust for https instead of the bundled set (certifi)
+
+    def __post_init__(self):
+        _coerce_tuples(self, ("schemes", "allow_private_hosts"))
+        check_field_types(self)
+        _check_minimums(self, _TRANSFER_MINIMUMS)
+        _check_positive(self, _TIMEOUTS)
+        _check_transfer_strings(self)
+        object.__setattr__(self, "schemes", _clean_schemes(self.schemes, "schemes"))
+
+    @property
+    def concurrency(self) -> int:
+        """Simultaneous requests of one download: one (make_client sizes its connection pool by this)."""
+        return 1
+
+
+_TIMEOUTS = ("connect_timeout_s", "read_timeout_s", "total_timeout_s")
+_CRAWL_MINIMUMS = {"max_pages": 1, "max_depth": 0, "per_host_concurrency": 1, "concurrency": 1, "warc_max_bytes": 1}
+_TRANSFER_MINIMUMS = {
+    "max_response_bytes": 1,
+    "max_redirects": 0,
+    "max_retries": 0,
+    "backoff_base_s": 0,
+    "max_retry_after_s": 0,
+}
+# CrawlConfig fields its warc_sources' SourcePolicy takes over as they are.
+_SHARED_WITH_SOURCES = (
+    "allow_private_hosts",
+    "user_agent",
+    "connect_timeout_s",
+    "read_timeout_s",
+    "max_redirects",
+    "max_retries",
+    "backoff_base_s",
+    "max_retry_after_s",
+    "ca_bundle",
+)
+
+
+def _coerce_tuples(config, names: tuple[str, ...]) -> None:
+    """Lists given for tuple fields become tuples; a bare string (a list of characters) is refused."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, str):
+            raise ValueError(f"{name}: expected a list of strings, got the string {value!r}")
+        object.__setattr__(config, name, tuple(value))
+
+
+def _check_minimums(config, minimums: dict[str, int]) -> None:
+    for name, minimum in minimums.items():
+        if getattr(config, name) < minimum:
+            raise ValueError(f"{name}: must be >= {minimum}, got {getattr(config, name)!r}")
+
+
+def _check_positive(config, names: tuple[str, ...]) -> None:
+    for name in names:
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name}: must be > 0, got {getattr(config, name)!r}")
+
+
+def _check_transfer_strings(config) -> None:
+    """user_agent (sent as a header), allow_private_hosts and ca_bundle: fields CrawlConfig and SourcePolicy share."""
+    check_header_value("user_agent", config.user_agent)
+    if not config.user_agent.strip():
+        raise ValueError("user_agent: must not be empty")
+    for entry in config.allow_private_hosts:
+        _check_allow_entry(entry)
+    if config.ca_bundle is not None and not Path(config.ca_bundle).is_file():
+        raise ValueError(f"ca_bundle: no such file {config.ca_bundle!r}")
+
+
+def _clean_schemes(schemes: tuple[str, ...], name: str) -> tuple[str, ...]:
+    """Lower-cased scheme names; http(s) is refused here, as it is never read without the address guard."""
+    cleaned = tuple(scheme.strip().lower() for scheme in schemes)
+    for scheme in cleaned:
+        if not scheme.isascii() or not scheme.replace("-", "").replace("+", "").replace(".", "").isalnum():
+            raise ValueError(f"{name}: {scheme!r:.40} is not a URL scheme")
+        if scheme in HTTP_SCHEMES:
+            raise ValueError(f"{name}: http(s) always goes through the address guard; list only other schemes")
+    return cleaned
 
 
 def _check_seed(url: str, where: str) -> None:

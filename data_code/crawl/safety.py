@@ -12,10 +12,20 @@ import socket
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Ranges that `is_global` alone does not reject on every Python version.
+# Ranges that `is_global` alone does not reject on every Python version (3.11's tables predate some of them):
+# shared address space, IETF protocol assignments, benchmarking, the deprecated 6to4 relay anycast, local-use
+# NAT64, and the IPv4 and IPv6 documentation prefixes.
 _EXTRA_BLOCKED = tuple(
     ipaddress.ip_network(network)
-    for network in ("100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "64:ff9b:1::/48", "2001:db8::/32")
+    for network in (
+        "100.64.0.0/10",
+        "192.0.0.0/24",
+        "198.18.0.0/15",
+        "192.88.99.0/24",
+        "64:ff9b:1::/48",
+        "2001:db8::/32",
+        "3fff::/20",
+    )
 )
 
 
@@ -29,14 +39,16 @@ class ResolutionError(Exception):
 
 def is_blocked_ip(address: str | IpAddress) -> bool:
     """True for any address that is not plainly public: loopback, private, link-local (incl. 169.254.169.254),
-    shared (100.64/10), multicast, reserved, unspecified, and IPv4-mapped/compatible forms of those."""
+    site-local (fec0::/10), shared (100.64/10), multicast, reserved, unspecified, documentation, every other range
+    Python's ipaddress does not call global, and IPv4-mapped or 6to4 forms of those."""
     ip = ipaddress.ip_address(address) if isinstance(address, str) else address
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.ipv4_mapped is not None:
             return is_blocked_ip(ip.ipv4_mapped)
         if ip.sixtofour is not None and is_blocked_ip(ip.sixtofour):
             return True
-    if ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback or ip.is_link_local:
+    kinds = (ip.is_private, ip.is_loopback, ip.is_link_local, ip.is_multicast, ip.is_reserved, ip.is_unspecified)
+    if any(kinds) or getattr(ip, "is_site_local", False):  # is_site_local: IPv6 only
         return True
     return not ip.is_global or any(ip in network for network in _EXTRA_BLOCKED)
 

@@ -72,4 +72,5 @@ def test_seeds_file_alone_and_errors(tmp_path):
 
 def test_speed_only_fields_are_not_versioned():
     unversioned = {f.name for f in fields(CrawlConfig) if not f.metadata.get("versioned", True)}
-    assert unversioned == {"concurrency", "per_host_concurrency", "requests_per_second_per_host"}
+    speed = {"concurrency", "per_host_concurrency", "requests_per_second_per_host"}
+    assert unversioned == speed | {"source_schemes"}  # which schemes may be read, not what the crawl holds
