@@ -2,6 +2,7 @@
 
 Public API:
     CrawlConfig                                   what to crawl and how politely (config.py)
+    SourcePolicy                                  how a named file (WARC source, dataset) may be read (config.py)
     crawl(config, out_dir, *, warc_prefix)        -> CrawlSummary; writes warc/*.warc.gz + fetches.parquet
     ingest_warcs(uris, out_dir, *, warc_prefix)   -> CrawlSummary; the same outputs from existing WARC files
     crawl_and_ingest(config, out_dir)             -> CrawlSummary; both: seeds crawled + config.warc_sources
@@ -28,11 +29,12 @@ Outcomes (fetches.parquet `outcome`):
     binary_content            served as text but the bytes look binary (NULs, control bytes, magic numbers)
     off_domain                the URL or a redirect leaves allowed_domains
     invalid_url               a link or Location that is not a fetchable http(s) URL
-    corrupt_warc              (ingest) a WARC file is damaged; detail names file and byte offset
+    corrupt_warc              (ingest) a WARC record or file is damaged (digest mismatch, bad gzip member,
+                              truncation); detail names the file and the damaged record's byte offset
     internal_error            a bug in the crawler; logged with its traceback, the crawl goes on
 """
 
-from data_code.crawl.config import CrawlConfig
+from data_code.crawl.config import CrawlConfig, SourcePolicy
 from data_code.crawl.crawler import crawl
 from data_code.crawl.errors import FAILURE_REASONS
 from data_code.crawl.ingest import ingest_warcs
@@ -44,6 +46,7 @@ __all__ = [
     "CrawlSummary",
     "FAILURE_REASONS",
     "FETCH_SCHEMA",
+    "SourcePolicy",
     "crawl",
     "crawl_and_ingest",
     "ingest_warcs",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import re
 import zlib
+from collections.abc import Callable
 
 try:  # optional: brotli >= 1.2 can cap its output; older versions cannot, so they are not used
     import brotli
@@ -53,11 +54,16 @@ class UnsupportedEncodingError(Exception):
 
 
 class CappedDecoder:
-    """Content-decodes a body chunk by chunk into at most `cap` bytes; raises DecodeLimitError past that."""
+    """Content-decodes a body chunk by chunk into at most `cap` bytes; raises DecodeLimitError past that.
 
-    def __init__(self, content_encoding: str | None, cap: int):
+    The decoded bytes are kept in `output`, or handed to `sink` as they come (a download to a file).
+    """
+
+    def __init__(self, content_encoding: str | None, cap: int, sink: Callable[[bytes], object] | None = None):
         self.cap = cap
         self.output = bytearray()
+        self.size = 0  # decoded bytes so far
+        self._sink = sink
         self._encodings = [e.strip().lower() for e in (content_encoding or "").split(",") if e.strip()]
         self._encodings = [e for e in self._encodings if e != "identity"]
         if len(self._encodings) > 1 or any(e not in ("gzip", "x-gzip", "deflate", "br") for e in self._encodings):
@@ -89,21 +95,25 @@ class CappedDecoder:
         data = chunk
         while data:
             # Ask for one byte more than the room left: getting it proves the cap is exceeded.
-            self._append(self._zlib.decompress(data, self.cap - len(self.output) + 1))
+            self._append(self._zlib.decompress(data, self.cap - self.size + 1))
             data = self._zlib.unconsumed_tail
 
     def _feed_brotli(self, chunk: bytes) -> None:
-        self._append(self._brotli.process(chunk, output_buffer_limit=self.cap - len(self.output) + 1))
+        self._append(self._brotli.process(chunk, output_buffer_limit=self.cap - self.size + 1))
         while not self._brotli.can_accept_more_data():
-            self._append(self._brotli.process(b"", output_buffer_limit=self.cap - len(self.output) + 1))
+            self._append(self._brotli.process(b"", output_buffer_limit=self.cap - self.size + 1))
 
     def _append(self, data: bytes) -> None:
-        if len(self.output) + len(data) > self.cap:
+        if self.size + len(data) > self.cap:
             raise DecodeLimitError(f"decoded body exceeds {self.cap} bytes")
-        self.output += data
+        self.size += len(data)
+        if self._sink is None:
+            self.output += data
+        elif data:
+            self._sink(data)
 
     def finish(self) -> bytes:
-        """The decoded body."""
+        """The decoded body (empty when it went to a sink)."""
         if self._zlib is not None:
             try:
                 self._append(self._zlib.flush())

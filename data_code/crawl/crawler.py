@@ -116,7 +116,7 @@ class _Crawl:
         """Fetch one URL, store it and queue its links; record its row whatever happens. True when ok."""
         row, trace, started = FetchRow(url=url, depth=depth), Trace(), time.monotonic()
         try:
-            exchange = await self._fetch_with_redirects(url, trace, row)
+            exchange = await self.fetcher.fetch_with_redirects(url, trace, before_hop=self._hop_check(row))
             await self._store_page(row, exchange, next_frontier)
         except FetchFailure as failure:
             row.outcome, row.detail = failure.reason, failure.detail
@@ -131,28 +131,14 @@ class _Crawl:
         self.rows.append(row)
         return row.outcome == "ok"
 
-    async def _fetch_with_redirects(self, url: str, trace: Trace, row: FetchRow) -> Exchange:
-        """Fetch `url`, following up to max_redirects hops; every hop is checked like a new URL."""
-        current, chain = url, [url]
-        while True:
-            await self._check_target(current, row)
-            exchange = await self.fetcher.fetch(current, trace)
-            location = exchange.header("location") if 300 <= exchange.status < 400 else None
-            if location is None:
-                return exchange
-            try:
-                target = normalize_url(location, base=current)
-            except InvalidUrlError as error:
-                raise FetchFailure("invalid_url", f"redirect Location: {error}", exchange.status) from error
-            if target in chain:
-                raise FetchFailure("redirect_loop", " -> ".join([*chain, target]), exchange.status)
-            if len(trace.redirects) >= self.config.max_redirects:
-                detail = f"more than max_redirects={self.config.max_redirects}: " + " -> ".join(chain)
-                raise FetchFailure("too_many_redirects", detail, exchange.status)
-            trace.redirects.append(target)
-            chain.append(target)
-            self.seen.add(target)
-            current = target
+    def _hop_check(self, row: FetchRow):
+        """The check every hop of `row`'s redirect chain passes before it is fetched (a redirect target is seen)."""
+
+        async def check(url: str) -> None:
+            self.seen.add(url)
+            await self._check_target(url, row)
+
+        return check
 
     async def _check_target(self, url: str, row: FetchRow) -> None:
         """Raise FetchFailure unless `url` is safe (IP literals), on an allowed domain and allowed by robots.txt."""

@@ -1,6 +1,6 @@
-"""One HTTP hop: resolve and check the address, connect to that pinned IP, stream the body under caps, retry.
-
-Redirects are not followed here (the crawler checks domain, robots and address safety on every hop).
+"""One HTTP hop: resolve and check the address, connect to that pinned IP, stream the body under caps, retry;
+and the redirect loop around it, which checks every hop like a new URL (the crawler adds domain and robots
+checks per hop, a guarded download only the address policy).
 """
 
 from __future__ import annotations
@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,14 +26,18 @@ from data_code.crawl.body import (
     binary_reason,
     media_type,
 )
-from data_code.crawl.config import CrawlConfig
+from data_code.crawl.config import CrawlConfig, SourcePolicy
 from data_code.crawl.errors import FetchFailure
 from data_code.crawl.safety import AddressPolicy, BlockedAddressError, ResolutionError
 from data_code.crawl.throttle import HostThrottle
+from data_code.crawl.urls import InvalidUrlError, normalize_url
+from data_code.warc import excerpt
 
 ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1"
 # Hop-by-hop framing that httpx has already undone: stored bodies are de-chunked, so the header must go.
 _DROP_FROM_WARC = {"transfer-encoding"}
+# The timeouts, caps, retries, user agent and address allow-list of a crawl or of a guarded download.
+FetchSettings = CrawlConfig | SourcePolicy
 
 
 @dataclass
@@ -63,7 +69,7 @@ class Exchange:
         return next((value for key, value in self.headers if key.lower() == name.lower()), None)
 
 
-def make_client(config: CrawlConfig) -> httpx.AsyncClient:
+def make_client(config: FetchSettings) -> httpx.AsyncClient:
     """An AsyncClient that never follows redirects, reads no proxy settings from the environment and times out."""
     timeout = httpx.Timeout(
         connect=config.connect_timeout_s,
@@ -79,7 +85,7 @@ def make_client(config: CrawlConfig) -> httpx.AsyncClient:
 class Fetcher:
     """Fetches single URLs politely and safely; raises FetchFailure with a reason slug on any failure."""
 
-    def __init__(self, config: CrawlConfig, client: httpx.AsyncClient, throttle: HostThrottle):
+    def __init__(self, config: FetchSettings, client: httpx.AsyncClient, throttle: HostThrottle):
         self.config = config
         self.client = client
         self.throttle = throttle
@@ -101,25 +107,58 @@ class Fetcher:
             await client.aclose()
         self._tls_clients.clear()
 
-    async def fetch(self, url: str, trace: Trace, *, any_content_type: bool = False) -> Exchange:
+    async def fetch(
+        self, url: str, trace: Trace, *, any_content_type: bool = False, into: BinaryIO | None = None
+    ) -> Exchange:
         """GET a normalized `url` (no redirect following), retrying 5xx and 429 with backoff.
 
-        A 3xx comes back as an Exchange with an empty body; the caller decides whether to follow it.
+        A 3xx comes back as an Exchange with an empty body; the caller decides whether to follow it. With `into`,
+        the body is a file being downloaded: any content type, streamed content-decoded into `into` (not kept).
         """
         parts = urlsplit(url)
         addresses = await self.resolve(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
         for attempt in range(1, self.config.max_retries + 2):
             trace.attempts += 1
             async with self.throttle.slot(parts.hostname or ""):
-                exchange = await self._attempt_each(url, addresses, trace, any_content_type)
+                exchange = await self._attempt_each(url, addresses, trace, _Body(any_content_type, into))
             trace.http_status = exchange.status
             if exchange.status != 429 and exchange.status < 500:
                 return exchange
             if attempt <= self.config.max_retries:
                 await self._wait_before_retry(exchange, attempt, parts.hostname or "")
         slug = "rate_limited" if exchange.status == 429 else "server_error"
-        detail = f"HTTP {exchange.status} {exchange.reason} after {self.config.max_retries + 1} attempts"
+        detail = f"HTTP {exchange.status} {_reason(exchange)} after {self.config.max_retries + 1} attempts"
         raise FetchFailure(slug, detail, exchange.status)
+
+    async def fetch_with_redirects(
+        self, url: str, trace: Trace, *, before_hop: HopCheck | None = None, into: BinaryIO | None = None
+    ) -> Exchange:
+        """Fetch `url`, following up to max_redirects hops; every hop is checked like a new URL: by `before_hop`
+        (if given) and then by fetch() itself, which resolves and checks the address before connecting.
+
+        Raises FetchFailure: invalid_url (a bad Location), redirect_loop, too_many_redirects, or fetch()'s own.
+        """
+        current, chain = url, [url]
+        while True:
+            if before_hop is not None:
+                await before_hop(current)
+            exchange = await self.fetch(current, trace, into=into)
+            location = exchange.header("location") if 300 <= exchange.status < 400 else None
+            if location is None:
+                return exchange
+            try:
+                target = normalize_url(location, base=current)
+            except InvalidUrlError as error:
+                detail = f"redirect Location {excerpt(location)} is not a fetchable http(s) URL"
+                raise FetchFailure("invalid_url", detail, exchange.status) from error
+            if target in chain:
+                raise FetchFailure("redirect_loop", " -> ".join([*chain, target]), exchange.status)
+            if len(trace.redirects) >= self.config.max_redirects:
+                detail = f"more than max_redirects={self.config.max_redirects}: " + " -> ".join(chain)
+                raise FetchFailure("too_many_redirects", detail, exchange.status)
+            trace.redirects.append(target)
+            chain.append(target)
+            current = target
 
     async def resolve(self, host: str, port: int) -> list[str]:
         """The checked addresses to connect to for `host` (raises blocked_address / connect_error)."""
@@ -138,18 +177,18 @@ class Fetcher:
             self.throttle.pause(host, delay)  # the host asked everyone to slow down, not just this URL
         await asyncio.sleep(delay)
 
-    async def _attempt_each(self, url: str, addresses: list[str], trace: Trace, any_content_type: bool) -> Exchange:
+    async def _attempt_each(self, url: str, addresses: list[str], trace: Trace, body: _Body) -> Exchange:
         """Try the (already checked) addresses in turn until one accepts the connection (e.g. ::1 then 127.0.0.1)."""
         for index, ip in enumerate(addresses):
             trace.ip = ip
             try:
-                return await self._attempt(url, ip, any_content_type)
+                return await self._attempt(url, ip, body)
             except FetchFailure as failure:
                 if failure.reason != "connect_error" or index == len(addresses) - 1:
                     raise
         raise AssertionError("unreachable: addresses is never empty")
 
-    async def _attempt(self, url: str, ip: str, any_content_type: bool) -> Exchange:
+    async def _attempt(self, url: str, ip: str, body: _Body) -> Exchange:
         parts = urlsplit(url)
         request_headers = [
             ("Host", parts.netloc),
@@ -168,7 +207,7 @@ class Fetcher:
             async with asyncio.timeout(self.config.total_timeout_s):
                 response = await client.send(request, stream=True)
                 try:
-                    return await self._read(url, ip, response, request_headers, any_content_type)
+                    return await self._read(url, ip, response, request_headers, body)
                 finally:
                     await response.aclose()
         except TimeoutError as error:
@@ -191,7 +230,7 @@ class Fetcher:
             return f"ReadTimeout: no data for read_timeout_s={self.config.read_timeout_s}"
         return f"{type(error).__name__}: {error}"
 
-    async def _read(self, url, ip, response: httpx.Response, request_headers, any_content_type) -> Exchange:
+    async def _read(self, url, ip, response: httpx.Response, request_headers, body: _Body) -> Exchange:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
         exchange = Exchange(
             url=url,
@@ -207,30 +246,56 @@ class Fetcher:
         if status == 429 or status >= 500:
             return exchange
         if status >= 300:
-            raise FetchFailure("http_error", f"HTTP {status} {exchange.reason}", status)
-        if not any_content_type:
+            raise FetchFailure("http_error", f"HTTP {status} {_reason(exchange)}", status)
+        if not body.any_content_type:
             _check_content_type(exchange.header("content-type"), status)
         _check_declared_length(exchange.header("content-length"), self.config.max_response_bytes, status)
-        exchange.body, exchange.decoded = await self._read_body(response, exchange.header("content-encoding"))
-        reason = None if any_content_type else binary_reason(exchange.decoded)
+        exchange.body, exchange.decoded = await self._read_body(response, exchange.header("content-encoding"), body)
+        reason = None if body.any_content_type else binary_reason(exchange.decoded)
         if reason:
-            raise FetchFailure("binary_content", f"served as {exchange.header('content-type')!r} but {reason}", status)
+            detail = f"served as {excerpt(exchange.header('content-type') or '')} but {reason}"
+            raise FetchFailure("binary_content", detail, status)
         return exchange
 
-    async def _read_body(self, response: httpx.Response, content_encoding: str | None) -> tuple[bytes, bytes]:
+    async def _read_body(self, response: httpx.Response, content_encoding: str | None, body: _Body):
+        """(body as sent, content-decoded body); with body.into, both stay empty and the decoded bytes go there."""
         cap = self.config.max_response_bytes
         status = response.status_code
         try:
-            decoder = CappedDecoder(content_encoding, cap)
+            decoder = CappedDecoder(content_encoding, cap, sink=body.into.write if body.into else None)
         except UnsupportedEncodingError as error:
             raise FetchFailure("unsupported_content_type", str(error), status) from error
-        raw = bytearray()
+        raw, size = bytearray(), 0
         async for chunk in response.aiter_raw():
-            raw += chunk
-            if len(raw) > cap:
+            size += len(chunk)
+            if size > cap:
                 raise FetchFailure("too_large", f"body exceeds max_response_bytes={cap}", status)
-            _decode_step(decoder, chunk, len(raw), content_encoding, status)
-        return bytes(raw), _decode_step(decoder, None, len(raw), content_encoding, status)
+            if body.into is None:
+                raw += chunk
+            _decode_step(decoder, chunk, size, content_encoding, status)
+        return bytes(raw), _decode_step(decoder, None, size, content_encoding, status)
+
+
+@dataclass(frozen=True)
+class _Body:
+    """What to do with a response body: check that it is text (a page), or stream it into a file (a download)."""
+
+    any_content_type: bool = False  # skip the text content-type and binary checks (robots.txt, downloads)
+    into: BinaryIO | None = None  # a download: decoded bytes go here, none are kept in memory
+
+    def __post_init__(self):
+        if self.into is not None:
+            object.__setattr__(self, "any_content_type", True)
+
+
+# Checks one hop of a redirect chain before it is fetched; raises FetchFailure to refuse it.
+HopCheck = Callable[[str], Awaitable[None]]
+
+
+def _reason(exchange: Exchange) -> str:
+    """The server's reason phrase, as an excerpt when it is long or odd (it is the server's text, not ours)."""
+    reason = exchange.reason
+    return reason if len(reason) <= 40 and reason.isascii() and reason.isprintable() else excerpt(reason, 40)
 
 
 def _decode_step(decoder: CappedDecoder, chunk: bytes | None, raw_size: int, encoding: str | None, status: int):
@@ -247,12 +312,12 @@ def _decode_step(decoder: CappedDecoder, chunk: bytes | None, raw_size: int, enc
 def _check_content_type(content_type: str | None, status: int) -> None:
     kind = media_type(content_type)
     if kind and kind not in TEXT_CONTENT_TYPES:
-        raise FetchFailure("unsupported_content_type", f"Content-Type {content_type!r} is not text", status)
+        raise FetchFailure("unsupported_content_type", f"Content-Type {excerpt(content_type)} is not text", status)
 
 
 def _check_declared_length(content_length: str | None, cap: int, status: int) -> None:
     if content_length and content_length.strip().isdigit() and int(content_length) > cap:
-        detail = f"Content-Length {content_length} exceeds max_response_bytes={cap}"
+        detail = f"Content-Length {int(content_length)} exceeds max_response_bytes={cap}"
         raise FetchFailure("too_large", detail, status)
 
 

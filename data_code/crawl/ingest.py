@@ -2,6 +2,9 @@
 
 from data_code.crawl import ingest_warcs
 summary = ingest_warcs(["s3://commoncrawl/crawl-data/.../file.warc.gz"], out_dir)
+
+Sources are read like every file someone names (remote.py): allowed schemes only, http(s) through the crawler's
+address guard. Every record is checked (digests, gzip members, completeness) on the way in.
 """
 
 from __future__ import annotations
@@ -12,41 +15,56 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from pathlib import Path
 
-import fsspec
-
+from data_code.crawl.config import SourcePolicy
 from data_code.crawl.records import CrawlSummary, FetchRow, WarcSink, summarize, write_fetch_log
+from data_code.crawl.remote import check_source, local_copy, source_exists
 from data_code.warc import CorruptWarcError, WarcRecord, iter_warc_records
+
+FIELD = "warc_sources"  # what errors call a source (CrawlConfig's field)
 
 # The payload warcio hands back is already de-chunked and content-decoded, so these headers no longer hold.
 _STALE_HEADERS = {"content-encoding", "transfer-encoding", "content-length"}
 
 
 def ingest_warcs(
-    uris: list[str], out_dir: Path, *, warc_prefix: str = "ingest", warc_max_bytes: int = 1_000_000_000
+    uris: list[str],
+    out_dir: Path,
+    *,
+    warc_prefix: str = "ingest",
+    warc_max_bytes: int = 1_000_000_000,
+    policy: SourcePolicy | None = None,
 ) -> CrawlSummary:
     """Re-write the response records of `uris` (local paths or fsspec URLs) into out_dir/warc/ + fetches.parquet.
 
+    `policy` (default SourcePolicy(): local files, s3, gs, and public http(s) hosts) says how sources may be read.
     A damaged record (digest mismatch) becomes a `corrupt_warc` row naming the file and the record's offset, and
     the rest of the file is read; a corrupt or truncated file keeps every valid record before the damage and adds
-    such a row (each also in `errors`). Raises FileNotFoundError naming a missing file, before anything is
-    written, and NotWarcError naming a source with no valid WARC record.
+    such a row (each also in `errors`). Before anything is written, raises ValueError naming a source whose scheme
+    or address is refused and FileNotFoundError naming a missing file; later, NotWarcError names a source with no
+    valid WARC record, FileNotFoundError an http(s) source that answered 404, SourceFetchError a failed download.
     """
-    check_warcs_exist(uris)
+    policy = policy or SourcePolicy()
+    check_warc_sources(uris, policy)
     started, out_dir = time.monotonic(), Path(out_dir)
-    rows, warc_files, errors = ingest_rows(uris, out_dir, warc_prefix=warc_prefix, warc_max_bytes=warc_max_bytes)
+    rows, warc_files, errors = ingest_rows(
+        uris, out_dir, warc_prefix=warc_prefix, warc_max_bytes=warc_max_bytes, policy=policy
+    )
     write_fetch_log(rows, out_dir)
     return summarize(rows, warc_files, time.monotonic() - started, errors)
 
 
-def check_warcs_exist(uris: list[str]) -> None:
-    """Raise FileNotFoundError naming every missing WARC file."""
-    missing = [uri for uri in uris if not _exists(uri)]
+def check_warc_sources(uris: list[str], policy: SourcePolicy) -> None:
+    """Before any work: refuse a source whose scheme or http(s) address the policy does not allow (ValueError,
+    checked without connecting) and raise FileNotFoundError naming every missing (non-http) file."""
+    for uri in uris:
+        check_source(uri, policy, field=FIELD)
+    missing = [uri for uri in uris if not source_exists(uri, policy, field=FIELD)]
     if missing:
         raise FileNotFoundError(f"WARC file not found: {', '.join(missing)}")
 
 
 def ingest_rows(
-    uris: list[str], out_dir: Path, *, warc_prefix: str, warc_max_bytes: int
+    uris: list[str], out_dir: Path, *, warc_prefix: str, warc_max_bytes: int, policy: SourcePolicy
 ) -> tuple[list[FetchRow], list[str], list[str]]:
     """Re-write `uris` into out_dir/warc/; return (fetch-log rows, WARC files, corruption messages), no log."""
     sink = WarcSink(out_dir, warc_prefix, warc_max_bytes)
@@ -59,29 +77,25 @@ def ingest_rows(
 
     try:
         for uri in uris:
-            try:
-                for response, request in _exchanges(uri, reject):
-                    rows.append(_rewrite(sink, uri, response, request))
-            except CorruptWarcError as error:
-                reject(error)
+            with local_copy(uri, policy, field=FIELD) as readable:
+                try:
+                    for response, request in _exchanges(readable, uri, reject):
+                        rows.append(_rewrite(sink, uri, response, request))
+                except CorruptWarcError as error:
+                    reject(error)
     finally:
         sink.close()
     return rows, sink.files, errors
 
 
-def _exists(uri: str) -> bool:
-    filesystem, path = fsspec.core.url_to_fs(uri)
-    return filesystem.exists(path)
-
-
-def _exchanges(uri: str, reject) -> Iterator[tuple[WarcRecord, WarcRecord | None]]:
-    """(response, its request or None) for each HTTP response record, whether requests come before responses
-    (Common Crawl) or after them with WARC-Concurrent-To (lmforge). A damaged record goes to `reject`; on
-    corruption of the file, yields what it has, then raises.
+def _exchanges(readable: str, uri: str, reject) -> Iterator[tuple[WarcRecord, WarcRecord | None]]:
+    """(response, its request or None) for each HTTP response record of `uri` (read from `readable`), whether
+    requests come before responses (Common Crawl) or after them with WARC-Concurrent-To (lmforge). A damaged
+    record goes to `reject`; on corruption of the file, yields what it has, then raises.
     """
     requests: dict[str | None, WarcRecord] = {}  # requests seen before their response, by target URI
     pending: WarcRecord | None = None  # a response waiting to see whether its request follows it
-    records = iter_warc_records(uri, record_types=("request", "response"), on_damaged_record=reject)
+    records = iter_warc_records(readable, record_types=("request", "response"), name=uri, on_damaged_record=reject)
     try:
         for record in records:
             if record.record_type == "request":

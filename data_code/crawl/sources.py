@@ -11,7 +11,7 @@ from pathlib import Path
 
 from data_code.crawl.config import CrawlConfig
 from data_code.crawl.crawler import crawl_rows
-from data_code.crawl.ingest import check_warcs_exist, ingest_rows
+from data_code.crawl.ingest import check_warc_sources, ingest_rows
 from data_code.crawl.records import CrawlSummary, summarize, write_fetch_log
 
 
@@ -19,10 +19,12 @@ def crawl_and_ingest(config: CrawlConfig, out_dir: Path) -> CrawlSummary:
     """Crawl config's seeds (if any) and ingest its warc_sources (if any) into one out_dir.
 
     Writes warc/crawl-NNNNN.warc.gz, warc/ingest-NNNNN.warc.gz and a single fetches.parquet covering both.
-    Raises FileNotFoundError (missing seeds_file or WARC source) and ValueError before any work.
+    Raises FileNotFoundError (missing seeds_file or WARC source) and ValueError (e.g. a WARC source whose scheme
+    or address config.source_policy() refuses) before any work; ingest_warcs says what can fail later.
     """
     out_dir = Path(out_dir)
-    check_warcs_exist(list(config.warc_sources))
+    policy = config.source_policy()
+    check_warc_sources(list(config.warc_sources), policy)
     if config.crawls:
         config.load_seeds()  # fail on a bad seeds_file before ingesting anything
     started = time.monotonic()
@@ -31,7 +33,11 @@ def crawl_and_ingest(config: CrawlConfig, out_dir: Path) -> CrawlSummary:
         rows, warc_files = crawl_rows(config, out_dir, warc_prefix="crawl")
     if config.warc_sources:
         ingested, ingested_files, errors = ingest_rows(
-            list(config.warc_sources), out_dir, warc_prefix="ingest", warc_max_bytes=config.warc_max_bytes
+            list(config.warc_sources),
+            out_dir,
+            warc_prefix="ingest",
+            warc_max_bytes=config.warc_max_bytes,
+            policy=policy,
         )
         rows, warc_files = rows + ingested, warc_files + ingested_files
     write_fetch_log(rows, out_dir)

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from data_code.crawl.config import SourcePolicy
 from data_code.instruct import load_chat_dataset, load_preference_dataset
 
 USER = {"role": "user", "content": "Hi"}
@@ -89,7 +90,8 @@ def test_parquet_preferences_through_an_fsspec_url():
     with fsspec.open("memory://instruct-test/pairs.parquet", "wb") as handle:
         rows = [{**GOOD_PAIR, "example_id": "a"}, {**GOOD_PAIR, "example_id": "b"}]
         pq.write_table(pa.Table.from_pylist(rows), handle)
-    rows = load_preference_dataset("memory://instruct-test/pairs.parquet")
+    memory_allowed = SourcePolicy(schemes=("file", "memory"))  # not a default scheme: allowed explicitly
+    rows = load_preference_dataset("memory://instruct-test/pairs.parquet", policy=memory_allowed)
     assert [row["chosen"] for row in rows] == [[ASSISTANT]] * 2
     assert rows[1]["example_id"] == "b"
 
