@@ -31,7 +31,6 @@ from assets.images import png_markdown
 from assets.metadata import count_table, key_numbers
 from assets.pretrain import base_model
 from data_code.document import DOCUMENTS_FILE, TRAIN, VALIDATION
-from data_code.files import stream_sha256
 from data_code.instruct import (
     GeneratorConfig,
     generate_examples,
@@ -39,6 +38,7 @@ from data_code.instruct import (
     load_preference_dataset,
     write_dataset,
 )
+from data_code.instruct.load import dataset_sha256
 from model_code.instruct.config import DpoConfig, SftConfig
 from model_code.outputs import LOSS_CURVE_FILE, METRICS_FILE, MODEL_DIR
 from resources.lake import ArtifactStoreResource
@@ -66,15 +66,9 @@ InstructionDataConfig = dagster_config(
 
 
 def _file_digests(files: list[str]) -> dict:
-    """sha256 of each user dataset file, so an edited file makes a new artifact version."""
-    digests = {}
-    for uri in files:
-        try:
-            with fsspec.open(uri, "rb") as handle:
-                digests[uri] = stream_sha256(handle)
-        except FileNotFoundError as error:
-            raise FileNotFoundError(f"instruction dataset not found: {uri}") from error
-    return digests
+    """sha256 of each user dataset file, so an edited file makes a new artifact version (read like the loaders
+    read it: allowed schemes only, http(s) through the address guard)."""
+    return {uri: dataset_sha256(uri) for uri in files}
 
 
 def _dataset_asset(kind: str):
