@@ -30,6 +30,7 @@ from assets.corpus import training_corpus
 from assets.images import png_markdown
 from assets.metadata import count_table, key_numbers
 from assets.pretrain import base_model
+from data_code.crawl.config import SourcePolicy
 from data_code.document import DOCUMENTS_FILE, TRAIN, VALIDATION
 from data_code.instruct import (
     GeneratorConfig,
@@ -41,6 +42,7 @@ from data_code.instruct import (
 from data_code.instruct.load import dataset_sha256
 from model_code.instruct.config import DpoConfig, SftConfig
 from model_code.outputs import LOSS_CURVE_FILE, METRICS_FILE, MODEL_DIR
+from resources.http import HttpFetcherResource
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
 
@@ -65,10 +67,10 @@ InstructionDataConfig = dagster_config(
 )
 
 
-def _file_digests(files: list[str]) -> dict:
+def _file_digests(files: list[str], policy: SourcePolicy) -> dict:
     """sha256 of each user dataset file, so an edited file makes a new artifact version (read like the loaders
     read it: allowed schemes only, http(s) through the address guard)."""
-    return {uri: dataset_sha256(uri) for uri in files}
+    return {uri: dataset_sha256(uri, policy=policy) for uri in files}
 
 
 def _dataset_asset(kind: str):
@@ -89,8 +91,10 @@ def _dataset_asset(kind: str):
         config: InstructionDataConfig,
         artifact_store: ArtifactStoreResource,
         mlflow_tracking: MlflowTrackingResource,
+        http_fetcher: HttpFetcherResource,
     ) -> MaterializeResult:
         stage = Stage.of(context, artifact_store, mlflow_tracking, DATA_CODE_VERSION)
+        policy = SourcePolicy(allow_private_hosts=http_fetcher.allowed_private_hosts())  # the crawler's guard
         generator = dataclass_from_config(GeneratorConfig, config)
         corpus = stage.upstream("training_corpus")
 
@@ -100,12 +104,12 @@ def _dataset_asset(kind: str):
                 instructions, preferences, stats = generate_examples(stage.file(corpus, DOCUMENTS_FILE), generator)
                 rows = instructions if kind == "chat" else preferences
             for uri in config.files:
-                rows += [{**row, "source": uri} for row in loader(uri)]
+                rows += [{**row, "source": uri} for row in loader(uri, policy=policy)]
             report = write_dataset(rows, str(directory / EXAMPLES_FILE), max_chars=config.max_chars)
             (directory / REPORT_FILE).write_text(json.dumps(report, indent=2, default=str))
             return {"generator": stats, **{k: v for k, v in report.items() if k not in ("rejected", "path")}}
 
-        identity = {"kind": kind, "files": _file_digests(config.files), "generate": config.generate}
+        identity = {"kind": kind, "files": _file_digests(config.files, policy), "generate": config.generate}
         identity["max_chars"] = config.max_chars
         produced = stage.produce(generator, [corpus], build, extra_identity=identity, log_files=(REPORT_FILE,))
         return materialize_result(produced, dataset_metadata(produced))

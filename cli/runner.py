@@ -49,10 +49,22 @@ VERSION_KEY = "lmforge/version"  # as assets/common.py records it (not imported:
 POLL_S = 0.5
 
 
+# The console is for the one line per asset: progress bars and library chatter (this process and the training
+# processes it starts inherit these) go nowhere; what matters reaches the log file through the Dagster log.
+QUIET_LIBRARIES = {
+    "TQDM_DISABLE": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+}
+
+
 def prepare_environment(settings: Settings) -> None:
-    """The home layout, and DAGSTER_HOME pointing at its instance (before the definitions are loaded)."""
+    """The home layout, DAGSTER_HOME pointing at its instance, quiet libraries (before the definitions load)."""
     prepare_home(settings)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    for name, value in QUIET_LIBRARIES.items():
+        os.environ.setdefault(name, value)
 
 
 def load_run_config(path: str | None) -> dict[str, Any]:

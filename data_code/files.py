@@ -1,4 +1,4 @@
-"""Small file facts every layer needs, defined once: a file's sha256 and reading JSON Lines.
+"""Small file facts every layer needs, defined once: a file's sha256, reading JSON Lines, quoting foreign bytes.
 
 from data_code.files import file_sha256, read_jsonl
 file_sha256("lake/token_shards/<v>/train/shard-00000.bin")   # hex digest; local path, UPath or open file
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 CHUNK_BYTES = 8 << 20  # read large files in 8 MiB blocks: constant memory, few system calls
+EXCERPT_CHARS = 60  # the most characters of someone else's content an error message quotes
 
 
 def file_sha256(path: str | os.PathLike | Any, chunk_bytes: int = CHUNK_BYTES) -> str:
@@ -41,7 +42,7 @@ def iter_jsonl(lines: Iterable[str], source: str) -> Iterator[tuple[int, Any]]:
         try:
             yield number, json.loads(line)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{source}:{number}: invalid JSON: {error.msg}") from error
+            raise ValueError(f"{source}: line {number}: invalid JSON ({error.msg} at column {error.colno})") from None
 
 
 def read_jsonl(path: str | os.PathLike, *, missing_ok: bool = False) -> list[Any]:
@@ -50,3 +51,17 @@ def read_jsonl(path: str | os.PathLike, *, missing_ok: bool = False) -> list[Any
         return []
     with open(path, encoding="utf-8") as lines:
         return [value for _, value in iter_jsonl(lines, str(path))]
+
+
+def excerpt(content: bytes | str, limit: int = EXCERPT_CHARS) -> str:
+    """Foreign content quoted for an error message: at most `limit` characters between double quotes, with every
+    control, non-ASCII, backslash or quote character escaped (a CR shows as the two characters \\r), and the full
+    size added when it was cut: b"<p>" + CR LF + 100 x's with limit 10 gives "<p>\\r\\nxxx"... (105 bytes).
+    """
+    head = content[: limit * 4]  # escaping never shortens text: this much always fills `limit`
+    text = head.decode("latin-1") if isinstance(head, bytes) else head
+    escaped = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
+    if len(escaped) <= limit and len(head) == len(content):
+        return f'"{escaped}"'
+    unit = "bytes" if isinstance(content, bytes) else "characters"
+    return f'"{escaped[:limit]}"... ({len(content)} {unit})'

@@ -21,25 +21,12 @@ from warcio.exceptions import ArchiveLoadFailed
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-EXCERPT_CHARS = 60  # the most characters of someone else's content an error message quotes
+from data_code.files import EXCERPT_CHARS, excerpt
+
 _GZIP_MAGIC = b"\x1f\x8b"
 _INFLATE_CHUNK = 1 << 20  # output bytes inflated per step while checking gzip members: memory stays bounded
 # warcio raises AttributeError/TypeError on some headers cut short, besides its own errors.
 _READ_ERRORS = (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError, AttributeError, TypeError)
-
-
-def excerpt(content: bytes | str, limit: int = EXCERPT_CHARS) -> str:
-    """Foreign content quoted for an error message: at most `limit` characters between double quotes, with every
-    control, non-ASCII, backslash or quote character escaped (a CR shows as the two characters \\r), and the full
-    size added when it was cut: b"<p>" + CR LF + 100 x's with limit 10 gives "<p>\\r\\nxxx"... (105 bytes).
-    """
-    head = content[: limit * 4]  # escaping never shortens text: this much always fills `limit`
-    text = head.decode("latin-1") if isinstance(head, bytes) else head
-    escaped = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
-    if len(escaped) <= limit and len(head) == len(content):
-        return f'"{escaped}"'
-    unit = "bytes" if isinstance(content, bytes) else "characters"
-    return f'"{escaped[:limit]}"... ({len(content)} {unit})'
 
 
 class _ExcerptLongMessages(logging.Filter):

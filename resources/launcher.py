@@ -41,7 +41,7 @@ from dagster import AssetExecutionContext, ConfigurableResource, PipesFileMessag
 from pydantic import Field
 
 from lineage.settings import Settings
-from resources.pretrain_process import LIVE_KEY, LIVE_RUN_FILE, RESULT_FILE, RUN_CONFIG_FILE
+from resources.pretrain_process import LIVE_KEY, LIVE_RUN_FILE, RESULT_FILE, RUN_CONFIG_FILE, watch_env
 
 REPO = Path(__file__).resolve().parent.parent
 MODES = ("local", "slurm", "k8s")
@@ -189,8 +189,8 @@ class TrainingLauncherResource(ConfigurableResource):
     def client(self) -> PipesSubprocessClient:
         """The Pipes client of a local or slurm launch."""
         self.check()
-        if self.mode == "local":
-            return PipesSubprocessClient(cwd=str(REPO), env=dict(self.env))
+        if self.mode == "local":  # the training processes end when this one dies (see pretrain_process.py)
+            return PipesSubprocessClient(cwd=str(REPO), env={**self.env, **watch_env()})
         assert self.mode == "slurm", f"client() is for local and slurm launches, not {self.mode}"
         shared = Path(self.shared_dir) if self.shared_dir else Settings.from_env().home / "work" / "pipes"
         shared.mkdir(parents=True, exist_ok=True)

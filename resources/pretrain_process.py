@@ -33,6 +33,8 @@ RESULT_FILE = "result.json"  # the run's stats, written by this process's main r
 LIVE_RUN_FILE = "mlflow_run.json"  # beside run.json: the MLflow run that receives the metrics while training
 LIVE_KEY = "live_metrics"  # result key: {"run_id", "through_step", "error"}
 MAX_BATCH = 1000  # MLflow accepts at most 1000 metrics per log_batch
+WATCH_PID, WATCH_STARTED = "LMFORGE_WATCH_PID", "LMFORGE_WATCH_STARTED"  # the launching process, on this machine
+WATCH_EVERY_S = 2.0
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,38 @@ def _mlflow_metrics(records: list[dict]) -> list:
     ]
 
 
+def watch_env() -> dict[str, str]:
+    """Environment that makes a locally launched training process end when this (the launching) process dies."""
+    import psutil
+
+    return {WATCH_PID: str(os.getpid()), WATCH_STARTED: f"{psutil.Process().create_time():.2f}"}
+
+
+def watch_launcher() -> None:
+    """End this process when the process that launched it is gone (killed with SIGKILL, out of memory): an orphan
+    would go on training into the same work directory as the retry, and hold the CPUs or GPUs it needs."""
+    pid, started = os.environ.get(WATCH_PID), os.environ.get(WATCH_STARTED)
+    if not pid or not started:
+        return
+    import threading
+
+    import psutil
+
+    def alive() -> bool:
+        try:
+            return f"{psutil.Process(int(pid)).create_time():.2f}" == started
+        except psutil.Error:
+            return False
+
+    def watch() -> None:
+        while alive():
+            time.sleep(WATCH_EVERY_S)
+        log.error(f"the launching process {pid} is gone: ending training (a retry resumes from the checkpoints)")
+        os._exit(137)  # at once: no cleanup that could write into the work directory the retry will use
+
+    threading.Thread(target=watch, name="watch-launcher", daemon=True).start()
+
+
 def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -127,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--config", required=True, help="JSON file of PretrainConfig fields")
     parser.add_argument("--result", help="where the main process writes the run's stats (JSON)")
     args = parser.parse_args(argv)
+    watch_launcher()
     from model_code.pretrain import train
 
     config = PretrainConfig.from_json(args.config)

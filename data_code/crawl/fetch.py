@@ -31,7 +31,7 @@ from data_code.crawl.errors import FetchFailure
 from data_code.crawl.safety import AddressPolicy, BlockedAddressError, ResolutionError
 from data_code.crawl.throttle import HostThrottle
 from data_code.crawl.urls import InvalidUrlError, normalize_url
-from data_code.warc import excerpt
+from data_code.files import excerpt
 
 ACCEPT = "text/html,application/xhtml+xml,text/plain;q=0.9,*/*;q=0.1"
 # Hop-by-hop framing that httpx has already undone: stored bodies are de-chunked, so the header must go.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import pydoc
 import random
 import re
@@ -18,6 +17,8 @@ from functools import cache
 from pathlib import Path
 
 import pyarrow.parquet as pq
+
+from data_code.files import iter_jsonl
 
 STDLIB_MODULES = tuple(
     """
@@ -68,15 +69,9 @@ def load_examples(path: str | Path) -> list[str]:
 def _jsonl_texts(path: Path) -> list[str]:
     texts = []
     with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: invalid JSON: {error.msg}") from error
+        for number, record in iter_jsonl(lines, str(path)):
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise ValueError(f'{path}:{number}: expected an object with a string "text" field')
+                raise ValueError(f'{path}: line {number}: expected an object with a string "text" field')
             texts.append(record["text"])
     return texts
 

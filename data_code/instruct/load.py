@@ -10,7 +10,6 @@ The format comes from the file name: `.jsonl`/`.json` (one JSON object per line,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
@@ -19,8 +18,8 @@ import pyarrow.parquet as pq
 
 from data_code.crawl.config import HTTP_SCHEMES, SourcePolicy
 from data_code.crawl.remote import local_copy, source_scheme, source_sha256
+from data_code.files import excerpt, iter_jsonl
 from data_code.instruct.schema import check_chat_row, check_preference_row
-from data_code.warc import excerpt
 
 JSONL_SUFFIXES = (".jsonl", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -97,14 +96,7 @@ def _bounded(problem: str) -> str:
 
 def _jsonl_records(filesystem, path: str, uri: str) -> Iterator[tuple[str, int, object]]:
     with filesystem.open(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                problem = f"malformed JSON ({error.msg} at column {error.colno})"
-                raise ValueError(f"{uri}: line {number}: {problem}") from None
+        for number, record in iter_jsonl(handle, uri):
             yield "line", number, record
 
 

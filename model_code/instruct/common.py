@@ -56,6 +56,16 @@ def trainer_arguments(config, work_dir: Path) -> dict:
     }
 
 
+def without_console_logs(trainer):
+    """The trainer without the callback that prints every log dict to stdout: MetricsCallback already hands each
+    record to on_log (the Dagster log) and metrics.jsonl, so the console would show each line twice."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer
+
+
 def lora_config(config) -> LoraConfig:
     modules = config.target_modules if isinstance(config.target_modules, str) else list(config.target_modules)
     return LoraConfig(

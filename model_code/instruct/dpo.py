@@ -24,6 +24,7 @@ from model_code.instruct.common import (
     parameter_counts,
     save_merged,
     trainer_arguments,
+    without_console_logs,
     write_loss_curve,
 )
 from model_code.instruct.config import DpoConfig
@@ -62,13 +63,15 @@ def train_dpo(
     metrics = MetricsCallback(out_dir, on_log)
     arguments = DPOConfig(**trainer_arguments(config, out_dir / WORK_DIR), beta=config.beta)
     dataset = Dataset.from_list(train)
-    trainer = DPOTrainer(
-        model=model,
-        args=arguments,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=lora_config(config),
-        callbacks=[metrics],
+    trainer = without_console_logs(
+        DPOTrainer(
+            model=model,
+            args=arguments,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora_config(config),
+            callbacks=[metrics],
+        )
     )
     started = time.perf_counter()
     trainer.train()

@@ -26,6 +26,7 @@ from model_code.instruct.common import (
     parameter_counts,
     save_merged,
     trainer_arguments,
+    without_console_logs,
     write_loss_curve,
 )
 from model_code.instruct.config import SftConfig
@@ -63,13 +64,15 @@ def train_sft(
     metrics = MetricsCallback(out_dir, on_log)
     arguments = SFTConfig(**trainer_arguments(config, out_dir / WORK_DIR), assistant_only_loss=True)
     dataset = Dataset.from_list([{"messages": row["messages"]} for row in rows])
-    trainer = SFTTrainer(
-        model=model,
-        args=arguments,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=lora_config(config),
-        callbacks=[metrics],
+    trainer = without_console_logs(
+        SFTTrainer(
+            model=model,
+            args=arguments,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora_config(config),
+            callbacks=[metrics],
+        )
     )
     started = time.perf_counter()
     trainer.train()

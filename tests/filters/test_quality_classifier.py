@@ -82,9 +82,9 @@ def test_load_examples_errors_name_the_file(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{"body": "no text"}\n')
     (tmp_path / "broken.jsonl").write_text('{"text": \n')
     pq.write_table(pa.table({"body": ["x"]}), tmp_path / "d.parquet")
-    with pytest.raises(ValueError, match=r"bad\.jsonl:2: expected an object"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl: line 2: expected an object"):
         load_examples(tmp_path / "bad.jsonl")
-    with pytest.raises(ValueError, match=r"broken\.jsonl:1: invalid JSON"):
+    with pytest.raises(ValueError, match=r"broken\.jsonl: line 1: invalid JSON"):
         load_examples(tmp_path / "broken.jsonl")
     with pytest.raises(ValueError, match=r"d\.parquet: no 'text' column"):
         load_examples(tmp_path / "d.parquet")

@@ -31,24 +31,38 @@ def base_model_dir(tmp_path_factory, tokenizer_dir) -> Path:  # noqa: F811
 def chat_rows() -> list[dict]:
     """Short conversations with one fixed answer pattern: easy to fit in a few steps."""
     return [
-        {"example_id": f"c{i}", "messages": [{"role": "user", "content": f"What colour is the {colour} box?"},
-                                             {"role": "assistant", "content": f"The box is {colour}."}]}
+        {
+            "example_id": f"c{i}",
+            "messages": [
+                {"role": "user", "content": f"What colour is the {colour} box?"},
+                {"role": "assistant", "content": f"The box is {colour}."},
+            ],
+        }
         for i, colour in enumerate(COLOURS)
-    ]  # fmt: skip
+    ]
 
 
 def preference_rows(fruits) -> list[dict]:
     """Easy pairs: chosen repeats the fruit politely, rejected is noise."""
-    return [{"prompt": f"Name the fruit: {fruit}.", "chosen": f"The fruit is {fruit}.", "rejected": "zzz qqq xxx"}
-            for fruit in fruits]  # fmt: skip
+    return [
+        {"prompt": f"Name the fruit: {fruit}.", "chosen": f"The fruit is {fruit}.", "rejected": "zzz qqq xxx"}
+        for fruit in fruits
+    ]
 
 
 @pytest.fixture(scope="session")
 def sft_run(tmp_path_factory, base_model_dir) -> dict:
     out_dir = tmp_path_factory.mktemp("sft")
     logged = []
-    config = SftConfig(lora_r=8, lora_alpha=16, learning_rate=1e-2, max_steps=16, per_device_batch_size=8,
-                       max_length=64, logging_steps=2)  # fmt: skip
+    config = SftConfig(
+        lora_r=8,
+        lora_alpha=16,
+        learning_rate=1e-2,
+        max_steps=16,
+        per_device_batch_size=8,
+        max_length=64,
+        logging_steps=2,
+    )
     stats = train_sft(config, base_model_dir, chat_rows(), out_dir, on_log=logged.append)
     return {"out_dir": out_dir, "stats": stats, "logged": logged}
 
@@ -56,8 +70,16 @@ def sft_run(tmp_path_factory, base_model_dir) -> dict:
 @pytest.fixture(scope="session")
 def dpo_run(tmp_path_factory, sft_run) -> dict:
     out_dir = tmp_path_factory.mktemp("dpo")
-    config = DpoConfig(lora_r=8, lora_alpha=16, learning_rate=1e-2, beta=0.1, max_steps=12, per_device_batch_size=4,
-                       max_length=64, logging_steps=2)  # fmt: skip
+    config = DpoConfig(
+        lora_r=8,
+        lora_alpha=16,
+        learning_rate=1e-2,
+        beta=0.1,
+        max_steps=12,
+        per_device_batch_size=4,
+        max_length=64,
+        logging_steps=2,
+    )
     train, validation = preference_rows(FRUITS[:8]), preference_rows(FRUITS[8:])
     stats = train_dpo(config, sft_run["out_dir"] / "model", train, validation, out_dir)
     return {"out_dir": out_dir, "stats": stats}

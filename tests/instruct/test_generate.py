@@ -28,8 +28,15 @@ def documents_path(tmp_path_factory):
     for n in range(DOCUMENTS):
         url = f"https://docs.example.org/page/{n}"
         text = "\n".join(paragraphs[3 * n : 3 * n + 3])
-        rows.append({"doc_id": make_doc_id(url, str(n)), "url": url, "domain": "docs.example.org", "text": text,
-                     "title": None if n % 5 == 0 else f"Page {n} — Example documentation"})  # fmt: skip
+        rows.append(
+            {
+                "doc_id": make_doc_id(url, str(n)),
+                "url": url,
+                "domain": "docs.example.org",
+                "text": text,
+                "title": None if n % 5 == 0 else f"Page {n} — Example documentation",
+            }
+        )
     path = tmp_path_factory.mktemp("docs") / "documents.parquet"
     pq.write_table(pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA), path)
     return str(path)
@@ -124,9 +131,14 @@ def test_write_refuses_mixed_or_empty_rows(generated, tmp_path):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("max_examples", 0), ("validation_fraction", 1.0), ("tasks", ("poem",)), ("rejection_kinds", ()),
-     ("min_answer_chars", 10_000)],
-)  # fmt: skip
+    [
+        ("max_examples", 0),
+        ("validation_fraction", 1.0),
+        ("tasks", ("poem",)),
+        ("rejection_kinds", ()),
+        ("min_answer_chars", 10_000),
+    ],
+)
 def test_generator_config_names_bad_field(field, value):
     with pytest.raises(ValueError, match=field):
         GeneratorConfig(**{field: value})

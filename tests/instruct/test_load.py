@@ -33,7 +33,7 @@ def test_chat_jsonl_round_trip_keeps_extra_keys(tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('{"messages": [', "malformed JSON"),
+        ('{"messages": [', "invalid JSON"),
         ({"messages": [{"role": "bot", "content": "x"}, ASSISTANT]}, "messages[0] has unknown role 'bot'"),
         ({"messages": [{"content": "x"}, ASSISTANT]}, "messages[0] is missing 'role'"),
         ({"messages": [USER, {"role": "assistant", "content": 3}]}, "messages[1] has non-string content (int)"),

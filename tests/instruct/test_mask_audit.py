@@ -43,8 +43,10 @@ def test_exact_supervised_counts(tokenizer):
 
 
 def test_truncation_that_loses_the_whole_assistant_turn_is_counted(tokenizer):
-    long_question = [{"role": "user", "content": "Tell me " + "more and more " * 40},
-                     {"role": "assistant", "content": "No."}]  # fmt: skip
+    long_question = [
+        {"role": "user", "content": "Tell me " + "more and more " * 40},
+        {"role": "assistant", "content": "No."},
+    ]
     short = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there, friend."}]
     prompt_tokens = rendered_length(tokenizer, short[:1]) + count(tokenizer, "<|im_start|>assistant\n")
     # The short answer keeps 2 of its tokens; the long question keeps none of its answer.

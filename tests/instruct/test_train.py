@@ -107,10 +107,17 @@ def test_bad_rows_and_truncation_are_refused(base_model_dir, sft_run, tmp_path):
 
 @pytest.mark.parametrize(
     ("config", "field", "value"),
-    [(SftConfig, "lora_r", 0), (SftConfig, "max_steps", 0), (SftConfig, "learning_rate", 0.0),
-     (SftConfig, "lora_dropout", 1.0), (SftConfig, "target_modules", ()), (DpoConfig, "beta", 0.0),
-     (DpoConfig, "max_length", -5), (DpoConfig, "num_epochs", 0)],
-)  # fmt: skip
+    [
+        (SftConfig, "lora_r", 0),
+        (SftConfig, "max_steps", 0),
+        (SftConfig, "learning_rate", 0.0),
+        (SftConfig, "lora_dropout", 1.0),
+        (SftConfig, "target_modules", ()),
+        (DpoConfig, "beta", 0.0),
+        (DpoConfig, "max_length", -5),
+        (DpoConfig, "num_epochs", 0),
+    ],
+)
 def test_configs_name_the_bad_field(config, field, value):
     with pytest.raises(ValueError, match=field):
         config(**{field: value})

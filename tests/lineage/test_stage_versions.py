@@ -12,6 +12,7 @@ CRAWL_BASE = CrawlConfig(seeds=("http://example.org/",))
 CRAWL_CHANGES = {  # field: (another valid value, does it change the version?)
     "seeds": (("http://example.com/",), True),
     "seeds_file": ("seeds.txt", True),
+    "source_schemes": (("file", "s3", "gs", "memory"), False),  # which schemes may be read, not what is held
     "allowed_domains": (("example.org", "example.net"), True),
     "max_pages": (7, True),
     "max_depth": (1, True),

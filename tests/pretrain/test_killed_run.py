@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, materialize
 from mlflow.tracking import MlflowClient
@@ -66,9 +67,15 @@ def test_a_killed_training_run_is_recovered_and_the_next_run_resumes(home):
     child = subprocess.Popen([sys.executable, "-c", CHILD % PRETRAIN], start_new_session=True, env=os.environ.copy())
     try:
         wait_for_checkpoint(home, child)
+        trainers = psutil.Process(child.pid).children(recursive=True)  # accelerate and the training process
+        assert trainers
     finally:
-        os.killpg(child.pid, signal.SIGKILL)  # the run process and its training processes, as the OOM killer would
+        os.kill(child.pid, signal.SIGKILL)  # the run process alone, as the OOM killer would
         child.wait(timeout=30)
+    # Orphaned, the training processes end by themselves (they must not train on beside the retry).
+    gone, alive = psutil.wait_procs(trainers, timeout=60)
+    assert not alive, f"training processes still running after their launcher died: {alive}"
+
     tracker = Tracker.from_settings(home)
     with DagsterInstance.get() as instance:
         [dead] = instance.get_runs()[:1]
