@@ -10,9 +10,11 @@ and to the Dagster UI, where the run shows like any other.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ KEY_NUMBERS = (
     "train_loss_last",
     "reward_accuracy",
     "validation_preference_accuracy",
+    "Q8_0_ppl_delta_pct",
     "perplexity",
     "promoted",
     "verified",
@@ -85,9 +88,11 @@ def load_run_config(path: str | None) -> dict[str, Any]:
     return config
 
 
-def execute_job(job_name: str, run_config: dict[str, Any], partition: str | None, *, out: Callable = print):
+def execute_job(job_name: str, run_config: dict[str, Any], partition: str | None, *, out: Callable | None = None):
     """Execute `job_name` for `partition` (today, UTC, when the job is partitioned and none is given); prints one
-    line per completed asset. Returns (ExecuteInProcessResult, path of the full log)."""
+    line per completed asset (to `out`, default the console). Everything else this process and the training
+    processes write — library warnings, progress bars — goes to the log file. Returns (ExecuteInProcessResult,
+    path of the full log)."""
     from dagster import DagsterInstance
 
     from pipelines.definitions import defs
@@ -104,7 +109,8 @@ def execute_job(job_name: str, run_config: dict[str, Any], partition: str | None
     run_id = str(uuid.uuid4())
     log_path = settings.home / "logs" / f"{job_name}-{run_id}.log"
     config = {**run_config, "loggers": run_config.get("loggers") or QUIET_CONSOLE}
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.get() as instance, console_and_log(log_path) as console:
+        out = out or console
         recover_dead_runs(instance, Tracker.from_settings(settings), out=out)  # a killed run never blocks this one
         with Progress(instance, run_id, log_path, out):
             result = job.execute_in_process(
@@ -116,6 +122,30 @@ def execute_job(job_name: str, run_config: dict[str, Any], partition: str | None
                 raise_on_error=False,
             )
     return result, log_path
+
+
+@contextmanager
+def console_and_log(log_path: Path) -> Iterator[Callable[[str], None]]:
+    """Send this process's stdout and stderr (file descriptors 1 and 2, which child processes inherit) to the log
+    file; yield a function that prints to the console they pointed at before."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    console = os.fdopen(os.dup(saved[1]), "w", buffering=1, encoding="utf-8")
+    try:
+        for fd in (1, 2):
+            os.dup2(log, fd)
+        yield lambda line: print(line, file=console, flush=True)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, original in saved.items():
+            os.dup2(original, fd)
+            os.close(original)
+        os.close(log)
+        console.close()
 
 
 # The console logger only for errors: the progress lines say what happened, the log file and the UI say the rest.

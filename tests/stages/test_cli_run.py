@@ -23,14 +23,14 @@ def site(tmp_path):
 
 
 @pytest.mark.slow
-def test_data_refresh_runs_on_a_fresh_home_with_one_line_per_asset(lmforge_home, site, tmp_path, monkeypatch, capsys):
+def test_data_refresh_runs_on_a_fresh_home_with_one_line_per_asset(lmforge_home, site, tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
     config = tmp_path / "my.yaml"
     config.write_text(yaml.safe_dump({"ops": {"raw_crawl": {"config": {"seeds": [site + "index.html"]}}}}))
 
     assert main(["run", "data_refresh", "--config", str(config), "--partition", DAY]) == 0
 
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out  # the console: one line per asset, the library chatter is in the log file
     lines = [line.split() for line in out.splitlines() if line.startswith("  ") and "full log" not in line]
     assert [words[0] for words in lines] == [
         "quality_classifier",
@@ -43,7 +43,9 @@ def test_data_refresh_runs_on_a_fresh_home_with_one_line_per_asset(lmforge_home,
     assert any(word.startswith("pages_fetched=") and word != "pages_fetched=0" for word in lines[1])
     assert "data_refresh succeeded" in out
     [log] = (Settings.from_env().home / "logs").glob("data_refresh-*.log")
-    assert "STEP_SUCCESS" in log.read_text() and log.name.split("-", 1)[1].removesuffix(".log") in out
+    text = log.read_text()
+    assert "STEP_SUCCESS" in text and log.name.split("-", 1)[1].removesuffix(".log") in out
+    assert all(line.startswith(("lmforge run:", "  ")) for line in out.splitlines()), out  # nothing else
     with DagsterInstance.get() as instance:
         [run] = instance.get_runs()
         assert run.status == DagsterRunStatus.SUCCESS and run.tags[PID_TAG] and run.tags[HOST_TAG]
