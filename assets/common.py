@@ -29,12 +29,10 @@ from dagster import (
 )
 from pydantic import Field, create_model
 
-from lineage.identity import compute_version, config_fields, versioned_fields
+from lineage.identity import VERSION_KEY, compute_version, config_fields, versioned_fields
 from lineage.manifest import Manifest, UpstreamRef, git_commit, package_versions
 from lineage.store import ArtifactStore
 from lineage.tracking import Tracker, upstream_tag
-
-VERSION_KEY = "lmforge/version"  # metadata key under which each materialization records its artifact version
 
 
 @dataclass
@@ -68,10 +66,6 @@ class Stage:
     def of(cls, context: AssetExecutionContext, artifact_store: Any, mlflow_tracking: Any, code_version: str) -> Stage:
         """From the asset's resources (ArtifactStoreResource, MlflowTrackingResource)."""
         return cls(context, artifact_store.store(), mlflow_tracking.tracker(), code_version)
-
-    @property
-    def partition(self) -> str | None:
-        return self.context.partition_key if self.context.has_partition_key else None
 
     def upstream(self, asset: str, partition: str | None = None) -> Manifest:
         """Manifest of `asset`'s latest materialization (for `partition`)."""

@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Callable
 
-import psutil
+from lineage.processes import process_alive, process_started
 
 HOST_TAG, PID_TAG, START_TAG = "lmforge/host", "lmforge/pid", "lmforge/process_started"
 LIVE_STATUSES = ("STARTING", "STARTED", "CANCELING")
@@ -22,19 +22,7 @@ LIVE_STATUSES = ("STARTING", "STARTED", "CANCELING")
 
 def process_tags() -> dict[str, str]:
     """Tags naming this process, for a run it executes in-process."""
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), START_TAG: _started(os.getpid())}
-
-
-def process_alive(pid: int, started: str) -> bool:
-    """Whether process `pid` still runs and is the one that started at `started` (not a later one with its pid)."""
-    try:
-        return _started(pid) == started
-    except psutil.Error:  # no such process (or not ours to see): gone
-        return False
-
-
-def _started(pid: int) -> str:
-    return f"{psutil.Process(pid).create_time():.2f}"
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), START_TAG: process_started()}
 
 
 def dead_runs(instance) -> list:

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from cli.recovery import process_tags, recover_dead_runs
+from lineage.identity import VERSION_KEY
 from lineage.settings import Settings, prepare_home
 from lineage.tracking import Tracker
 
@@ -48,12 +49,11 @@ KEY_NUMBERS = (
     "promoted",
     "verified",
 )
-VERSION_KEY = "lmforge/version"  # as assets/common.py records it (not imported: that would load Dagster assets)
 POLL_S = 0.5
 
 
-# The console is for the one line per asset: progress bars and library chatter (this process and the training
-# processes it starts inherit these) go nowhere; what matters reaches the log file through the Dagster log.
+# Progress bars and advisory chatter off (this process and the training processes it starts inherit these): the
+# console only ever shows the lines per asset, and the log file stays readable.
 QUIET_LIBRARIES = {
     "TQDM_DISABLE": "1",
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
@@ -158,7 +158,7 @@ class Progress:
 
     def __init__(self, instance, run_id: str, log_path: Path, out: Callable = print):
         self.instance, self.run_id, self.log_path, self.out = instance, run_id, log_path, out
-        self.seen, self.started = 0, {}
+        self.cursor, self.started = None, {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, daemon=True)
 
@@ -177,10 +177,11 @@ class Progress:
             self._drain()
 
     def _drain(self) -> None:
-        entries = self.instance.all_logs(self.run_id)
-        new, self.seen = entries[self.seen :], len(entries)
+        # Only the events after the cursor: a training run logs thousands, and this runs twice a second.
+        batch = self.instance.get_records_for_run(self.run_id, cursor=self.cursor)
+        self.cursor = batch.cursor if batch.records else self.cursor
         with open(self.log_path, "a", encoding="utf-8") as log:
-            for entry in new:
+            for entry in (record.event_log_entry for record in batch.records):
                 log.write(log_line(entry) + "\n")
                 line = self._console_line(entry)
                 if line:

@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+VERSION_KEY = "lmforge/version"  # Dagster metadata key under which each materialization records its artifact version
 VERSION_LENGTH = 16  # hex characters: 64 bits, collision-free for any realistic number of artifacts
 
 

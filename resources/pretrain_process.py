@@ -112,9 +112,9 @@ def _mlflow_metrics(records: list[dict]) -> list:
 
 def watch_env() -> dict[str, str]:
     """Environment that makes a locally launched training process end when this (the launching) process dies."""
-    import psutil
+    from lineage.processes import process_started
 
-    return {WATCH_PID: str(os.getpid()), WATCH_STARTED: f"{psutil.Process().create_time():.2f}"}
+    return {WATCH_PID: str(os.getpid()), WATCH_STARTED: process_started()}
 
 
 def watch_launcher() -> None:
@@ -125,16 +125,10 @@ def watch_launcher() -> None:
         return
     import threading
 
-    import psutil
-
-    def alive() -> bool:
-        try:
-            return f"{psutil.Process(int(pid)).create_time():.2f}" == started
-        except psutil.Error:
-            return False
+    from lineage.processes import process_alive
 
     def watch() -> None:
-        while alive():
+        while process_alive(int(pid), started):
             time.sleep(WATCH_EVERY_S)
         log.error(f"the launching process {pid} is gone: ending training (a retry resumes from the checkpoints)")
         os._exit(137)  # at once: no cleanup that could write into the work directory the retry will use
