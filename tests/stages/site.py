@@ -33,6 +33,6 @@ def write_site(root: Path, pages: int = 6) -> None:
     (root / "robots.txt").write_text("User-agent: *\nDisallow: /private/\n")
 
 
-def serve_directory(root: Path):
-    """Serve `root` over HTTP on 127.0.0.1 (a free port); a context manager yielding the base URL."""
-    return static_site(root)
+def serve_directory(root: Path, port: int = 0):
+    """Serve `root` over HTTP on 127.0.0.1 (at `port`; 0: a free one); a context manager yielding the base URL."""
+    return static_site(root, port=port)

@@ -25,6 +25,10 @@ from resources.launcher import TrainingLauncherResource
 from tests.stages.prose_site import write_prose_site
 from tests.stages.site import serve_directory
 
+# The URLs, and so the doc ids and each document's split, depend on the port: a fixed one keeps the handful of
+# documents of these tests split into a non-empty train and validation half on every run (a free port did not).
+SITE_PORT = 18644
+
 PARTITION = "2026-11-27"
 CHAIN = [raw_crawl, documents, deduplicated_documents, filtered_documents]
 
@@ -70,7 +74,7 @@ def metadata_of(result, name):
 
 def test_dedupe_and_filters_explain_every_removal(instance, tmp_path, lmforge_home, capsys):
     roles = write_prose_site(tmp_path / "site")
-    with serve_directory(tmp_path / "site") as site:
+    with serve_directory(tmp_path / "site", port=SITE_PORT) as site:
         result = run(instance, CHAIN, {"seeds": [site], "max_pages": 30})
     assert result.success
     site = site.rstrip("/")
@@ -226,7 +230,7 @@ class FlakyNodeLauncher(TrainingLauncherResource):
 @pytest.mark.slow
 def test_failed_training_run_is_retried_and_resumes_from_its_checkpoint(instance, tmp_path):
     write_prose_site(tmp_path / "site")
-    with serve_directory(tmp_path / "site") as site:
+    with serve_directory(tmp_path / "site", port=SITE_PORT) as site:
         assert run(instance, CHAIN, {"seeds": [site], "max_pages": 30}).success
     shard_config = {"seq_len": 64, "validation_fraction": 0.5}
     small = {"ops": {"tokenizer": {"config": {"vocab_size": 600}}, "token_shards": {"config": shard_config}}}
