@@ -117,7 +117,10 @@ def test_429_waits_for_retry_after_then_ok(server, tmp_path):
 
 def test_429_forever_is_rate_limited(server, tmp_path):
     server.page("/busy", "slow down", status=429, content_type="text/plain", headers=[("Retry-After", "0")])
-    _, rows = run_crawl(fast_config(_with_good_page(server, "/busy"), max_retries=1), tmp_path)
+    # Timeouts that a busy 2-core machine cannot trip: this test is about 429, and a 0.4 s read timeout made it
+    # report `timeout` under full-suite load.
+    patient = {"read_timeout_s": 5.0, "total_timeout_s": 10.0}
+    _, rows = run_crawl(fast_config(_with_good_page(server, "/busy"), max_retries=1, **patient), tmp_path)
     assert _assert_outcome(rows, server, "/busy", "rate_limited")["http_status"] == 429
 
 
