@@ -47,7 +47,11 @@ def documents(
 
 
 def documents_metadata(produced: Produced) -> dict:
-    """Counts, the rejection reasons, domains and languages, and the first document as a sample."""
+    """Counts, the rejection reasons, domains and languages, and the first document as a sample.
+
+    `unchanged_revisits` is how many pages of the night were revisit records (unchanged since an earlier capture);
+    an artifact made before revisits were counted has no such stat, and then no such entry rather than a false 0.
+    """
     stats = produced.manifest.stats
     metadata = {
         "documents": stats["documents"],
@@ -58,6 +62,8 @@ def documents_metadata(produced: Produced) -> dict:
         "domains": count_table(stats["domains"], "domain"),
         "languages": count_table(stats["languages"], "language"),
     }
+    if "revisits" in stats:
+        metadata["unchanged_revisits"] = stats["revisits"]
     if produced.path is not None and stats["documents"]:
         first = next(pq.ParquetFile(produced.path / DOCUMENTS_FILE).iter_batches(batch_size=1))  # not the whole file
         metadata["sample_document"] = sample_markdown(first.to_pylist()[0])

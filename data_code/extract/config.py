@@ -6,6 +6,8 @@ import os
 from dataclasses import asdict, dataclass, field
 
 ENGINES = ("trafilatura", "resiliparse")
+# The two standard WARC revisit profiles (http://netpreserve.org/warc/1.1/revisit/<name>), by their last segment.
+REVISIT_PROFILES = ("identical-payload-digest", "server-not-modified")
 _SPEED_ONLY = {"versioned": False}  # read by lineage.identity.versioned_fields
 
 
@@ -51,6 +53,10 @@ class ExtractStats:
     documents: int = 0
     rejected: int = 0  # rejection rows, including one per corrupt WARC file
     rejections_by_reason: dict[str, int] = field(default_factory=dict)
+    # Revisit records (WARC-Type: revisit): pages unchanged since an earlier capture. They make no row and are
+    # no rejection (nothing is lost: the page's text is that of the capture they refer to).
+    revisits: int = 0
+    revisits_by_profile: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REVISIT_PROFILES, 0))
     chars: int = 0  # characters of main text over all documents
     languages: dict[str, int] = field(default_factory=dict)  # declared language -> documents ("und": none)
     domains: dict[str, int] = field(default_factory=dict)  # domain -> documents

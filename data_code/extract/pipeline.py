@@ -1,5 +1,6 @@
 """WARC files -> documents.parquet + rejections.parquet, extracted over a pool of worker processes.
 
+Revisit records (a page unchanged since an earlier capture) are counted, by profile, and make no row.
 Records stream through in bounded batches (at most two batches per worker in flight) and results are written in
 input order, so memory stays flat on any crawl size and the output is the same for any number of workers.
 """
@@ -16,7 +17,7 @@ import fsspec
 
 from data_code.batching import ParquetSink, map_in_order
 from data_code.document import DOCUMENT_SCHEMA, REJECTION_SCHEMA, rejection
-from data_code.extract.config import ExtractConfig, ExtractStats
+from data_code.extract.config import REVISIT_PROFILES, ExtractConfig, ExtractStats
 from data_code.extract.record import STAGE, extract_batch
 from data_code.warc import CorruptWarcError, WarcRecord, iter_warc_records
 
@@ -32,7 +33,8 @@ def extract_to_parquet(
 
     Each response record becomes one row of DOCUMENT_SCHEMA in `documents_path` or one row of REJECTION_SCHEMA
     (stage 'extract') in `rejections_path`; a corrupt WARC file adds one 'corrupt_warc' rejection after the
-    documents of its valid records. Both files are always written, empty ones included.
+    documents of its valid records. A revisit record makes no row in either file: it is counted in
+    stats.revisits and stats.revisits_by_profile. Both files are always written, empty ones included.
     Raises FileNotFoundError (before writing anything) when a WARC file does not exist.
     """
     _check_inputs_exist(warc_uris)
@@ -42,10 +44,12 @@ def extract_to_parquet(
     with ExitStack() as stack:
         documents = stack.enter_context(ParquetSink(documents_path, DOCUMENT_SCHEMA))
         rejections = stack.enter_context(ParquetSink(rejections_path, REJECTION_SCHEMA))
+        sinks = {"document": documents, "rejection": rejections}  # a revisit writes no row
         batches = _batches(_work_items(warc_uris), config.batch_records)
         for results in map_in_order(partial(extract_batch, config=config), batches, config.workers):
             for kind, row in results:
-                (documents if kind == "document" else rejections).write(row)
+                if kind in sinks:
+                    sinks[kind].write(row)
                 tally.add(kind, row)
     tally.fill(stats)
     stats.elapsed_s = round(time.perf_counter() - started, 3)
@@ -65,14 +69,17 @@ def _work_items(warc_uris: Iterable[str]) -> Iterator[tuple]:
 
 
 def _file_items(uri: str) -> Iterator[tuple]:
-    """('record', response, metadata fields) per response, then ('row', 'rejection', row) if the file is corrupt."""
+    """('record', record, metadata fields) per response or revisit, then ('row', 'rejection', row) if the file is
+    corrupt. A revisit goes on at once: it makes no row, so it needs neither metadata nor its place in the order."""
     pending: OrderedDict[str, tuple[WarcRecord, dict[str, str]]] = OrderedDict()
     try:
-        for record in iter_warc_records(uri, record_types=("response", "metadata")):
+        for record in iter_warc_records(uri, record_types=("response", "revisit", "metadata")):
             if record.record_type == "response":
                 pending[record.record_id or str(record.offset)] = (record, {})
                 while len(pending) > _PAIRING_WINDOW:
                     yield ("record", *pending.popitem(last=False)[1])
+            elif record.record_type == "revisit":
+                yield ("record", record, {})
             elif record.concurrent_to in pending:
                 pending[record.concurrent_to][1].update(parse_warc_fields(record.payload))
     except CorruptWarcError as error:
@@ -110,9 +117,12 @@ class _Tally:
     def __init__(self):
         self.documents, self.records, self.chars = 0, 0, 0
         self.reasons, self.languages, self.domains = Counter(), Counter(), Counter()
+        self.revisits = Counter(dict.fromkeys(REVISIT_PROFILES, 0))  # profile -> revisits, both profiles shown
 
     def add(self, kind: str, row: dict) -> None:
-        if kind == "document":
+        if kind == "revisit":  # not a record read for text, nor a rejection: the page is unchanged
+            self.revisits[row["profile"]] += 1
+        elif kind == "document":
             self.records += 1
             self.documents += 1
             self.chars += len(row["text"])
@@ -126,5 +136,7 @@ class _Tally:
         stats.records_read, stats.documents, stats.chars = self.records, self.documents, self.chars
         stats.rejected = sum(self.reasons.values())
         stats.rejections_by_reason = dict(sorted(self.reasons.items()))
+        stats.revisits = sum(self.revisits.values())
+        stats.revisits_by_profile = dict(self.revisits)
         stats.languages = dict(self.languages.most_common())
         stats.domains = dict(self.domains.most_common())

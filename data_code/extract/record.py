@@ -1,4 +1,5 @@
-"""One WARC response record (plus its crawl metadata) -> one Document row or one rejection row.
+"""One WARC response record (plus its crawl metadata) -> one Document row or one rejection row; a revisit record
+-> one revisit outcome (never a Document).
 
 This is the per-record work that runs in the worker processes; it must stay picklable and free of shared state.
 """
@@ -44,8 +45,13 @@ def extract_batch(items: list[tuple], config: ExtractConfig) -> list[tuple[str, 
 
 
 def extract_record(record: WarcRecord, fields: dict[str, str], config: ExtractConfig) -> tuple[str, dict]:
-    """('document', DOCUMENT_SCHEMA row) or ('rejection', REJECTION_SCHEMA row) for one response record."""
+    """('document', DOCUMENT_SCHEMA row) or ('rejection', REJECTION_SCHEMA row) for one response record;
+    ('revisit', revisit_outcome(record, url)) for a revisit record, whatever HTTP headers and body it carries."""
     url = (record.target_uri or "").strip("<>")
+    if record.record_type == "revisit":
+        # The page is unchanged since the capture the revisit refers to: a body some tools copy into the revisit
+        # is that capture's, already extracted from there (or due to be), so extracting it again would duplicate it.
+        return "revisit", revisit_outcome(record, url)
     if record.http_status != 200:
         return _reject(url, "non_200", f"HTTP status {record.http_status}")
     media_type, charset = parse_content_type(record.header("Content-Type"))
@@ -68,6 +74,17 @@ def extract_record(record: WarcRecord, fields: dict[str, str], config: ExtractCo
         detail = f"{len(text)} chars < min_text_chars={config.min_text_chars}"
         return _reject(url, "too_short", detail, score=float(len(text)))
     return "document", _document_row(record, url, media_type, fields, signals, title, text)
+
+
+def revisit_outcome(record: WarcRecord, url: str) -> dict:
+    """{'url', 'profile'} of a revisit record; profile is one of config.REVISIT_PROFILES.
+
+    WarcRecord does not carry WARC-Profile, so the profile is told from the HTTP status, which separates the two
+    standard profiles: server-not-modified records a 304 answer to a conditional request; identical-payload-digest
+    records a full answer (or none) whose payload digest matched an earlier capture.
+    """
+    profile = "server-not-modified" if record.http_status == 304 else "identical-payload-digest"
+    return {"url": url or None, "profile": profile}
 
 
 def _title_text_signals(html: str, kind: str, url: str, record: WarcRecord, config: ExtractConfig):
