@@ -54,7 +54,7 @@ class Stage:
 
         stage = Stage.of(context, artifact_store, mlflow_tracking, CODE_VERSION)
         corpus = stage.upstream("training_corpus")
-        produced = stage.produce(config, [corpus], lambda directory: train(stage.file(corpus, DOCUMENTS_FILE), ...))
+        produced = stage.produce(config, [corpus], lambda directory: train(stage.file(corpus), ...))
     """
 
     context: AssetExecutionContext
@@ -70,6 +70,17 @@ class Stage:
     def upstream(self, asset: str, partition: str | None = None) -> Manifest:
         """Manifest of `asset`'s latest materialization (for `partition`)."""
         return upstream_manifest(self.context, self.store, asset, partition)
+
+    def latest(self, asset: str) -> Manifest | None:
+        """Manifest of `asset`'s latest materialization (any partition), or None when it has none yet."""
+        try:
+            return latest_manifest(self.context.instance, self.store, asset)
+        except FileNotFoundError:
+            return None
+
+    def partitions(self, asset: str) -> dict[str, Manifest]:
+        """{partition: manifest of its latest materialization} of every materialized partition of `asset`."""
+        return partition_manifests(self.context.instance, self.store, asset)
 
     def file(self, manifest: Manifest, relative: str = "") -> str:
         """URI of a file inside an upstream artifact ("" for its directory)."""
@@ -119,7 +130,7 @@ def produce_artifact(
     `log_files` (paths inside the artifact: plots, reports) are also attached to the MLflow run.
     """
     asset = context.asset_key.to_user_string()
-    partition = context.partition_key if context.has_partition_key else None
+    partition = own_partition(context)
     refs = _refs(upstream)
     identity = version_identity(context, config, extra_identity)
     version = compute_version(asset, code_version, identity, {ref.key: ref.version for ref in refs})
@@ -174,9 +185,17 @@ def artifact_version(
 def version_identity(context: AssetExecutionContext, config: Any, extra_identity: Mapping[str, Any] | None) -> dict:
     """What the version hashes besides asset, code version and upstream: versioned config, extras, partition."""
     identity = {**versioned_fields(config), **(extra_identity or {})}
-    if context.has_partition_key:
+    if own_partition(context) is not None:
         identity["partition"] = context.partition_key
     return identity
+
+
+def own_partition(context: AssetExecutionContext) -> str | None:
+    """The partition this asset materializes, or None for an unpartitioned asset, also when it runs inside a
+    partitioned run (the nightly job's corpus, tokenizer and shard set: their version must not change by night)."""
+    if not context.has_partition_key or context.assets_def.partitions_def is None:
+        return None
+    return context.partition_key
 
 
 def _refs(upstream: list[Manifest]) -> list[UpstreamRef]:
@@ -214,7 +233,25 @@ def upstream_manifest(
     context: AssetExecutionContext, store: ArtifactStore, asset: str, partition: str | None = None
 ) -> Manifest:
     """Manifest of the latest materialization of `asset` (for `partition`) recorded in the Dagster instance."""
-    records = context.instance.fetch_materializations(
+    return latest_manifest(context.instance, store, asset, partition)
+
+
+def partition_manifests(instance: Any, store: ArtifactStore, asset: str) -> dict[str, Manifest]:
+    """{partition: manifest of its latest materialization} of every materialized partition of `asset`, sorted."""
+    partitions = sorted(instance.get_materialized_partitions(AssetKey(asset)))
+    return {partition: latest_manifest(instance, store, asset, partition) for partition in partitions}
+
+
+def recent_metadata(instance: Any, asset: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """The plain metadata values of `asset`'s latest materializations, newest first."""
+    records = instance.fetch_materializations(AssetRecordsFilter(asset_key=AssetKey(asset)), limit=limit).records
+    found = [record.asset_materialization for record in records]
+    return [{key: entry.value for key, entry in m.metadata.items()} for m in found if m is not None]
+
+
+def latest_manifest(instance: Any, store: ArtifactStore, asset: str, partition: str | None = None) -> Manifest:
+    """Manifest of the latest materialization of `asset` (for `partition`) recorded in the Dagster instance."""
+    records = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition] if partition else None), limit=1
     ).records
     where = f"{asset}" + (f" partition {partition}" if partition else "")

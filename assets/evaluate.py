@@ -11,8 +11,7 @@ from assets.common import Stage, dagster_config, dataclass_from_config, material
 from assets.corpus import training_corpus
 from assets.instruct import dpo_model, model_dir
 from assets.quantize import quantized_model
-from assets.tokens import token_shards
-from data_code.document import DOCUMENTS_FILE
+from assets.tokens import shard_set
 from model_code.deploy import gguf_name
 from model_code.evaluate.suite import EVALUATION_FILE, EvaluationConfig
 from resources.lake import ArtifactStoreResource
@@ -23,7 +22,7 @@ ModelEvaluationConfig = dagster_config(EvaluationConfig, "ModelEvaluationConfig"
 
 
 @asset(
-    deps=[dpo_model, quantized_model, token_shards, training_corpus],
+    deps=[dpo_model, quantized_model, shard_set, training_corpus],
     code_version=CODE_VERSION,
     group_name="deploy",
     kinds={"mlflow"},
@@ -40,7 +39,7 @@ def model_evaluation(
 
     stage = Stage.of(context, artifact_store, mlflow_tracking, CODE_VERSION)
     evaluation = dataclass_from_config(EvaluationConfig, config)
-    upstream = [stage.upstream(name) for name in ("dpo_model", "quantized_model", "token_shards", "training_corpus")]
+    upstream = [stage.upstream(name) for name in ("dpo_model", "quantized_model", "shard_set", "training_corpus")]
     model, quantized, shards, corpus = upstream
     qtypes = quantized.stats["qtypes"]
     gguf = stage.store.local_path(quantized.asset, quantized.version) / gguf_name(evaluation.latency_qtype)
@@ -49,7 +48,7 @@ def model_evaluation(
         return evaluate(
             model_dir(stage.store, model),
             stage.store.local_path(shards.asset, shards.version),
-            str(stage.store.local_path(corpus.asset, corpus.version) / DOCUMENTS_FILE),
+            str(stage.store.local_path(corpus.asset, corpus.version)),
             directory,
             evaluation,
             gguf=gguf if evaluation.latency_qtype in qtypes else None,

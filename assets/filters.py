@@ -126,7 +126,13 @@ def filtered_documents(
     dedupe = stage.upstream("deduplicated_documents", context.partition_key)
     classifier = stage.upstream("quality_classifier")
     model_path = stage.file(classifier, classifier.stats.get("model_file", "model.bin"))
-    contract = CorpusContract(languages=filter_config.languages, max_text_chars=filter_config.max_text_chars)
+    # A day whose dedupe kept nothing (nothing fetched, or every page unchanged) brings no new data: its empty
+    # artifact passes, and the corpus simply adds nothing. A day whose filters drop everything still fails.
+    contract = CorpusContract(
+        languages=filter_config.languages,
+        max_text_chars=filter_config.max_text_chars,
+        min_documents=1 if dedupe.stats.get("documents_kept") else 0,
+    )
 
     def build(directory):
         documents = stage.file(dedupe, DOCUMENTS_FILE)

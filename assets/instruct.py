@@ -31,7 +31,7 @@ from assets.images import png_markdown
 from assets.metadata import count_table, key_numbers
 from assets.pretrain import base_model
 from data_code.crawl.config import SourcePolicy
-from data_code.document import DOCUMENTS_FILE, TRAIN, VALIDATION
+from data_code.document import TRAIN, VALIDATION
 from data_code.instruct import (
     GeneratorConfig,
     generate_examples,
@@ -101,7 +101,7 @@ def _dataset_asset(kind: str):
         def build(directory):
             rows, stats = [], {}
             if config.generate:
-                instructions, preferences, stats = generate_examples(stage.file(corpus, DOCUMENTS_FILE), generator)
+                instructions, preferences, stats = generate_examples(stage.file(corpus), generator)
                 rows = instructions if kind == "chat" else preferences
             for uri in config.files:
                 rows += [{**row, "source": uri} for row in loader(uri, policy=policy)]

@@ -22,7 +22,7 @@ from assets.common import (
 )
 from assets.images import png_markdown
 from assets.metadata import key_numbers
-from assets.tokens import token_shards, tokenizer
+from assets.tokens import shard_set, tokenizer
 from lineage.settings import Settings
 from lineage.tracking import Tracker
 from model_code.config import PretrainConfig
@@ -46,7 +46,7 @@ BaseModelConfig = dagster_config(
 
 
 @asset(
-    deps=[token_shards, tokenizer],
+    deps=[shard_set, tokenizer],
     code_version=CODE_VERSION,
     group_name="model",
     kinds={"pytorch"},
@@ -63,7 +63,7 @@ def base_model(
 ) -> MaterializeResult:
     """Pretrain with accelerate (fp32 on CPU, bf16 on GPU), checkpointing and resuming; HF-format output."""
     store, tracker = artifact_store.store(), mlflow_tracking.tracker()
-    shards, trained_tokenizer = (upstream_manifest(context, store, name) for name in ("token_shards", "tokenizer"))
+    shards, trained_tokenizer = (upstream_manifest(context, store, name) for name in ("shard_set", "tokenizer"))
     identity = dataclass_from_config(PretrainConfig, config, **dict.fromkeys(RUN_DIRS, PLACEHOLDER))
     version = artifact_version(context, CODE_VERSION, identity, [shards, trained_tokenizer])
     run_dir = Settings.from_env().home / "work" / "base_model" / version  # survives a failed attempt: resumable

@@ -17,7 +17,7 @@ from dagster import (
 
 from assets.common import Stage, dagster_config, dataclass_from_config, materialize_result
 from assets.instruct import dpo_model, model_dir
-from assets.tokens import token_shards
+from assets.tokens import shard_set
 from model_code.export.config import QuantizeConfig
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
@@ -28,7 +28,7 @@ QuantizedModelConfig = dagster_config(QuantizeConfig, "QuantizedModelConfig")
 
 
 @asset(
-    deps=[dpo_model, token_shards],
+    deps=[dpo_model, shard_set],
     code_version=CODE_VERSION,
     group_name="deploy",
     kinds={"gguf"},
@@ -53,9 +53,9 @@ def quantized_model(
 
     stage = Stage.of(context, artifact_store, mlflow_tracking, CODE_VERSION)
     quantize = dataclass_from_config(QuantizeConfig, config)
-    parent, shards = stage.upstream("dpo_model"), stage.upstream("token_shards")
+    parent, shards = stage.upstream("dpo_model"), stage.upstream("shard_set")
     parent_dir, shards_dir = model_dir(stage.store, parent), stage.store.local_path(shards.asset, shards.version)
-    seq_len = int(shards.config.get("seq_len", 256))
+    seq_len = int(shards.stats.get("seq_len", 256))
 
     def build(directory):
         return quantize_and_measure(

@@ -21,6 +21,8 @@ lmforge rollback --reason "..." [--to VERSION]
                                  # move `champion` back to the previous champion, recording why
 lmforge optout add ENTRY [--note TEXT] | list
                                  # owners' opt-outs (domain or URL prefix); flags affected models
+lmforge history rebuild [--config my.yaml]
+                                 # rebuild the dedupe history index (one part per day) from the day artifacts
 """
 
 from __future__ import annotations
@@ -211,6 +213,28 @@ def _optout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from assets.dedupe import rebuild_history
+    from cli.runner import load_run_config, prepare_environment
+    from data_code.dedupe.config import DedupeConfig
+    from lineage.store import ArtifactStore
+
+    settings = Settings.from_env()
+    prepare_environment(settings)
+    config = None
+    if args.config:  # the LSH parameters the next runs will use: ops.deduplicated_documents.config
+        values = load_run_config(args.config).get("ops", {}).get("deduplicated_documents", {}).get("config", {})
+        config = DedupeConfig(**{key: tuple(v) if isinstance(v, list) else v for key, v in values.items()})
+    with DagsterInstance.get() as instance:
+        written = rebuild_history(instance, ArtifactStore(settings.store_root), config)
+    for part in written:
+        print(f"  {part['day']}  deduplicated_documents/{part['version']}  {part['rows']} documents")
+    print(f"history index rebuilt: {len(written)} day part(s)" if written else "no deduplicated_documents day yet")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmforge", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -240,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--split", choices=SPLITS, default=None, help="default: train")
     trace.add_argument("--shard", type=int, help="shard number within the split")
     trace.add_argument("--offset", type=int, help="token offset within the shard")
-    trace.add_argument("--shards", help="token_shards version (default: the newest)")
+    trace.add_argument("--shards", help="shard_set version (default: the newest)")
     trace.set_defaults(func=_trace)
     audit = commands.add_parser("audit", help="compliance audit of a model back to every URL (or: which-models)")
     audit.add_argument(
@@ -268,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     optout.add_argument("entry", nargs="?", help="add: example.com or https://example.com/path/")
     optout.add_argument("--note", help="add: why / who asked (kept as a comment)")
     optout.set_defaults(func=_optout)
+    history = commands.add_parser("history", help="the dedupe history index (what earlier days kept)")
+    history.add_argument("action", choices=["rebuild"])
+    history.add_argument("--config", help="run config YAML whose deduplicated_documents LSH parameters to hash with")
+    history.set_defaults(func=_history)
     return parser
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from data_code.filters.blocklist import Blocklist
-from lineage.audit.chain import walk_chain
+from data_code.shards.shard_set import SET_FILE
+from lineage.audit.chain import read_json_file, walk_chain
 from lineage.audit.index import build_url_index
 from lineage.settings import Settings
 from lineage.store import ArtifactStore
@@ -65,10 +66,18 @@ def compliance_violations(store: ArtifactStore, asset: str, version: str, optout
     shards = {node.key for node in chain.ordered() if node.manifest.asset == "token_shards"}
     if not shards:
         return []
+    # What a shard set of the chain excludes (the opt-out reaches it without rewriting the day shards) is not read.
+    excluded = [
+        set((read_json_file(store, "shard_set", node.manifest.version, SET_FILE) or {}).get("excluded_documents", []))
+        for node in chain.ordered()
+        if node.manifest.asset == "shard_set"
+    ]
     rows = build_url_index(store).rows
     violations = []
     for row in rows.to_pylist():
         if row["token_shards"] not in shards or row["url"] is None:
+            continue
+        if excluded and all(row["doc_id"] in gone for gone in excluded):
             continue
         matched = optout.match(row["url"], row["domain"] or "")
         if matched is not None:

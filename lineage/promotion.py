@@ -89,7 +89,7 @@ def champion_evaluation(store: ArtifactStore, champion: RegisteredVersion, evalu
     log(f"re-evaluating champion v{champion.version} on the challenger's validation data")
     known = EvaluationConfig.__dataclass_fields__
     config = EvaluationConfig(**{key: value for key, value in evaluation.config.items() if key in known})
-    shards = next(ref for ref in evaluation.upstream if ref.asset == "token_shards")
+    shards = next(ref for ref in evaluation.upstream if ref.asset == "shard_set")
     return measure_model(
         store.local_path(serving.asset, serving.version) / HF_DIR,
         store.local_path(shards.asset, shards.version),

@@ -71,6 +71,12 @@ class ArtifactStore:
         path = self.artifact_path(asset, version) / relative
         return path.path if self.is_local else str(path)
 
+    def index_path(self, name: str) -> Path:
+        """Local directory of a derived index (say the dedupe history), rebuilt from artifacts when lost."""
+        if not self.is_local:
+            raise NotImplementedError(f"the {name} index needs a local (or mounted) store; {self.root} is remote")
+        return Path((self.root / "index" / name).path)
+
     def latest(self, asset: str) -> str:
         """The most recently created complete version of `asset`; FileNotFoundError when there is none."""
         versions = self.versions(asset)

@@ -13,6 +13,9 @@ a reader with another seed (say seed + epoch). The last `rows % batch_size` rows
 drop_last=False. Rows whose tail is <|pad|> (the last of a split) should have those targets ignored (index.json
 gives pad_id).
 
+A shard set (data_code.shards.shard_set) reads like one directory whose shards lie in the day directories; the
+rows it excludes (they hold a token of a superseded or opted-out document) are never handed out.
+
 On open, every shard file's size is checked against the manifest (a truncated file is named in the error), its
 sha256 too when verify_sha256=True, and shards made with another tokenizer are refused.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from data_code.shards.layout import INDEX_FILE, MANIFEST_FILE, open_shard, read_json
+from data_code.shards.shard_set import allowed_rows
 
 
 class ShardReader:
@@ -62,9 +66,11 @@ class ShardReader:
             open_shard(shards_dir, entry, index, manifest, sha256=verify_sha256).reshape(-1, self.row_tokens)
             for entry in index["splits"][split]
         ]  # per shard: (rows, T + 1)
+        # A shard set's entries name rows never to read (a superseded or opted-out document's); others read all.
+        self._allowed = [allowed_rows(entry) for entry in index["splits"][split]]
         self.order = [int(n) for n in np.random.default_rng(seed).permutation(len(self._rows))]
         self._shard, self._offset = position if position is not None else (self.order[0] if self.order else 0, 0)
-        if self.order and (self._shard not in self.order or not 0 <= self._offset <= len(self._rows[self._shard])):
+        if self.order and (self._shard not in self.order or not 0 <= self._offset <= len(self._allowed[self._shard])):
             raise ValueError(f"position {position} does not exist in split {split!r} of {self.shards_dir}")
 
     @property
@@ -74,7 +80,7 @@ class ShardReader:
 
     def __len__(self) -> int:
         """Batches in a whole epoch (from the start, whatever the position)."""
-        rows = sum(len(rows) for rows in self._rows)
+        rows = sum(len(allowed) for allowed in self._allowed)
         return rows // self.batch_size if self.drop_last else -(-rows // self.batch_size)
 
     def __iter__(self) -> Iterator[np.ndarray | tuple[np.ndarray, np.ndarray]]:
@@ -82,7 +88,8 @@ class ShardReader:
         pending_rows = 0
         for shard in self.order[self.order.index(self._shard) :] if self.order else []:
             self._shard = shard
-            permutation = np.random.default_rng([self.seed, shard]).permutation(len(self._rows[shard]))
+            allowed = self._allowed[shard]
+            permutation = allowed[np.random.default_rng([self.seed, shard]).permutation(len(allowed))]
             while self._offset < len(permutation):
                 take = min(self.batch_size - pending_rows, len(permutation) - self._offset)
                 pending.append(self._rows[shard][permutation[self._offset : self._offset + take]])

@@ -19,7 +19,7 @@ from assets.instruct import dpo_model, instruction_data, preference_data, sft_mo
 from assets.partitions import daily_partitions
 from assets.pretrain import base_model
 from assets.quantize import quantized_model
-from assets.tokens import token_shards, tokenizer
+from assets.tokens import shard_set, token_shards, tokenizer
 from pipelines.automation import (
     build_nightly_schedule,
     build_optout_sensor,
@@ -33,10 +33,9 @@ from resources.spark import SparkResource
 from resources.tracking import MlflowTrackingResource
 
 DAY_ASSETS = [raw_crawl, documents, deduplicated_documents, filtered_documents]
+# What a night adds to the data: the corpus manifest, the frozen tokenizer, the day's shards and the shard set.
+CORPUS_ASSETS = [training_corpus, tokenizer, token_shards, shard_set]
 MODEL_ASSETS = [
-    training_corpus,
-    tokenizer,
-    token_shards,
     base_model,
     instruction_data,
     preference_data,
@@ -47,26 +46,30 @@ MODEL_ASSETS = [
     serving_model,
     audit_report,
 ]
-ALL_ASSETS = [quality_classifier, *DAY_ASSETS, *MODEL_ASSETS]
+ALL_ASSETS = [quality_classifier, *DAY_ASSETS, *CORPUS_ASSETS, *MODEL_ASSETS]
 
 full_lifecycle = define_asset_job(
     "full_lifecycle",
     selection=AssetSelection.assets(*ALL_ASSETS),
     partitions_def=daily_partitions,
-    description="One day end to end: crawl → filter that day, then corpus → tokenizer → shards → pretrain → SFT → "
-    "DPO → quantize → evaluate → gate → deploy → audit. Unchanged artifacts are reused, not rebuilt.",
+    description="One day end to end: crawl → dedupe (within the day and against history) → filter that day, then "
+    "corpus → tokenizer (frozen) → the day's shards → shard set → pretrain → SFT → DPO → quantize → evaluate → gate "
+    "→ deploy → audit. Unchanged artifacts are reused, not rebuilt.",
 )
 data_refresh = define_asset_job(
     "data_refresh",
-    selection=AssetSelection.assets(quality_classifier, *DAY_ASSETS),  # the filter needs the classifier: made once
+    selection=AssetSelection.assets(quality_classifier, *DAY_ASSETS, *CORPUS_ASSETS),
     partitions_def=daily_partitions,
-    description="One crawl day: crawl (or ingest WARC files), extract, deduplicate, filter (blocking contract); the "
-    "quality classifier the filter uses is trained first when it does not exist yet, and reused otherwise.",
+    description="One crawl day's data: crawl (or ingest WARC files), extract, deduplicate against the day and the "
+    "history, filter (blocking contract), then the corpus manifest, the frozen tokenizer, the day's token shards and "
+    "the shard set training reads. The quality classifier the filter uses is trained first when it does not exist "
+    "yet, and reused otherwise.",
 )
 retrain = define_asset_job(
     "retrain",
-    selection=AssetSelection.assets(*MODEL_ASSETS),
-    description="Every contract-passing day as one corpus, then tokenizer → ... → deploy → audit.",
+    selection=AssetSelection.assets(training_corpus, tokenizer, shard_set, *MODEL_ASSETS),
+    description="Every contract-passing day as one corpus, its shard set (the days' token shards must exist), then "
+    "pretrain → ... → deploy → audit.",
 )
 compliance_check = define_asset_job(
     "compliance_check",

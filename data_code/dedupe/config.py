@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 ENGINES = ("local", "spark")
+HISTORY_ALL, HISTORY_NONE = "all", "none"
+_LAST_DAYS = re.compile(r"^last_(\d+)_days?$")
 _SPEED_ONLY = {"versioned": False}  # read by lineage.identity.versioned_fields
 
 
@@ -28,6 +31,9 @@ class DedupeConfig:
     seed: int = 1  # seed of the MinHash permutations and of the calibration sample
     calibration_sample: int = 2000  # documents sampled for the calibration report (all their pairs are scored)
     max_text_chars: int = 1_000_000  # longer documents are hashed on their first max_text_chars characters
+    # Which earlier days a day is deduplicated against: all (the nightly default: nothing kept before comes back) |
+    # none (per-day dedupe, as FineWeb does for independent Common Crawl dumps) | last_N_days.
+    history: str = "all"
     # Speed-only fields: they never change the output, so they are left out of the artifact version.
     workers: int = field(default_factory=_cpu_count, metadata=_SPEED_ONLY)  # hashing processes; 1 = in-process
     batch_size: int = field(default=2048, metadata=_SPEED_ONLY)  # documents per Arrow record batch / worker task
@@ -47,8 +53,23 @@ class DedupeConfig:
             raise ValueError(f"verify_candidates must be a bool, got {self.verify_candidates!r}")
         if self.calibration_sample < 0:
             raise ValueError(f"calibration_sample must be >= 0, got {self.calibration_sample}")
+        check_history_setting(self.history)
         if not self.spark_master:
             raise ValueError("spark_master must not be empty")
+
+
+def check_history_setting(history: str) -> None:
+    """ValueError unless `history` is all | none | last_N_days (N >= 1)."""
+    match = _LAST_DAYS.match(history) if isinstance(history, str) else None
+    if history not in (HISTORY_ALL, HISTORY_NONE) and not (match and int(match.group(1)) >= 1):
+        raise ValueError(f"history must be 'all', 'none' or 'last_N_days' (N >= 1), got {history!r}")
+
+
+def history_window(history: str) -> int | None:
+    """Days of history a setting keeps: None for all, 0 for none, N for last_N_days."""
+    if history == HISTORY_ALL:
+        return None
+    return 0 if history == HISTORY_NONE else int(_LAST_DAYS.match(history).group(1))
 
 
 # Bytes held per document for the whole run by the local engine: band keys (8 per band), exact key (16), quality

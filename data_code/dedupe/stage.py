@@ -1,8 +1,10 @@
 """The dedupe stage: find duplicate clusters with the configured engine, then write what is kept and why not.
 
 Outputs in out_dir: documents.parquet (kept documents, input order), duplicate_clusters.parquet, rejections.parquet
-(stage "dedupe", reason exact_duplicate_of:<id> | near_duplicate_of:<id>, score = Jaccard to the kept document),
-calibration.json and s_curve.png.
+(stage "dedupe", reason exact_duplicate_of:<id> | near_duplicate_of:<id>, and against the history
+unchanged:<id>@<day> | exact_duplicate_of_history:<id>@<day> | near_duplicate_of_history:<id>@<day>; score =
+Jaccard to the kept document), superseded.parquet (older versions of changed pages), calibration.json and
+s_curve.png.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pyarrow.parquet as pq
 from data_code.dedupe import calibration
 from data_code.dedupe.config import DedupeConfig, predict_peak_memory_bytes
 from data_code.dedupe.core import DUPLICATE_CLUSTER_SCHEMA
+from data_code.dedupe.history import SUPERSEDED_FILE, SUPERSEDED_SCHEMA, HistoryIndex, match_history
 from data_code.document import DOCUMENT_SCHEMA, DOCUMENTS_FILE, REJECTION_SCHEMA, REJECTIONS_FILE
 
 STATS_METADATA_KEY = b"lmforge.dedupe.stats"  # optional JSON engine counters on find_clusters' table
@@ -50,6 +53,18 @@ class DedupeStats:
     verification_store_bytes: int = 0  # shingle sets held for verification (known only after LSH)
     engine: str = ""
     elapsed_s: float = 0.0
+    # Against the history (history.py): what earlier days kept.
+    history: str = "none"  # the setting: all | none | last_N_days
+    history_days: int = 0  # earlier days compared with
+    history_documents: int = 0  # their kept documents still trained on
+    new: int = 0  # kept: a URL no earlier day kept
+    superseding: int = 0  # kept: a changed page, replacing its older version
+    unchanged: int = 0  # removed: same URL, same text as its newest kept version
+    superseded: int = 0  # older versions replaced tonight (listed in superseded.parquet)
+    exact_duplicates_of_history: int = 0
+    near_duplicates_of_history: int = 0
+    history_candidate_pairs: int = 0
+    history_lookup_s: float = 0.0
 
     def as_stats(self) -> dict:
         """Plain dict of every field (for a manifest's stats and MLflow metrics)."""
@@ -135,9 +150,20 @@ def _rejections(joined: pa.Table) -> pa.Table:
 
 
 def deduplicate(
-    documents_path: str, out_dir: pathlib.Path, config: DedupeConfig, *, spark_session=None
+    documents_path: str,
+    out_dir: pathlib.Path,
+    config: DedupeConfig,
+    *,
+    spark_session=None,
+    history: HistoryIndex | None = None,
+    day: str = "",
 ) -> DedupeStats:
-    """Exact then near-duplicate removal of the Document Parquet file at documents_path; outputs into out_dir."""
+    """Exact then near-duplicate removal of the Document Parquet file at documents_path; outputs into out_dir.
+
+    With `history` (the index of what earlier days kept), day `day`'s documents are then compared with it as well
+    (history.match_history): unchanged pages and duplicates of earlier documents are removed, and changed pages
+    supersede their older versions (superseded.parquet).
+    """
     started = time.perf_counter()
     if not pathlib.Path(documents_path).exists():
         raise FileNotFoundError(f"documents_path does not exist: {documents_path}")
@@ -158,14 +184,30 @@ def deduplicate(
     for name in ("candidate_pairs", "verified_pairs", "verification_store_bytes"):
         setattr(stats, name, int(engine_counters.get(name, 0)))
     removed, joined = _removed_rows(str(documents_path), clusters)
-    _write_kept(str(documents_path), out_dir, removed, config, stats)
     urls = pq.read_table(documents_path, columns=["doc_id", "url"]).take(pa.array(removed))
+    matched = None
+    if history is not None:
+        day_documents = pq.read_table(documents_path, columns=["doc_id", "url", "text"])
+        matched = match_history(day_documents, removed, history, day, config)
+        removed = np.union1d(removed, matched.removed)
+    _write_kept(str(documents_path), out_dir, removed, config, stats)
     joined = joined.append_column("url", urls.column("url"))
     pq.write_table(
         joined.select(DUPLICATE_CLUSTER_SCHEMA.names).cast(DUPLICATE_CLUSTER_SCHEMA),
         out_dir / "duplicate_clusters.parquet",
     )
-    pq.write_table(_rejections(joined), out_dir / REJECTIONS_FILE)
+    rejections = _rejections(joined)
+    superseded = SUPERSEDED_SCHEMA.empty_table()
+    if matched is not None:
+        rejections = pa.concat_tables([rejections, matched.rejections])
+        superseded = matched.superseded
+        for name, value in matched.counts().items():
+            setattr(stats, name, value)
+        stats.history, stats.superseded = config.history, superseded.num_rows
+    else:
+        stats.new = documents - len(removed)
+    pq.write_table(rejections, out_dir / REJECTIONS_FILE)
+    pq.write_table(superseded, out_dir / SUPERSEDED_FILE)
     kinds = Counter(joined.column("kind").to_pylist())
     stats.exact_duplicates, stats.near_duplicates = kinds.get("exact", 0), kinds.get("near", 0)
     stats.documents_kept = documents - len(removed)

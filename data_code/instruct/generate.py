@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import fsspec
 import pyarrow.parquet as pq
 
+from data_code.corpus import is_corpus, read_documents
+
 TASKS = ("title", "continue")
 REJECTION_KINDS = ("other_document", "shuffled_sentences", "truncated")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -80,7 +82,11 @@ def generate_examples(documents_parquet: str, config: GeneratorConfig) -> tuple[
 
 
 def _read_documents(uri: str) -> list[dict]:
-    """doc_id, title and text of every document, sorted by doc_id so file order never matters."""
+    """doc_id, title and text of every document, sorted by doc_id so file order never matters. `uri` is a Document
+    Parquet file or a corpus directory (data_code.corpus: its days' documents minus its exclusions)."""
+    if is_corpus(uri):
+        rows = read_documents(uri, ["doc_id", "title", "text"]).to_pylist()
+        return sorted(rows, key=lambda row: row["doc_id"])
     filesystem, path = fsspec.core.url_to_fs(uri)
     if not filesystem.isfile(path):
         raise FileNotFoundError(f"documents file not found: {uri}")

@@ -48,8 +48,13 @@ def load_tokenizer(tokenizer_dir: str | Path) -> Tokenizer:
     return tokenizer
 
 
-def build_shards(documents_path: str, tokenizer_dir: str, out_dir: Path, config: ShardConfig) -> dict:
+def build_shards(
+    documents_path: str, tokenizer_dir: str, out_dir: Path, config: ShardConfig, *, allow_empty: bool = False
+) -> dict:
     """Write the token shards of `documents_path` into `out_dir` and return stats.
+
+    An empty documents file raises ValueError, unless `allow_empty` (a night that brought no new document: its
+    shard directory then has no shard files, and a shard set leaves it out).
 
     Stats: fingerprint, dtype, vocab_size, seq_len, per split tokens/documents/sequences/padding_tokens/shards,
     the same flattened as tokens_train, ..., shards (file count), mixture (per source), elapsed_s, tokens_per_s.
@@ -61,7 +66,7 @@ def build_shards(documents_path: str, tokenizer_dir: str, out_dir: Path, config:
     vocab_size, eos_id, pad_id = tokenizer.get_vocab_size(), tokenizer.token_to_id(EOS), tokenizer.token_to_id(PAD)
     dtype = token_dtype(vocab_size)
     columns = ["doc_id", config.text_field]
-    if open_documents(documents_path, columns + [config.mixture_field]).metadata.num_rows == 0:
+    if open_documents(documents_path, columns + [config.mixture_field]).metadata.num_rows == 0 and not allow_empty:
         raise ValueError(f"the corpus is empty: {documents_path} holds no documents")
     counts = source_counts(documents_path, config) if config.reweights else None
     rates = sampling_rates(counts, config) if counts is not None else None

@@ -41,12 +41,19 @@ def check_token_ids(shards_dir: str | Path) -> tuple[bool, str]:
     return True, f"all {total} token ids are below vocab_size {vocab_size}"
 
 
-def check_nonempty(shards_dir: str | Path) -> tuple[bool, str]:
-    """Every split has at least one shard and no shard file is empty."""
+def check_nonempty(shards_dir: str | Path, required: tuple[str, ...] | None = None) -> tuple[bool, str]:
+    """Every split of `required` (default: all) has at least one shard, and no shard file is empty.
+
+    One day's shards require only train (a small day may hold no validation document), a day without documents
+    nothing; the shard set training reads requires both splits.
+    """
     index = read_json(shards_dir, INDEX_FILE)
     for split, entries in index["splits"].items():
-        if not entries:
-            return False, f"split {split!r} has no shards (no documents fell into it)"
+        if not entries and (required is None or split in required):
+            return False, (
+                f"split {split!r} has no shards (no documents fell into it): with few documents, raise "
+                "token_shards' validation_fraction, or crawl more"
+            )
     for _, entry, tokens in _shards(shards_dir):
         if len(tokens) == 0:
             return False, f"shard {entry['file']} is empty"

@@ -14,14 +14,17 @@ from data_code.shards.layout import INDEX_FILE, MANIFEST_FILE, read_json, verify
 PROVENANCE_COLUMNS = ["doc_id", "url", "domain", "license", "fetch_time"]
 
 
-def trace(shards_dir: str | Path, split: str, shard: int, token_offset: int, documents_path: str | Path) -> dict:
+def trace(
+    shards_dir: str | Path, split: str, shard: int, token_offset: int, documents_path: str | Path | list[str]
+) -> dict:
     """The document that token `token_offset` of shard number `shard` of `split` came from, with its provenance.
 
-    Returns {split, shard, token_offset, doc_id, token_start, token_end (the document's span in the shard), url,
-    domain, license, fetch_time (ISO 8601)}. The span comes from the shard's sidecar by binary search; the
-    provenance from the documents Parquet (streamed with a filter on doc_id). Raises ValueError for a split or
-    shard that does not exist, an offset outside the shard or in its final padding, or a doc_id missing from
-    `documents_path`.
+        Returns {split, shard, token_offset, doc_id, token_start, token_end (the document's span in the shard), url,
+        domain, license, fetch_time (ISO 8601)}. The span comes from the shard's sidecar by binary search; the
+        provenance from the documents Parquet (streamed with a filter on doc_id; a list of files, as a corpus of days
+    reads, is searched as one). Raises ValueError for a split or
+        shard that does not exist, an offset outside the shard or in its final padding, or a doc_id missing from
+        `documents_path`.
     """
     index, manifest = read_json(shards_dir, INDEX_FILE), read_json(shards_dir, MANIFEST_FILE)
     entries = index["splits"].get(split)
@@ -39,7 +42,8 @@ def trace(shards_dir: str | Path, split: str, shard: int, token_offset: int, doc
     if token_offset >= token_end:
         raise ValueError(f"token_offset {token_offset} of {entry['file']} is padding after the last document")
     doc_id = spans.column("doc_id")[row].as_py()
-    found = ds.dataset(str(documents_path), format="parquet").to_table(
+    sources = [str(path) for path in documents_path] if isinstance(documents_path, list) else str(documents_path)
+    found = ds.dataset(sources, format="parquet").to_table(
         columns=PROVENANCE_COLUMNS, filter=pc.field("doc_id") == doc_id
     )
     if found.num_rows == 0:

@@ -24,6 +24,10 @@ class TokenizerConfig:
     text_field: str = "text"  # column of the Document Parquet the tokenizer is trained on
     # Speed-only: documents per Arrow record batch handed to the trainer; never changes the vocabulary.
     batch_size: int = field(default=1024, metadata=_SPEED_ONLY)
+    # The tokenizer is trained once, on the first corpus, and every later night reuses it (same fingerprint, so
+    # models can continue from one another). True trains a new one on tonight's corpus: an explicit event that
+    # makes the next base_model train from scratch. A changed vocabulary setting also trains a new one.
+    retrain: bool = field(default=False, metadata=_SPEED_ONLY)
 
     def __post_init__(self):
         for name in ("vocab_size", "min_frequency", "batch_size"):
@@ -41,5 +45,7 @@ class TokenizerConfig:
                 f"vocab_size must be at least {smallest} ({len(self.special_tokens)} special tokens + "
                 f"{BYTE_ALPHABET} bytes), got {self.vocab_size}"
             )
+        if not isinstance(self.retrain, bool):
+            raise ValueError(f"retrain must be true or false, got {self.retrain!r}")
         if not self.text_field:
             raise ValueError("text_field must not be empty")

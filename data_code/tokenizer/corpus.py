@@ -31,9 +31,24 @@ def open_documents(documents_path: str | Path, columns: list[str]) -> pq.Parquet
 
 
 def iter_batches(documents_path: str | Path, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of `columns`, `batch_size` rows at most, in file order."""
+    """Record batches of `columns`, `batch_size` rows at most, in file order; of a corpus directory (its days'
+    documents minus its exclusions, data_code.corpus) as well as of one Document Parquet file."""
+    from data_code.corpus import is_corpus, iter_documents
+
+    if is_corpus(documents_path):
+        yield from iter_documents(documents_path, columns, batch_size)
+        return
     parquet = open_documents(documents_path, columns)
     yield from parquet.iter_batches(batch_size=batch_size, columns=columns)
+
+
+def count_rows(documents_path: str | Path, columns: list[str]) -> int:
+    """Documents of a Document Parquet file (from its footer) or of a corpus directory."""
+    from data_code.corpus import count_documents, is_corpus
+
+    if is_corpus(documents_path):
+        return count_documents(documents_path)
+    return open_documents(documents_path, columns).metadata.num_rows
 
 
 def iter_texts(documents_path: str | Path, text_field: str, batch_size: int, counts: dict) -> Iterator[list[str]]:

@@ -22,7 +22,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 
 from data_code.tokenizer.chat_template import CHAT_TEMPLATE
 from data_code.tokenizer.config import EOS, PAD, TokenizerConfig
-from data_code.tokenizer.corpus import iter_texts, open_documents
+from data_code.tokenizer.corpus import count_rows, iter_texts
 from data_code.tokenizer.fingerprint import (
     CHAT_TEMPLATE_FILE,
     FINGERPRINT_FILE,
@@ -49,7 +49,7 @@ def train_tokenizer(documents_path: str, out_dir: Path, config: TokenizerConfig)
     Raises FileNotFoundError for a missing file and ValueError naming it when it holds no text.
     """
     started = time.perf_counter()
-    rows = open_documents(documents_path, [config.text_field]).metadata.num_rows
+    rows = count_rows(documents_path, [config.text_field])
     if rows == 0:
         raise ValueError(f"the corpus is empty: {documents_path} holds no documents")
     tokenizer = new_byte_level_bpe()

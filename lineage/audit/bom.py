@@ -108,7 +108,9 @@ def _component_data(artifact: dict[str, Any]) -> dict[str, Any]:
 
 def _model_card(audit: dict[str, Any], artifact: dict[str, Any]) -> dict[str, Any]:
     architecture = _architecture(audit)
-    data_refs = [{"ref": _ref(a)} for a in audit["artifacts"] if a["asset"] in ("training_corpus", "token_shards")]
+    data_refs = [
+        {"ref": _ref(a)} for a in audit["artifacts"] if a["asset"] in ("training_corpus", "token_shards", "shard_set")
+    ]
     parameters: dict[str, Any] = {
         "approach": {"type": "self-supervised"},
         "task": "text-generation",

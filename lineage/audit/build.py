@@ -23,6 +23,7 @@ DATA_ASSETS = (
     "filtered_documents",
     "training_corpus",
     "token_shards",
+    "shard_set",
     "instruction_data",
     "preference_data",
 )

@@ -146,14 +146,14 @@ def _factors(audit: dict[str, Any]) -> list[Block]:
 
 
 def _evaluation_data(audit: dict[str, Any]) -> list[Block]:
-    shards = nearest(audit, "token_shards")
+    shards = nearest(audit, "shard_set")
     rows = []
     if shards:
         validation = shards["detail"].get("splits", {}).get("validation", {})
         rows.append(
             (
                 "held-out split",
-                f"token_shards/{shards['version']} validation: "
+                f"shard_set/{shards['version']} validation: "
                 f"{validation.get('documents')} documents, {validation.get('tokens')} tokens",
             )
         )
@@ -164,7 +164,7 @@ def _evaluation_data(audit: dict[str, Any]) -> list[Block]:
 
 def _training_data(audit: dict[str, Any]) -> list[Block]:
     summary = audit["summary"]
-    shards = nearest(audit, "token_shards")
+    shards = nearest(audit, "shard_set")
     train = shards["detail"].get("splits", {}).get("train", {}) if shards else {}
     rows = [
         ("documents", summary.get("training_documents")),

@@ -13,7 +13,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from data_code.corpus import exclusions, is_corpus, read_documents
+from data_code.dedupe.history import SUPERSEDED_FILE
 from data_code.document import DOCUMENTS_FILE, REJECTIONS_FILE
+from data_code.shards.shard_set import SET_FILE, check_exclusions
 from lineage.audit.chain import read_json_file, read_table
 from lineage.manifest import Manifest
 from lineage.store import ArtifactStore
@@ -87,6 +90,10 @@ def _dedupe(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
         "clusters": stats.get("clusters"),
         "rejections": _rejections(store, manifest),
     }
+    for key in ("history", "history_days", "new", "unchanged", "superseding", "superseded"):
+        detail[key] = stats.get(key)
+    superseded = read_table(store, manifest.asset, manifest.version, SUPERSEDED_FILE)
+    detail["superseded_versions"] = _plain_rows(superseded) if superseded is not None else []
     return detail
 
 
@@ -100,8 +107,30 @@ def _filtered(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
 
 
 def _corpus(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
-    detail = _document_signals(store, manifest)
-    detail.update({key: manifest.stats.get(key) for key in ("documents", "tokens", "domains", "sources")})
+    """A corpus: the signals of the documents it trains on, its nights, and every document it leaves out (the older
+    versions its changed pages superseded, the opted-out ones) with the reason."""
+    directory = store.local_path(manifest.asset, manifest.version) if store.is_local else None
+    if directory is not None and is_corpus(directory):
+        rows = _plain_rows(read_documents(directory, SIGNAL_COLUMNS))
+        detail = _signals(rows, listed=True)
+        left_out = exclusions(directory).to_pylist()
+        detail["superseded"] = [row for row in left_out if row["reason"].startswith("superseded:")]
+        detail["excluded"] = [row for row in left_out if not row["reason"].startswith("superseded:")]
+    else:
+        detail = _document_signals(store, manifest)
+    detail.update({key: manifest.stats.get(key) for key in ("documents", "tokens", "domains", "nights", "excluded")})
+    return detail
+
+
+def _shard_set(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
+    """A shard set: its day shards and exclusions, and the exclusions proved again from the sidecars."""
+    detail = _shards(store, manifest)
+    description = read_json_file(store, manifest.asset, manifest.version, SET_FILE) or {}
+    detail["days"] = description.get("days", [])
+    detail["excluded_documents"] = description.get("excluded_documents", [])
+    if store.is_local:
+        passed, message = check_exclusions(store.local_path(manifest.asset, manifest.version))
+        detail["exclusions_verified"] = {"passed": passed, "message": message}
     return detail
 
 
@@ -165,7 +194,10 @@ def _document_signals(store: ArtifactStore, manifest: Manifest, listed: bool = T
     if table is None:
         return {"documents": 0, "note": "no documents.parquet"}
     table = table.select([name for name in SIGNAL_COLUMNS if name in table.column_names])
-    rows = _plain_rows(table)
+    return _signals(_plain_rows(table), listed)
+
+
+def _signals(rows: list[dict], listed: bool) -> dict[str, Any]:
     detail = {
         "documents": len(rows),
         "domains": _count(rows, "domain"),
@@ -233,6 +265,7 @@ DETAILS: dict[str, Callable[[ArtifactStore, Manifest], dict[str, Any]]] = {
     "training_corpus": _corpus,
     "tokenizer": _tokenizer,
     "token_shards": _shards,
+    "shard_set": _shard_set,
     "base_model": _model,
     "sft_model": _model,
     "dpo_model": _model,

@@ -31,7 +31,7 @@ CONFIG_CLASSES = {
     "token_shards": "data_code.shards.config:ShardConfig",
     "base_model": "model_code.config:PretrainConfig",
 }
-NO_CONFIG = frozenset({"training_corpus"})  # stages whose config is empty by construction
+NO_CONFIG = frozenset({"training_corpus", "shard_set"})  # stages whose config is empty by construction
 
 
 def _contract_identity(config: dict[str, Any]) -> dict[str, Any]:

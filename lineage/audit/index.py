@@ -23,7 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from mlflow.tracking import MlflowClient
 
+from data_code.corpus import is_corpus, read_documents
 from data_code.document import DOCUMENTS_FILE
+from data_code.shards.shard_set import SET_FILE
 from lineage.audit.chain import (
     all_artifacts,
     artifact_key,
@@ -31,6 +33,7 @@ from lineage.audit.chain import (
     downstream_map,
     is_model_asset,
     load_manifests,
+    read_json_file,
     read_table,
 )
 from lineage.settings import Settings
@@ -38,6 +41,7 @@ from lineage.store import ArtifactStore
 
 CACHE_DIR = "audit_cache"  # under the store root, beside lake/
 SPLITS = ("train", "validation")
+INDEX_FORMAT = "url-index-2"  # part of the cache key: a cache built by older code is never read
 DATASETS = ("instruction_data", "preference_data")  # examples with source_doc_ids (assets/instruct.py)
 EXAMPLES_FILE = "examples.parquet"
 INDEX_SCHEMA = pa.schema(
@@ -63,7 +67,8 @@ class UrlIndex:
 def build_url_index(store: ArtifactStore, use_cache: bool = True) -> UrlIndex:
     """The URL index of the whole store, read from the cache when the store has not changed since it was built."""
     artifacts = all_artifacts(store)
-    key = hashlib.sha256("\n".join(artifact_key(a, v) for a, v in artifacts).encode()).hexdigest()[:16]
+    listed = "\n".join([INDEX_FORMAT, *(artifact_key(a, v) for a, v in artifacts)])
+    key = hashlib.sha256(listed.encode()).hexdigest()[:16]
     cache = _cache_dir(store)
     if use_cache and cache is not None and (cache / f"{key}.json").exists():
         return UrlIndex(key, pq.read_table(cache / f"{key}.parquet"), json.loads((cache / f"{key}.json").read_text()))
@@ -76,6 +81,8 @@ def build_url_index(store: ArtifactStore, use_cache: bool = True) -> UrlIndex:
             downstream[name] = descendants(children, name)
         elif manifest.asset in DATASETS:
             tables.append(_example_rows(store, manifest))
+            downstream[name] = descendants(children, name)
+        elif manifest.asset == "shard_set":  # what it excludes hides documents from its descendants
             downstream[name] = descendants(children, name)
     rows = pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
     index = UrlIndex(key, rows, downstream)
@@ -96,13 +103,35 @@ def which_models(
     index = build_url_index(store)
     hits = _matching_rows(index.rows, url, domain.lower().rstrip(".") if domain else None)
     found: dict[str, dict[str, Any]] = {}
+    excluding = _shard_set_exclusions(store, index)
     for hit in hits.to_pylist():
-        for key in index.downstream.get(hit["token_shards"], []):
+        for key in _models_that_read(index, excluding, hit["token_shards"], hit["doc_id"]):
             asset, version = key.split("/", 1)
-            if is_model_asset(asset):
-                _add_hit(found.setdefault(key, _new_entry(store, asset, version)), hit)
+            _add_hit(found.setdefault(key, _new_entry(store, asset, version)), hit)
     registered = _registered_versions(client) if client is not None else {}
     return [_finish(entry, registered) for _, entry in sorted(found.items())]
+
+
+def _models_that_read(index: UrlIndex, excluding: dict[str, set[str]], source: str, doc_id: str) -> set[str]:
+    """Model artifacts downstream of `source` that read `doc_id`: through a shard set that does not exclude it
+    (superseded and opted-out documents are excluded by later shard sets), or, with no shard set between (instruction
+    datasets), every model downstream."""
+    downstream = index.downstream.get(source, [])
+    shard_sets = [key for key in downstream if key.startswith("shard_set/")]
+    if not shard_sets:
+        return {key for key in downstream if is_model_asset(key.split("/", 1)[0])}
+    reading = [key for key in shard_sets if doc_id not in excluding.get(key, ())]
+    return {key for s in reading for key in index.downstream.get(s, []) if is_model_asset(key.split("/", 1)[0])}
+
+
+def _shard_set_exclusions(store: ArtifactStore, index: UrlIndex) -> dict[str, set[str]]:
+    """'shard_set/<version>' -> the doc_ids it excludes, for every shard set downstream of an indexed artifact."""
+    keys = {key for closure in index.downstream.values() for key in closure if key.startswith("shard_set/")}
+    found = {}
+    for key in keys:
+        description = read_json_file(store, "shard_set", key.split("/", 1)[1], SET_FILE) or {}
+        found[key] = set(description.get("excluded_documents", []))
+    return found
 
 
 def _new_entry(store: ArtifactStore, asset: str, version: str) -> dict[str, Any]:
@@ -160,10 +189,15 @@ def _example_rows(store: ArtifactStore, manifest) -> pa.Table:
 
 
 def _corpus_urls(store: ArtifactStore, shards) -> dict[str, tuple[str, str]]:
-    """doc_id -> (url, domain) from the documents.parquet of the shards' upstream corpus."""
+    """doc_id -> (url, domain) from the documents of the artifact's upstream: a day's documents.parquet, or the
+    day files a training_corpus reads."""
     found: dict[str, tuple[str, str]] = {}
     for ref in shards.upstream:
-        table = read_table(store, ref.asset, ref.version, DOCUMENTS_FILE, columns=["doc_id", "url", "domain"])
+        directory = store.local_path(ref.asset, ref.version) if store.is_local else None
+        if directory is not None and is_corpus(directory):
+            table = read_documents(directory, ["doc_id", "url", "domain"])
+        else:
+            table = read_table(store, ref.asset, ref.version, DOCUMENTS_FILE, columns=["doc_id", "url", "domain"])
         if table is not None:
             columns = (table.column(name).to_pylist() for name in ("doc_id", "url", "domain"))
             found.update({doc_id: (url, domain) for doc_id, url, domain in zip(*columns, strict=True)})

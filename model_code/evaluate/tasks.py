@@ -27,6 +27,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import yaml
 
+from data_code.corpus import is_corpus, iter_documents
+from data_code.shards.shard_set import is_shard_set, set_description
+
 CLOZE, REPEAT, TITLE = "cloze", "repeat", "title"
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")  # a cloze target: a plain word, no digits or symbols
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
@@ -76,7 +79,8 @@ def validation_doc_ids(shards_dir: str | Path, split: str = "validation") -> set
     if entries is None:
         raise ValueError(f"split {split!r} not in token shards {shards_dir}")
     tables = [pq.read_table(Path(shards_dir) / entry["spans"], columns=["doc_id"]) for entry in entries]
-    return {doc_id for table in tables for doc_id in table.column("doc_id").to_pylist()}
+    excluded = set(set_description(shards_dir)["excluded_documents"]) if is_shard_set(shards_dir) else set()
+    return {doc_id for table in tables for doc_id in table.column("doc_id").to_pylist()} - excluded
 
 
 def write_eval_tasks(
@@ -201,6 +205,10 @@ def _documents(documents) -> Iterable[dict]:
         yield from documents
         return
     path = Path(documents)
+    if is_corpus(path):  # a corpus directory: its days' documents minus its exclusions
+        for batch in iter_documents(path, ["doc_id", "text", "title"]):
+            yield from batch.to_pylist()
+        return
     if not path.is_file():
         raise FileNotFoundError(f"documents file {path} not found")
     table = pq.ParquetFile(path)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from data_code.shards.layout import INDEX_FILE, MANIFEST_FILE, open_shard, read_json
+from data_code.shards.shard_set import allowed_rows
 from data_code.tokenizer.fingerprint import TOKENIZER_FILE, tokenizer_fingerprint
 from model_code.export.llama import load_llama
 
@@ -23,8 +24,9 @@ VALIDATION = "validation"
 def validation_windows(shards_dir: str | Path, max_tokens: int, seq_len: int, expected_fingerprint: str) -> np.ndarray:
     """Consecutive windows (W, seq_len + 1) of validation tokens, at most max_tokens predicted tokens in all.
 
-    The split's <|pad|> tail is cut first. ValueError naming the directory when the shards were made with another
-    tokenizer, have no validation split, or hold fewer than seq_len + 1 validation tokens.
+    Each shard's <|pad|> tail, and the rows a shard set excludes, are cut first. ValueError naming the directory
+    when the shards were made with another tokenizer, have no validation split, or hold fewer than seq_len + 1
+    validation tokens.
     """
     if max_tokens < 1 or seq_len < 1:
         raise ValueError(f"max_tokens and seq_len must be >= 1, got {max_tokens} and {seq_len}")
@@ -37,14 +39,20 @@ def validation_windows(shards_dir: str | Path, max_tokens: int, seq_len: int, ex
     entries = index["splits"].get(VALIDATION)
     if not entries:
         raise ValueError(f"token shards in {shards_dir} have no {VALIDATION} split")
-    tokens = np.concatenate([open_shard(shards_dir, entry, index, manifest, sha256=False) for entry in entries])
-    padded = np.flatnonzero(tokens != index["pad_id"])
-    tokens = tokens[: padded[-1] + 1] if len(padded) else tokens[:0]
+    tokens = np.concatenate([_readable(shards_dir, entry, index, manifest) for entry in entries])
     windows = min((len(tokens) - 1) // seq_len, max(1, max_tokens // seq_len))
     if windows < 1:
         raise ValueError(f"the {VALIDATION} split of {shards_dir} holds {len(tokens)} tokens, fewer than seq_len + 1")
     # Window w predicts tokens w*T+1 .. (w+1)*T from w*T .. (w+1)*T-1; neighbours share one boundary token.
     return np.stack([tokens[w * seq_len : (w + 1) * seq_len + 1] for w in range(windows)]).astype(np.int64)
+
+
+def _readable(shards_dir, entry: dict, index: dict, manifest: dict) -> np.ndarray:
+    """A shard's tokens without the rows a shard set excludes and without its <|pad|> tail."""
+    rows = open_shard(shards_dir, entry, index, manifest, sha256=False).reshape(-1, index["row_tokens"])
+    tokens = rows[allowed_rows(entry)].ravel()
+    kept = np.flatnonzero(tokens != index["pad_id"])
+    return tokens[: kept[-1] + 1] if len(kept) else tokens[:0]
 
 
 def quantization_quality(

@@ -4,14 +4,17 @@ asset logs the same history at the end."""
 
 import shutil
 
+import pyarrow.parquet as pq
 import pytest
 from dagster import AssetExecutionContext, AssetKey, DagsterInstance, MaterializeResult, asset, materialize
 from mlflow.tracking import MlflowClient
 
 from assets.common import materialize_result, produce_artifact
+from assets.corpus import training_corpus
+from assets.partitions import daily_partitions
 from assets.pretrain import base_model
-from assets.tokens import token_shards, tokenizer
-from data_code.document import DOCUMENTS_FILE as CORPUS_FILE
+from assets.tokens import shard_set, token_shards, tokenizer
+from data_code.document import DOCUMENTS_FILE
 from lineage.settings import Settings
 from pipelines.definitions import resources
 from resources.lake import ArtifactStoreResource
@@ -21,16 +24,21 @@ from resources.tracking import MlflowTrackingResource
 PRETRAIN = {"preset": "tiny", "max_steps": 6, "log_every": 2, "eval_every": 3, "checkpoint_every": 3}
 
 
-def fixture_corpus_asset(corpus_path):
-    """training_corpus as an asset that publishes the tokenizer tests' corpus."""
+DAY = "2026-04-01"
+TOKENS = {"tokenizer": {"config": {"vocab_size": 1024}}, "token_shards": {"config": {"seq_len": 64}}}
 
-    @asset(name="training_corpus")
-    def fixture_corpus(
+
+def fixture_day_asset(corpus_path):
+    """filtered_documents for one day as an asset that publishes the tokenizer tests' corpus (its contract passed)."""
+
+    @asset(name="filtered_documents", partitions_def=daily_partitions)
+    def fixture_day(
         context: AssetExecutionContext, artifact_store: ArtifactStoreResource, mlflow_tracking: MlflowTrackingResource
     ) -> MaterializeResult:
         def build(directory):
-            shutil.copy2(corpus_path, directory / CORPUS_FILE)
-            return {}
+            shutil.copy2(corpus_path, directory / DOCUMENTS_FILE)
+            rows = pq.ParquetFile(corpus_path).metadata.num_rows
+            return {"documents_kept": rows, "contract": {"success": True, "failures": []}}
 
         produced = produce_artifact(
             context,
@@ -43,21 +51,22 @@ def fixture_corpus_asset(corpus_path):
         )
         return materialize_result(produced)
 
-    return fixture_corpus
+    return fixture_day
+
+
+def materialize_data(instance, corpus_path) -> bool:
+    """The day, then the real corpus, tokenizer, the day's token shards and the shard set base_model reads."""
+    assets = [fixture_day_asset(corpus_path), training_corpus, tokenizer, token_shards, shard_set]
+    return materialize(
+        assets, instance=instance, resources=resources(), run_config={"ops": TOKENS}, partition_key=DAY
+    ).success
 
 
 @pytest.fixture
 def instance(lmforge_home, corpus_path):
-    """A Dagster instance where training_corpus (the tokenizer tests' corpus), tokenizer and token_shards exist."""
-    fixture_corpus = fixture_corpus_asset(corpus_path)
-    tokens = {"tokenizer": {"config": {"vocab_size": 1024}}, "token_shards": {"config": {"seq_len": 64}}}
+    """A Dagster instance where the corpus (the tokenizer tests' corpus), tokenizer and shard set exist."""
     with DagsterInstance.ephemeral() as ephemeral:
-        assert materialize(
-            [fixture_corpus, tokenizer, token_shards],
-            instance=ephemeral,
-            resources=resources(),
-            run_config={"ops": tokens},
-        ).success
+        assert materialize_data(ephemeral, corpus_path)
         yield ephemeral
 
 

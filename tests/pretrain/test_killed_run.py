@@ -18,12 +18,11 @@ from dagster import DagsterInstance, DagsterRunStatus, materialize
 from mlflow.tracking import MlflowClient
 
 from assets.pretrain import base_model
-from assets.tokens import token_shards, tokenizer
 from cli.recovery import process_tags, recover_dead_runs
 from lineage.settings import Settings, prepare_home
 from lineage.tracking import Tracker
 from pipelines.definitions import resources
-from tests.pretrain.test_base_model_live import fixture_corpus_asset
+from tests.pretrain.test_base_model_live import materialize_data
 
 # Long enough that the kill lands mid-training; the resumed run finishes the rest.
 PRETRAIN = {"preset": "tiny", "max_steps": 400, "log_every": 10, "eval_every": 1000, "checkpoint_every": 5}
@@ -45,10 +44,8 @@ def home(lmforge_home, corpus_path, monkeypatch):
     settings = Settings.from_env()
     prepare_home(settings)
     monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
-    tokens = {"tokenizer": {"config": {"vocab_size": 1024}}, "token_shards": {"config": {"seq_len": 64}}}
     with DagsterInstance.get() as instance:
-        assets = [fixture_corpus_asset(corpus_path), tokenizer, token_shards]
-        assert materialize(assets, instance=instance, resources=resources(), run_config={"ops": tokens}).success
+        assert materialize_data(instance, corpus_path)
     return settings
 
 

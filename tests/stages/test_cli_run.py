@@ -26,7 +26,11 @@ def site(tmp_path):
 def test_data_refresh_runs_on_a_fresh_home_with_one_line_per_asset(lmforge_home, site, tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
     config = tmp_path / "my.yaml"
-    config.write_text(yaml.safe_dump({"ops": {"raw_crawl": {"config": {"seeds": [site + "index.html"]}}}}))
+    ops = {
+        "raw_crawl": {"config": {"seeds": [site + "index.html"]}},
+        "token_shards": {"config": {"validation_fraction": 0.5}},  # a handful of pages: both splits hold some
+    }
+    config.write_text(yaml.safe_dump({"ops": ops}))
 
     assert main(["run", "data_refresh", "--config", str(config), "--partition", DAY]) == 0
 
@@ -38,6 +42,10 @@ def test_data_refresh_runs_on_a_fresh_home_with_one_line_per_asset(lmforge_home,
         "documents",
         "deduplicated_documents",
         "filtered_documents",
+        "training_corpus",
+        "tokenizer",
+        "token_shards",
+        "shard_set",
     ]
     assert all(words[-1] == "s" for words in lines)  # each with its time
     assert any(word.startswith("pages_fetched=") and word != "pages_fetched=0" for word in lines[1])

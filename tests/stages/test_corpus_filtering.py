@@ -17,7 +17,7 @@ from assets.dedupe import deduplicated_documents
 from assets.documents import documents
 from assets.filters import CONTRACT_CHECK, filtered_documents, quality_classifier
 from assets.pretrain import base_model
-from assets.tokens import SHARD_CHECKS, token_shards, tokenizer
+from assets.tokens import SET_CHECKS, SHARD_CHECKS, shard_set, token_shards, tokenizer
 from cli import main as cli
 from lineage.settings import Settings
 from pipelines.definitions import resources
@@ -108,23 +108,35 @@ def test_dedupe_and_filters_explain_every_removal(instance, tmp_path, lmforge_ho
     corpus = materialize([training_corpus], instance=instance, resources=resources())
     corpus_metadata = metadata_of(corpus, "training_corpus")
     assert corpus_metadata["documents"] == filtered["documents_kept"]
-    assert corpus_metadata["days"] == {PARTITION: filtered["documents_kept"]}
+    assert corpus_metadata["days"] == 1
+    assert f"| {PARTITION} | {filtered['documents_kept']} |" in corpus_metadata["nights"]
+    corpus_dir = lmforge_home / "lake" / "training_corpus" / corpus_metadata[VERSION_KEY]
+    assert (corpus_dir / "corpus.json").exists() and not (corpus_dir / "documents.parquet").exists()  # no copy
 
     # A handful of documents: hold out half, so that validation is not empty (the no_empty_shard check).
     shard_config = {"seq_len": 64, "validation_fraction": 0.5}
     small = {"ops": {"tokenizer": {"config": {"vocab_size": 600}}, "token_shards": {"config": shard_config}}}
-    tokens = materialize([tokenizer, token_shards], instance=instance, resources=resources(), run_config=small)
+    tokens = materialize(
+        [tokenizer, token_shards, shard_set],
+        instance=instance,
+        resources=resources(),
+        run_config=small,
+        partition_key=PARTITION,
+    )
     assert tokens.success
     tokenizer_metadata, shards = metadata_of(tokens, "tokenizer"), metadata_of(tokens, "token_shards")
+    assert tokenizer_metadata["tokenizer_event"] == "new tokenizer: first corpus"
+    the_set = metadata_of(tokens, "shard_set")
+    assert the_set["days"] == 1 and the_set["tokens"] == shards["tokens_added"]
     assert tokenizer_metadata["pre_tokenizer_family"] == "gpt-2"
     assert shards["fingerprint"] == tokenizer_metadata["fingerprint"] and shards["seq_len"] == 64
     assert shards["documents_train"] + shards["documents_validation"] == corpus_metadata["documents"]
     evaluations = {e.check_name: e.passed for e in tokens.get_asset_check_evaluations()}
-    assert evaluations == dict.fromkeys(SHARD_CHECKS, True)
+    assert evaluations == dict.fromkeys([*SHARD_CHECKS, *SET_CHECKS], True)
 
     assert cli.main(["trace", "train", "0", "3"]) == 0  # the first document of the first train shard
     traced = json.loads(capsys.readouterr().out)
-    assert traced["token_shards"] == shards[VERSION_KEY] and traced["url"].startswith(site)
+    assert traced["shard_set"] == the_set[VERSION_KEY] and traced["url"].startswith(site)
 
     # Pretraining through the launcher: `accelerate launch` under Dagster Pipes, log lines streamed back.
     pretrain = {"preset": "tiny", "max_steps": 6, "log_every": 2, "eval_every": 3, "checkpoint_every": 3}
@@ -146,7 +158,7 @@ def test_dedupe_and_filters_explain_every_removal(instance, tmp_path, lmforge_ho
     assert [point.step for point in history] == [2, 4, 6]
 
 
-def test_empty_corpus_fails_the_contract_and_blocks_downstream(instance, tmp_path):
+def test_a_day_that_fetched_nothing_is_no_new_data_not_a_failure(instance, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "robots.txt").write_text("User-agent: *\nDisallow: /\n")
     with serve_directory(tmp_path / "empty") as site:
@@ -154,12 +166,25 @@ def test_empty_corpus_fails_the_contract_and_blocks_downstream(instance, tmp_pat
     filtered = metadata_of(result, "filtered_documents")
     assert filtered["documents_kept"] == 0
     [evaluation] = result.get_asset_check_evaluations()
+    assert evaluation.passed and result.success  # nothing new tonight: the night adds nothing, and says so
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "downstream_of_filtered" in materialized
+    with pytest.raises(ValueError, match="no day of filtered_documents has passed its corpus contract with documents"):
+        materialize([training_corpus], instance=instance, resources=resources())
+
+
+def test_filters_that_drop_every_document_fail_the_contract_and_block_downstream(instance, tmp_path):
+    write_prose_site(tmp_path / "site")
+    with serve_directory(tmp_path / "site", port=SITE_PORT) as site:
+        result = run(instance, [*CHAIN, downstream_of_filtered], {"seeds": [site], "max_pages": 30},
+                     filters={"languages": ["de"]})  # fmt: skip
+    filtered = metadata_of(result, "filtered_documents")
+    assert filtered["documents_in"] > 0 and filtered["documents_kept"] == 0
+    [evaluation] = result.get_asset_check_evaluations()
     assert not evaluation.passed
     assert "expect_table_row_count_to_be_between" in evaluation.description
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "downstream_of_filtered" not in materialized
-    with pytest.raises(ValueError, match="no day of filtered_documents has passed its corpus contract"):
-        materialize([training_corpus], instance=instance, resources=resources())
 
 
 def test_malformed_blocklist_names_file_and_line(instance, tmp_path):
@@ -235,7 +260,11 @@ def test_failed_training_run_is_retried_and_resumes_from_its_checkpoint(instance
     shard_config = {"seq_len": 64, "validation_fraction": 0.5}
     small = {"ops": {"tokenizer": {"config": {"vocab_size": 600}}, "token_shards": {"config": shard_config}}}
     assert materialize(
-        [training_corpus, tokenizer, token_shards], instance=instance, resources=resources(), run_config=small
+        [training_corpus, tokenizer, token_shards, shard_set],
+        instance=instance,
+        resources=resources(),
+        run_config=small,
+        partition_key=PARTITION,
     ).success
     pretrain = {"preset": "tiny", "max_steps": 40, "checkpoint_every": 5, "log_every": 5, "eval_every": 0}
     result = materialize(

@@ -144,8 +144,9 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     changed = materialized(tick(instance, site, tmp_path, filters={"gopher_min_words": 49}))
     upstream = ("quality_classifier", "raw_crawl", "documents", "deduplicated_documents")
     assert all(changed[name]["reused"] for name in upstream)
-    rebuilt = ("filtered_documents", "training_corpus", "tokenizer", "token_shards", "base_model", "sft_model")
+    rebuilt = ("filtered_documents", "training_corpus", "token_shards", "shard_set", "base_model", "sft_model")
     assert not any(changed[name]["reused"] for name in rebuilt)
+    assert changed["tokenizer"]["reused"] and changed["tokenizer"]["tokenizer_event"].startswith("tokenizer reused")
 
 
 def _audit_and_ask(site, champion):
@@ -155,7 +156,7 @@ def _audit_and_ask(site, champion):
     assert main(["audit", "models:/lmforge@champion", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["verified"] is True and report["target"]["version"] == champion.artifact_version
-    assert {"raw_crawl", "token_shards", "base_model", "sft_model", "dpo_model", "quantized_model"} <= {
+    assert {"raw_crawl", "token_shards", "shard_set", "base_model", "sft_model", "dpo_model", "quantized_model"} <= {
         a["asset"] for a in report["artifacts"]
     }
     from lineage.audit import which_models
@@ -228,7 +229,8 @@ def _opt_out_flags_the_champion(instance, site, tmp_path):
     assert evaluation.asset_check_key == AssetCheckKey(AssetKey("serving_model"), "optout_compliance")
     assert not evaluation.passed and evaluation.metadata["opted_out_urls"].value == [page]
 
-    crawl = {"ops": {"raw_crawl": nightly_config(site, TRAINED)["ops"]["raw_crawl"]}}
+    ops = nightly_config(site, TRAINED)["ops"]
+    crawl = {"ops": {name: ops[name] for name in ("raw_crawl", "filtered_documents", "token_shards")}}
     refresh = defs.resolve_job_def("data_refresh").execute_in_process(
         run_config=crawl, instance=instance, partition_key=PARTITION
     )
