@@ -76,7 +76,8 @@ def corpus_day(stage: Stage, filtered: Manifest) -> CorpusDay:
     superseded = []
     if dedupe is not None and any(entry.path == SUPERSEDED_FILE for entry in dedupe.files):
         superseded = superseded_rows(stage.file(dedupe, SUPERSEDED_FILE))
-    return CorpusDay(filtered.partition, filtered.version, stage.file(filtered, DOCUMENTS_FILE), superseded)
+    documents = stage.file(filtered, DOCUMENTS_FILE)
+    return CorpusDay(filtered.partition, filtered.version, documents, superseded, filtered.stats.get("tokens_kept"))
 
 
 def contract_passed(days: list) -> tuple[list, list[str]]:

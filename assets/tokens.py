@@ -90,9 +90,10 @@ def tokenizer(
         lambda directory: train_tokenizer(corpus_path, directory, tokenizer_config),
         log_files=("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"),
     )
-    # The corpora this tokenizer has served, tonight's included: night 1 trained it, every later one reused it.
-    served = {corpus.version} | {
-        entry.get("serving_corpus")
+    # The nights this tokenizer has served, tonight's included: the first trained it, every later one reused it.
+    tonight = context.run.tags.get("dagster/partition") or context.run_id
+    served = {tonight} | {
+        entry.get("night")
         for entry in recent_metadata(context.instance, "tokenizer")
         if entry.get(VERSION_KEY) == produced.manifest.version
     }
@@ -110,8 +111,9 @@ def tokenizer(
             "characters": produced.manifest.stats["chars"],
             "trained_on": f"training_corpus/{trained_on.version} ({produced.manifest.stats['documents']} documents)",
             "serving_corpus": corpus.version,
+            "night": tonight,
             "nights_reused": reused,
-            "tokenizer_event": f"new tokenizer: {reason}" if reason else f"tokenizer reused (night {reused + 1})",
+            "tokenizer_event": f"new tokenizer: {reason}" if reason else f"tokenizer reused ({reused} night(s) since)",
         },
     )
 

@@ -2,8 +2,9 @@
 
     .venv/bin/python -m bench.nightly [--quick] [--nights N] --json bench-nightly.json
 
-The site: the Python 3.11 manual (python3.11-doc) served on 127.0.0.1 by bench.nightly_site.ChangingSite: each
-night some pages get a sentence changed, some are added, some removed, the rest stay as they were. The run: the
+The site: the Python 3.11 manual (python3.11-doc) served on 127.0.0.1 by bench.nightly_site.ChangingSite: 70% of
+its 530 pages on night 1; each later night 10% of them get a sentence changed, ~11 are added and ~11 removed (so
+the site keeps its size), the rest stay as they were. The run: the
 real `data_refresh` job (crawl → extract → dedupe within the day and against history → filter → training_corpus →
 frozen tokenizer → the night's token shards → shard set) through a Dagster instance, MLflow store and lake in a
 temporary LMFORGE_HOME, one partition per night.
@@ -61,9 +62,10 @@ def run_night(site, number: int) -> dict:
     from cli.runner import execute_job
 
     partition = str(FIRST_NIGHT + timedelta(days=number - 1))
+    lines: list[str] = []
     with site.serve(number) as url:
         started = time.perf_counter()
-        result, log_path = execute_job("data_refresh", run_config(url), partition, out=lambda line: None)
+        result, log_path = execute_job("data_refresh", run_config(url), partition, out=lines.append)
         wall = time.perf_counter() - started
     if not result.success:
         raise SystemExit(f"night {number} ({partition}) failed; see {log_path}")
@@ -92,7 +94,21 @@ def run_night(site, number: int) -> dict:
         "tokenizer_event": made["tokenizer"]["tokenizer_event"],
         "shard_set_days": made["shard_set"]["days"],
         "shard_set_tokens": made["shard_set"]["tokens"],
+        "stage_s": stage_seconds(lines),
     }
+
+
+def stage_seconds(lines: list[str]) -> dict[str, float]:
+    """{asset: seconds} from the runner's one line per asset ("  asset  version  ...  12.3 s")."""
+    found = {}
+    for line in lines:
+        words = line.split()
+        if len(words) >= 3 and line.startswith("  ") and words[-1] == "s":
+            try:
+                found[words[0]] = float(words[-2])
+            except ValueError:
+                continue
+    return found
 
 
 def training_set() -> list[dict]:
@@ -187,7 +203,9 @@ def main() -> None:
     from lineage.settings import Settings
 
     prepare_environment(Settings.from_env())
-    site = ChangingSite(seed=0)
+    # About as many pages added as removed each night (~11 of ~370), so the site's size stays steady and the wall
+    # time measures what the history costs, not a growing site.
+    site = ChangingSite(seed=0, add_share=0.02, remove_share=0.03)
     rows = []
     for number in range(1, nights + 1):
         rows.append(run_night(site, number))

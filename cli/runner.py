@@ -33,6 +33,13 @@ KEY_NUMBERS = (
     "documents",
     "rejected",
     "documents_kept",
+    "documents_new",
+    "documents_unchanged",
+    "documents_superseding",
+    "duplicates_of_history",
+    "nights_reused",
+    "tokens_added",
+    "days",
     "accuracy",
     "vocab_size",
     "tokens_train",
@@ -103,6 +110,12 @@ def execute_job(job_name: str, run_config: dict[str, Any], partition: str | None
     job = defs.resolve_job_def(job_name)
     if job.partitions_def is not None:
         partition = partition or datetime.now(UTC).strftime("%Y-%m-%d")
+        keys = job.partitions_def.get_partition_keys()
+        if partition not in keys:
+            raise ValueError(
+                f"{partition} is not a crawl day of {job_name}: days run from {keys[0]} to {keys[-1]} (today, UTC), "
+                "written YYYY-MM-DD"
+            )
     elif partition is not None:
         raise ValueError(f"job {job_name} is not partitioned: drop --partition")
     settings = Settings.from_env()

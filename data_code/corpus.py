@@ -41,6 +41,7 @@ class CorpusDay:
     version: str  # the filtered_documents version
     documents: str  # its documents.parquet
     superseded: list[dict]  # rows of that day's superseded.parquet: url, doc_id (older version), new_doc_id, ...
+    tokens: int | None = None  # its whitespace words, from its stats (None: counted from the text)
 
 
 def build_corpus(days: list[CorpusDay], out_dir: Path, opted_out: Callable[[str, str], str | None]) -> dict:
@@ -54,8 +55,10 @@ def build_corpus(days: list[CorpusDay], out_dir: Path, opted_out: Callable[[str,
     exclusions, nights, domains = [], [], Counter()
     total_documents = total_tokens = 0
     for day in days:
-        table = pq.read_table(day.documents, columns=["doc_id", "url", "domain", "text"])
-        words = pc.list_value_length(pc.utf8_split_whitespace(table.column("text"))).to_pylist()
+        # Only the small columns of earlier days are read (ids, URLs, domains), never their text: the cost of a
+        # night's corpus grows with the number of documents, by ~100 bytes each, not with their text.
+        table = pq.read_table(day.documents, columns=["doc_id", "url", "domain"])
+        words = _words(day, table.num_rows)
         excluded_here, documents_here, tokens_here = Counter(), 0, 0
         for doc_id, url, domain, count in zip(
             table.column("doc_id").to_pylist(),
@@ -86,13 +89,13 @@ def build_corpus(days: list[CorpusDay], out_dir: Path, opted_out: Callable[[str,
                 "version": day.version,
                 "documents": table.num_rows,
                 "trained_on": documents_here,
-                "tokens": tokens_here,
+                "tokens": round(tokens_here),
                 "superseded_by_this_day": len(day.superseded),
                 **{f"excluded_{kind}": count for kind, count in sorted(excluded_here.items())},
             }
         )
         total_documents += documents_here
-        total_tokens += tokens_here
+        total_tokens += round(tokens_here)
     out_dir = Path(out_dir)
     pq.write_table(pa.Table.from_pylist(exclusions, schema=EXCLUSION_SCHEMA), out_dir / EXCLUSIONS_FILE)
     entries = [{**asdict(day), "superseded": len(day.superseded)} for day in days]
@@ -106,6 +109,14 @@ def build_corpus(days: list[CorpusDay], out_dir: Path, opted_out: Callable[[str,
         "nights": nights,
         "domains": dict(domains),
     }
+
+
+def _words(day: CorpusDay, rows: int) -> list[float]:
+    """Words per document of a day: its stats' total spread evenly (approximate), or counted from the text."""
+    if day.tokens is not None:
+        return [day.tokens / rows] * rows if rows else []
+    texts = pq.read_table(day.documents, columns=["text"]).column("text")
+    return pc.list_value_length(pc.utf8_split_whitespace(texts)).to_pylist()
 
 
 # ---- reading a corpus -----------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Nights that accumulate, through the real data_refresh job: history dedupe, one version per URL, a frozen
 tokenizer, per-day shards in one shard set, nights with no new data, opt-outs, and a lost history part."""
 
+import json
 import shutil
 
 import pytest
@@ -85,7 +86,8 @@ def test_nights_accumulate(instance, tmp_path, lmforge_home, capsys):
     assert dedupe["documents_superseding"] == 1 and dedupe["documents_new"] == 1  # page4, page9
     assert dedupe["duplicates_of_history"] == 1  # mirror.html: page3's text, kept on night 1, under another URL
     assert dedupe["documents_unchanged"] >= 5
-    assert two["tokenizer"]["tokenizer_event"] == "tokenizer reused (night 2)"
+    assert two["tokenizer"]["tokenizer_event"] == "tokenizer reused (1 night(s) since)"
+    assert two["tokenizer"]["nights_reused"] == 1
     assert two["tokenizer"]["fingerprint"] == one["tokenizer"]["fingerprint"]
     assert two["token_shards"]["tokens_added"] < one["token_shards"]["tokens_added"]  # only what is new
     assert two["shard_set"]["days"] == 2
@@ -99,6 +101,17 @@ def test_nights_accumulate(instance, tmp_path, lmforge_home, capsys):
     urls = [row["url"] for row in corpus["document_signals"]]
     assert len(urls) == len(set(urls))  # one version per URL in what is trained on
     assert not any(url.endswith("/mirror.html") for url in urls)
+
+    # A token of night 2's shard traces back to night 2's document, through the shard set.
+    set_dir = store.local_path("shard_set", two["shard_set"]["lmforge/version"])
+    splits = json.loads((set_dir / "index.json").read_text())["splits"]
+    split, number = next(  # night 2's two new documents may both be held out: look in either split
+        (name, i) for name, entries in splits.items() for i, entry in enumerate(entries) if entry["day"] == NIGHT2
+    )
+    assert cli.main(["trace", split, str(number), "0"]) == 0
+    traced = json.loads(capsys.readouterr().out)
+    assert traced["shard_set"] == two["shard_set"]["lmforge/version"]
+    assert traced["url"].rsplit("/", 1)[1] in ("page4.html", "page9.html")
 
     # Night 3: nothing changed. Night 4: the crawl fetched nothing. Neither adds data; the corpus keeps its version.
     third = night(instance, root, NIGHT3)
