@@ -32,7 +32,7 @@ from resources.launcher import TrainingLauncherResource
 from resources.pretrain_process import RESULT_FILE
 from resources.tracking import MlflowTrackingResource
 
-CODE_VERSION = "base_model-1"
+CODE_VERSION = "base_model-2"  # 2: the artifact keeps its final checkpoint (weights + optimizer state)
 RUN_DIRS = ("shards_dir", "tokenizer_dir", "output_dir")  # set from lineage, not config: not part of the version
 PLACEHOLDER = "set-by-the-asset"
 STAT_KEYS = ("steps", "tokens_seen", "parameters", "final_loss", "val_loss", "val_bpb", "tokens_per_s")
@@ -81,7 +81,10 @@ def base_model(
             context, run_dir, pretrain.to_dict(), tracking_uri=tracker.tracking_uri, run_id=tracker.open_run_id
         )
         live.update(logged)
-        return {**stats, "data_order": collect_run_outputs(run_dir, directory, extra_files=(RESULT_FILE,))}
+        return {
+            **stats,
+            "data_order": collect_run_outputs(run_dir, directory, extra_files=(RESULT_FILE,), checkpoint=True),
+        }
 
     produced = produce_artifact(
         context,

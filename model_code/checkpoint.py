@@ -90,3 +90,43 @@ def load_latest_checkpoint(accelerator, output_dir: str | Path) -> tuple[dict | 
             continue
         return meta, skipped
     return None, skipped
+
+
+MODEL_FILE = "model.safetensors"  # what accelerate's save_state names the model's weights
+OPTIMIZER_FILE = "optimizer.bin"
+
+
+def warm_start(accelerator, model, optimizer, directory: str | Path) -> dict:
+    """Load a parent checkpoint's weights into `model`, and its optimizer state into `optimizer` when it loads.
+
+    Not a resume: the data position, step count and RNG states of the parent are not taken. Raises ValueError
+    naming the file when the weights are missing or do not load (the caller then trains from scratch); a missing or
+    unloadable optimizer state leaves a fresh optimizer, logged and returned as the reason.
+    """
+    import torch
+    from safetensors.torch import load_model
+
+    directory = Path(directory)
+    weights = directory / MODEL_FILE
+    try:
+        meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+        recorded = meta.get("files", {}).get(MODEL_FILE)
+        if recorded is not None and weights.stat().st_size != recorded:
+            raise ValueError(f"{weights.stat().st_size} bytes, {META_FILE} says {recorded}")
+        load_model(accelerator.unwrap_model(model), str(weights), strict=True, device=str(accelerator.device))
+    except Exception as error:  # noqa: BLE001 - safetensors, OSError, ValueError: the weights are unusable
+        raise ValueError(f"parent checkpoint {directory}: its weights {weights.name} do not load ({error})") from error
+    try:
+        state = torch.load(directory / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state)
+        optimizer_state = "loaded"
+    except Exception as error:  # noqa: BLE001 - missing, truncated or mismatched: a fresh optimizer will do
+        optimizer_state = f"fresh ({OPTIMIZER_FILE}: {error})"
+        log.warning("parent checkpoint %s: optimizer state unusable, continuing with a fresh optimizer: %s",
+                    directory, error)  # fmt: skip
+    return {
+        "from": str(directory),
+        "parent_step": meta.get("step"),
+        "parent_tokens_seen": meta.get("tokens_seen"),
+        "optimizer": optimizer_state,
+    }

@@ -13,6 +13,7 @@ from model_code.presets import ModelPreset, preset_named
 
 _SPEED_ONLY = {"versioned": False}  # read by lineage.identity.versioned_fields: never changes the weights
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+SCHEDULES = ("cosine", "wsd")  # model_code.optim.learning_rate_at
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,13 @@ class PretrainConfig:
     max_steps: int = 100  # optimizer updates in the whole run (the cosine schedule ends here)
     learning_rate: float = 3e-3  # peak, after warmup
     min_lr_ratio: float = 0.1  # the cosine ends at learning_rate * min_lr_ratio
-    warmup_steps: int = 10  # linear warmup updates
+    warmup_steps: int = 10  # linear warmup updates (a continued run re-warms: its warmup starts at its own step 0)
+    schedule: str = "cosine"  # cosine | wsd (warmup-stable-decay: no cooldown has to be planned ahead)
+    decay_fraction: float = 0.2  # wsd: the share of the steps, at the end, over which the rate decays
+    # A parent checkpoint directory (model.safetensors, optimizer.bin, meta.json) to continue from: its weights,
+    # and its optimizer state when that loads (else a fresh optimizer, recorded). Its identity is the parent
+    # artifact's version, which the asset hashes as an upstream.
+    init_from: str | None = field(default=None, metadata=_SPEED_ONLY)
     weight_decay: float = 0.1  # AdamW decoupled decay on matrices (not norms)
     beta1: float = 0.9
     beta2: float = 0.95
@@ -60,6 +67,10 @@ class PretrainConfig:
                 raise ValueError(f"{name} must be within [0, 1), got {getattr(self, name)!r}")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError(f"weight_decay and grad_clip must be >= 0, got {self.weight_decay}, {self.grad_clip}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not 0 < self.decay_fraction <= 1:
+            raise ValueError(f"decay_fraction must be within (0, 1], got {self.decay_fraction!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
         self.model_preset(vocab_size=1)  # unknown preset names and override fields fail here, not mid-run

@@ -20,10 +20,23 @@ DATA_ORDER_FILE = "data_order.json"
 RUN_OUTPUTS = (METRICS_FILE, LOSS_CURVE_FILE, DATA_ORDER_FILE)  # what a run leaves beside model/ for its artifact
 
 
-def collect_run_outputs(run_dir: Path, artifact_dir: Path, extra_files: tuple[str, ...] = ()) -> dict:
+CHECKPOINT_DIR = "checkpoint"  # inside a base_model artifact: its final weights and optimizer state
+
+
+def collect_run_outputs(
+    run_dir: Path, artifact_dir: Path, extra_files: tuple[str, ...] = (), *, checkpoint: bool = False
+) -> dict:
     """Copy a finished run's model/ and outputs (plus `extra_files` present) from its run directory into the
-    artifact directory; the data order record, which the artifact's stats carry."""
+    artifact directory; with `checkpoint`, its final checkpoint too (weights, optimizer state, meta.json: what a
+    continued run starts from). Returns the data order record, which the artifact's stats carry."""
+    from model_code.checkpoint import list_checkpoints
+
     shutil.copytree(run_dir / MODEL_DIR, artifact_dir / MODEL_DIR)
+    if checkpoint:
+        final = list_checkpoints(run_dir)
+        if not final:
+            raise FileNotFoundError(f"the run in {run_dir} left no checkpoint to keep")
+        shutil.copytree(final[-1], artifact_dir / CHECKPOINT_DIR)
     for name in (*RUN_OUTPUTS, *extra_files):
         if (run_dir / name).exists():
             shutil.copy2(run_dir / name, artifact_dir / name)

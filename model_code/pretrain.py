@@ -26,7 +26,7 @@ import torch
 from data_code.files import read_jsonl
 from data_code.shards.layout import INDEX_FILE, read_json
 from data_code.tokenizer.fingerprint import tokenizer_fingerprint
-from model_code.checkpoint import load_latest_checkpoint, save_checkpoint
+from model_code.checkpoint import load_latest_checkpoint, save_checkpoint, warm_start
 from model_code.config import PretrainConfig
 from model_code.data import ShardReader, TrainStream
 from model_code.metrics import (
@@ -99,6 +99,10 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
     start_step = meta["step"] if meta else 0
     if meta:
         _check_same_run(meta["config"], config)
+    # A continued run starts from its parent's weights (and optimizer state); a resumed one from its own checkpoint.
+    warm = meta.get("warm_start") if meta else None
+    if meta is None and config.init_from:
+        warm = warm_start(accelerator, model, optimizer, config.init_from)
     metrics = MetricsLog(output_dir, on_metrics, enabled=accelerator.is_main_process)
     if accelerator.is_main_process:
         _truncate_metrics(output_dir / METRICS_FILE, start_step)
@@ -114,6 +118,7 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
     )
     start_position = stream.position
     loop = _Loop(config, setup, accelerator, model, optimizer, stream, metrics)
+    loop.warm_start = warm
     loop.tokens_seen = meta["tokens_seen"] if meta else 0
     loop.run(start_step)
     model_dir = output_dir / MODEL_DIR
@@ -147,6 +152,7 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
         "train_s": round(loop.train_s, 3),
         "elapsed_s": round(time.perf_counter() - started, 3),
         "resumed_from_step": start_step,
+        "warm_start": warm,
         "skipped_checkpoints": skipped,
         "accumulation_steps": setup.accumulation_steps,
         "processes": accelerator.num_processes,
@@ -164,6 +170,7 @@ class _Loop:
         self.config, self.setup, self.accelerator = config, setup, accelerator
         self.model, self.optimizer, self.stream, self.metrics = model, optimizer, stream, metrics
         self.step = self.tokens_seen = self.train_tokens = 0
+        self.warm_start: dict | None = None
         self.train_s = 0.0
         self.last_record: dict = {}
         self.flops_per_token = flops_per_token(setup.preset, setup.seq_len)
@@ -188,6 +195,8 @@ class _Loop:
                 warmup_steps=config.warmup_steps,
                 total_steps=config.max_steps,
                 min_ratio=config.min_lr_ratio,
+                schedule=config.schedule,
+                decay_fraction=config.decay_fraction,
             )
             set_learning_rate(self.optimizer, learning_rate)
             loss, grad_norm = train_step(
@@ -261,6 +270,7 @@ class _Loop:
             "data_position": [epoch, shard, offset],
             "processes": self.accelerator.num_processes,
             "config": self.config.to_dict(),
+            "warm_start": self.warm_start,  # a resumed continued run reports the parent it started from
         }
         save_checkpoint(self.accelerator, self.config.output_dir, self.step, meta, keep=self.config.keep_checkpoints)
 
@@ -337,7 +347,7 @@ def _check_same_run(saved: dict, config: PretrainConfig) -> None:
     import dataclasses
 
     fields = [f.name for f in dataclasses.fields(config) if f.metadata.get("versioned", True)]
-    changeable = {"max_steps", "output_dir", "shards_dir", "tokenizer_dir"}  # directories may move
+    changeable = {"max_steps", "output_dir", "shards_dir", "tokenizer_dir", "init_from"}  # directories may move
     current = config.to_dict()
     differ = sorted(name for name in fields if name not in changeable and saved.get(name) != current[name])
     if differ:

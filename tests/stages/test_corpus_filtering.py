@@ -150,6 +150,8 @@ def test_dedupe_and_filters_explain_every_removal(instance, tmp_path, lmforge_ho
     assert model["steps"] == 6 and model["mfu"] == "n/a" and "loss_curve" in model
     model_dir = lmforge_home / "lake" / "base_model" / model[VERSION_KEY] / "model"
     assert (model_dir / "model.safetensors").exists() and not (model_dir / "manifest.json").exists()
+    kept = model_dir.parent / "checkpoint"  # what a continued run starts from: final weights and optimizer state
+    assert (kept / "model.safetensors").is_file() and (kept / "optimizer.bin").is_file()
     logs = [e.message for e in instance.all_logs(model_run.run_id) if e.message]
     assert any('"loss"' in line for line in logs)  # metrics streamed over Pipes while training
     history = MlflowClient(Settings.from_env().tracking_uri).get_metric_history(
