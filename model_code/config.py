@@ -37,6 +37,10 @@ class PretrainConfig:
     # and its optimizer state when that loads (else a fresh optimizer, recorded). Its identity is the parent
     # artifact's version, which the asset hashes as an upstream.
     init_from: str | None = field(default=None, metadata=_SPEED_ONLY)
+    # A continued run reads the shard-set days it has not seen (train_days) plus a replay share of earlier days:
+    # Ibrahim et al. 2024 find a few percent enough for a weak shift and ~25% for a strong one; 0.25 is the safe end.
+    train_days: tuple[str, ...] = ()  # empty: every day of the shards
+    replay_fraction: float = 0.25  # with train_days: share of the rows drawn from the other days
     weight_decay: float = 0.1  # AdamW decoupled decay on matrices (not norms)
     beta1: float = 0.9
     beta2: float = 0.95
@@ -67,6 +71,9 @@ class PretrainConfig:
                 raise ValueError(f"{name} must be within [0, 1), got {getattr(self, name)!r}")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError(f"weight_decay and grad_clip must be >= 0, got {self.weight_decay}, {self.grad_clip}")
+        object.__setattr__(self, "train_days", tuple(self.train_days))  # from JSON: a list
+        if not 0 <= self.replay_fraction < 1:
+            raise ValueError(f"replay_fraction must be within [0, 1), got {self.replay_fraction!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if not 0 < self.decay_fraction <= 1:
@@ -84,9 +91,8 @@ class PretrainConfig:
         return dataclasses.replace(preset, **dict(self.model_overrides), vocab_size=vocab_size)
 
     def to_dict(self) -> dict:
-        return {
-            f.name: dict(v) if isinstance(v := getattr(self, f.name), Mapping) else v for f in dataclasses.fields(self)
-        }
+        """JSON-shaped values: mappings as dicts, tuples as lists (what a checkpoint's meta reads back)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
     def from_json(cls, path: str | Path) -> PretrainConfig:
@@ -99,6 +105,12 @@ class PretrainConfig:
         if unknown:
             raise ValueError(f"{path} has fields {sorted(unknown)} that PretrainConfig does not have")
         return cls(**values)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _require_int(config: PretrainConfig, name: str, *, minimum: int) -> None:

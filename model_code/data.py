@@ -14,7 +14,8 @@ drop_last=False. Rows whose tail is <|pad|> (the last of a split) should have th
 gives pad_id).
 
 A shard set (data_code.shards.shard_set) reads like one directory whose shards lie in the day directories; the
-rows it excludes (they hold a token of a superseded or opted-out document) are never handed out.
+rows it excludes (they hold a token of a superseded or opted-out document) are never handed out. A continued run
+reads only the shards of its new `days`, plus a seeded `replay_fraction` share of rows from the earlier days.
 
 On open, every shard file's size is checked against the manifest (a truncated file is named in the error), its
 sha256 too when verify_sha256=True, and shards made with another tokenizer are refused.
@@ -46,9 +47,13 @@ class ShardReader:
         verify_sha256: bool = False,
         drop_last: bool = True,
         as_xy: bool = False,
+        days: tuple[str, ...] = (),
+        replay_fraction: float = 0.0,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= replay_fraction < 1:
+            raise ValueError(f"replay_fraction must be within [0, 1), got {replay_fraction!r}")
         self.shards_dir, self.split, self.seed, self.batch_size = Path(shards_dir), split, seed, batch_size
         self.drop_last, self.as_xy = drop_last, as_xy
         index, manifest = read_json(shards_dir, INDEX_FILE), read_json(shards_dir, MANIFEST_FILE)
@@ -68,6 +73,10 @@ class ShardReader:
         ]  # per shard: (rows, T + 1)
         # A shard set's entries name rows never to read (a superseded or opted-out document's); others read all.
         self._allowed = [allowed_rows(entry) for entry in index["splits"][split]]
+        if days:
+            self._allowed = _new_and_replayed(index["splits"][split], self._allowed, days, replay_fraction, seed)
+            if not any(len(rows) for rows in self._allowed):
+                raise ValueError(f"split {split!r} of {self.shards_dir} holds no row of the days {list(days)}")
         self.order = [int(n) for n in np.random.default_rng(seed).permutation(len(self._rows))]
         self._shard, self._offset = position if position is not None else (self.order[0] if self.order else 0, 0)
         if self.order and (self._shard not in self.order or not 0 <= self._offset <= len(self._allowed[self._shard])):
@@ -108,6 +117,25 @@ class ShardReader:
         return (batch[:, :-1], batch[:, 1:]) if self.as_xy else batch
 
 
+def _new_and_replayed(entries: list[dict], allowed: list[np.ndarray], days, replay_fraction: float, seed: int):
+    """The rows a continued run reads: every readable row of the shards of `days` (the new nights), plus a seeded
+    sample of the other days' rows so that replayed rows make up `replay_fraction` of the whole (fewer when the
+    earlier days hold fewer)."""
+    new = [entry.get("day") in days for entry in entries]
+    new_rows = sum(len(rows) for rows, is_new in zip(allowed, new, strict=True) if is_new)
+    pool = [(i, row) for i, (rows, is_new) in enumerate(zip(allowed, new, strict=True)) if not is_new for row in rows]
+    wanted = min(len(pool), round(new_rows * replay_fraction / (1 - replay_fraction)))
+    chosen = np.random.default_rng([seed, 1]).choice(len(pool), size=wanted, replace=False) if wanted else []
+    replayed: dict[int, list[int]] = {}
+    for pick in chosen:
+        shard, row = pool[int(pick)]
+        replayed.setdefault(shard, []).append(int(row))
+    return [
+        rows if is_new else np.array(sorted(replayed.get(i, [])), np.int64)
+        for i, (rows, is_new) in enumerate(zip(allowed, new, strict=True))
+    ]
+
+
 class TrainStream:
     """Train rows across epochs: epoch e reads the split with seed + e; a position is (epoch, shard, offset).
 
@@ -116,9 +144,20 @@ class TrainStream:
     batch, so the global batch is the same rows whatever the number of processes.
     """
 
-    def __init__(self, shards_dir, *, expected_fingerprint, seed: int, rows: int, position=None, verify_sha256=False):
+    def __init__(
+        self,
+        shards_dir,
+        *,
+        expected_fingerprint,
+        seed: int,
+        rows: int,
+        position=None,
+        verify_sha256=False,
+        days: tuple[str, ...] = (),
+        replay_fraction: float = 0.0,
+    ):
         self.shards_dir, self.fingerprint, self.seed, self.rows = shards_dir, expected_fingerprint, seed, rows
-        self.verify_sha256 = verify_sha256
+        self.verify_sha256, self.days, self.replay_fraction = verify_sha256, tuple(days), replay_fraction
         epoch, shard, offset = position if position is not None else (0, None, None)
         self.orders: dict[int, list[int]] = {}  # epoch -> its reader's shard order
         self._open(epoch, (shard, offset) if shard is not None else None)
@@ -133,6 +172,8 @@ class TrainStream:
             batch_size=self.rows,
             position=position,
             verify_sha256=self.verify_sha256,
+            days=self.days,
+            replay_fraction=self.replay_fraction,  # each epoch replays another sample (its seed is seed + epoch)
         )
         if len(self.reader) == 0:
             raise ValueError(f"the train split of {self.shards_dir} has fewer rows than one batch ({self.rows} rows)")

@@ -115,6 +115,8 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
         rows=setup.micro_batch_rows * accelerator.num_processes,
         position=tuple(meta["data_position"]) if meta else None,
         verify_sha256=config.verify_sha256,
+        days=tuple(config.train_days),
+        replay_fraction=config.replay_fraction,
     )
     start_position = stream.position
     loop = _Loop(config, setup, accelerator, model, optimizer, stream, metrics)

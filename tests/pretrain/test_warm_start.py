@@ -64,3 +64,34 @@ def test_warmup_stable_decay_holds_the_peak_then_decays_over_the_last_fraction()
 def test_bad_schedule_settings_name_the_field(make_config, field, value):
     with pytest.raises(ValueError, match=field):
         make_config(**{field: value})
+
+
+def test_a_continued_run_reads_its_new_days_plus_a_replay_share(tmp_path):
+    """On a shard set of three days: the new day's rows all, and replayed rows a quarter of the whole."""
+    import json
+
+    import numpy as np
+
+    from model_code.data import ShardReader
+
+    directory = tmp_path / "set"
+    (directory / "train").mkdir(parents=True)
+    entries, files = [], {}
+    for number, (day, rows) in enumerate([("d1", 40), ("d2", 40), ("d3", 30)]):
+        name = f"train/{number:05d}.bin"
+        np.full(rows * 5, number, np.uint16).tofile(directory / name)
+        files[name] = {"sha256": "-", "bytes": rows * 5 * 2}
+        entries.append({"file": name, "spans": name, "tokens": rows * 5, "rows": rows, "day": day,
+                        "excluded_rows": [0] if day == "d1" else []})  # fmt: skip
+    layout = {"seq_len": 4, "row_tokens": 5, "dtype": "<u2", "vocab_size": 10, "eos_id": 0, "pad_id": 1}
+    (directory / "index.json").write_text(json.dumps({**layout, "splits": {"train": entries}}))
+    (directory / "shards.json").write_text(json.dumps({"tokenizer_fingerprint": "fp", "files": files}))
+    reader = ShardReader(directory, "train", expected_fingerprint="fp", batch_size=1, drop_last=False,
+                         days=("d3",), replay_fraction=0.25)  # fmt: skip
+    rows = np.concatenate(list(reader))[:, 0]
+    assert (rows == 2).sum() == 30 and (rows != 2).sum() == 10  # 30 new rows, 10 replayed = 25 % of 40
+    again = ShardReader(directory, "train", expected_fingerprint="fp", batch_size=1, drop_last=False,
+                        days=("d3",), replay_fraction=0.25)  # fmt: skip
+    assert np.array_equal(np.concatenate(list(again))[:, 0], rows)  # the same sample for the same seed
+    with pytest.raises(ValueError, match="holds no row of the days"):
+        ShardReader(directory, "train", expected_fingerprint="fp", days=("d9",))
