@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, RetryPolicy, asset
+from pydantic import Field
 
 from assets.common import (
     Produced,
@@ -23,6 +24,8 @@ from assets.common import (
 from assets.images import png_markdown
 from assets.metadata import key_numbers
 from assets.tokens import shard_set, tokenizer
+from lineage.continuation import Plan, champion_base_model, plan_continuation
+from lineage.registry import Registry
 from lineage.settings import Settings
 from lineage.tracking import Tracker
 from model_code.config import PretrainConfig
@@ -38,10 +41,26 @@ PLACEHOLDER = "set-by-the-asset"
 STAT_KEYS = ("steps", "tokens_seen", "parameters", "final_loss", "val_loss", "val_bpb", "tokens_per_s")
 STAT_KEYS += ("device", "processes", "resumed_from_step")
 
+CONTINUATION_FIELDS = ("init_from", "train_days")  # set from the continuation plan, not config
+
 BaseModelConfig = dagster_config(
     PretrainConfig,
     "BaseModelConfig",
-    exclude=(*RUN_DIRS, "model_overrides"),  # model_overrides: from presets
+    exclude=(*RUN_DIRS, *CONTINUATION_FIELDS, "model_overrides"),  # model_overrides: from presets
+    continue_champion=(
+        bool,
+        Field(default=True, description="Continue the champion's base model on the new nights (else from scratch)."),
+    ),
+    tokens_per_night=(
+        int,
+        Field(default=0, description="A continued run's token budget (0: max_steps updates, as from scratch)."),
+    ),
+    full_retrain_every=(
+        int,
+        Field(
+            default=0, description="Train from scratch once this many continued models follow each other (0: never)."
+        ),
+    ),
 )
 
 
@@ -64,8 +83,27 @@ def base_model(
     """Pretrain with accelerate (fp32 on CPU, bf16 on GPU), checkpointing and resuming; HF-format output."""
     store, tracker = artifact_store.store(), mlflow_tracking.tracker()
     shards, trained_tokenizer = (upstream_manifest(context, store, name) for name in ("shard_set", "tokenizer"))
-    identity = dataclass_from_config(PretrainConfig, config, **dict.fromkeys(RUN_DIRS, PLACEHOLDER))
-    version = artifact_version(context, CODE_VERSION, identity, [shards, trained_tokenizer])
+    champion = Registry(tracker.client).champion()
+    plan = plan_continuation(
+        store,
+        champion_base_model(store, champion.artifact_version if champion else None),
+        shards,
+        trained_tokenizer,
+        {"preset": config.preset},
+        from_scratch=not config.continue_champion,
+        full_retrain_every=config.full_retrain_every,
+    )
+    context.log.info(f"base_model: {plan.reason}")
+    if plan.mode == "keep":  # no new night: nothing to train, the champion's base model stays what it is
+        kept = Produced(plan.parent, True, tracker.run_url(plan.parent.mlflow_run_id), store.local_path(
+            plan.parent.asset, plan.parent.version))  # fmt: skip
+        return materialize_result(kept, {**training_metadata(kept), "start": plan.reason})
+    continued = continuation_fields(plan, config, int(shards.stats.get("seq_len", 256)))
+    upstream = [shards, trained_tokenizer, *([plan.parent] if plan.mode == "continue" else [])]
+    identity = dataclass_from_config(
+        PretrainConfig, config, **dict.fromkeys(RUN_DIRS, PLACEHOLDER), **continued, init_from=None
+    )
+    version = artifact_version(context, CODE_VERSION, identity, upstream)
     run_dir = Settings.from_env().home / "work" / "base_model" / version  # survives a failed attempt: resumable
     pretrain = dataclass_from_config(
         PretrainConfig,
@@ -73,6 +111,8 @@ def base_model(
         shards_dir=store.file_uri(shards.asset, shards.version, ""),
         tokenizer_dir=store.file_uri(trained_tokenizer.asset, trained_tokenizer.version, ""),
         output_dir=str(run_dir),
+        **continued,
+        init_from=parent_checkpoint(plan, run_dir),
     )
     live = {}  # what training logged into the MLflow run itself: {"run_id", "through_step", "error"}
 
@@ -84,6 +124,10 @@ def base_model(
         return {
             **stats,
             "data_order": collect_run_outputs(run_dir, directory, extra_files=(RESULT_FILE,), checkpoint=True),
+            "start": plan.mode,
+            "start_reason": plan.reason,
+            "generation": plan.generation,
+            "nights": {"new": plan.new_days, "replay_fraction": pretrain.replay_fraction if plan.new_days else 0.0},
         }
 
     produced = produce_artifact(
@@ -92,12 +136,38 @@ def base_model(
         tracker=tracker,
         code_version=CODE_VERSION,
         config=identity,
-        upstream=[shards, trained_tokenizer],
+        upstream=upstream,
         build=build,
         log_files=RUN_OUTPUTS,
     )
     finish_run(context, tracker, produced, live, run_dir)
-    return materialize_result(produced, training_metadata(produced))
+    start = produced.manifest.stats.get("start_reason", plan.reason)
+    return materialize_result(produced, {**training_metadata(produced), "start": start})
+
+
+def continuation_fields(plan: Plan, config, seq_len: int) -> dict:
+    """The PretrainConfig fields a continued run sets: the new nights, and the steps its token budget buys."""
+    if plan.mode != "continue":
+        return {"train_days": ()}
+    fields = {"train_days": tuple(plan.new_days)}
+    if config.tokens_per_night:
+        per_step = config.tokens_per_step or config.micro_batch_size * seq_len
+        fields["max_steps"] = max(1, -(-config.tokens_per_night // per_step))
+    return fields
+
+
+def parent_checkpoint(plan: Plan, run_dir: Path) -> str | None:
+    """The checkpoint a continued run starts from; without its optimizer state when that failed its sha256 (the
+    run then continues with a fresh optimizer, which it records)."""
+    if plan.mode != "continue":
+        return None
+    if plan.optimizer_ok:
+        return str(plan.checkpoint)
+    weights_only = run_dir / "parent_checkpoint"
+    weights_only.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "meta.json"):
+        shutil.copy2(plan.checkpoint / name, weights_only / name)
+    return str(weights_only)
 
 
 def finish_run(context, tracker: Tracker, produced: Produced, live: dict, run_dir: Path) -> None:

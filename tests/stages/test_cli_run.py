@@ -18,7 +18,8 @@ DAY = "2026-11-30"
 @pytest.fixture
 def site(tmp_path):
     write_prose_site(tmp_path / "site")  # distinct prose pages: they pass dedupe and the corpus contract
-    with static_site(tmp_path / "site") as url:
+    # A fixed port: URLs, so doc ids and each page's split, are the same every run (both splits hold pages).
+    with static_site(tmp_path / "site", port=18647) as url:
         yield url
 
 

@@ -46,6 +46,8 @@ def nightly_config(site: str, learning_rate: float, filters: dict | None = None,
                     "preset": "tiny",
                     "max_steps": 40,
                     "learning_rate": learning_rate,
+                    # The untrained model is a new model, not a continuation of the champion.
+                    "continue_champion": learning_rate == TRAINED,
                     "eval_every": 0,
                     "micro_batch_size": 2,
                 }
@@ -115,6 +117,7 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     assert first.success
     made = materialized(first)
     assert made["serving_model"]["promoted"] is True
+    assert made["base_model"]["start"] == "from scratch: no champion yet"
     champion = registry.champion()
     assert champion is not None and champion.gate == "passed"
     assert made["audit_report"]["verified"] is True
@@ -147,6 +150,10 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     rebuilt = ("filtered_documents", "training_corpus", "token_shards", "shard_set", "base_model", "sft_model")
     assert not any(changed[name]["reused"] for name in rebuilt)
     assert changed["tokenizer"]["reused"] and changed["tokenizer"]["tokenizer_event"].startswith("tokenizer reused")
+    # The re-filtered night is new to the champion's base model: tonight's continues it (weights + optimizer).
+    assert changed["base_model"]["start"].startswith(
+        f"continued from base_model/{made['base_model']['lmforge/version']}"
+    )
 
 
 def _audit_and_ask(site, champion):
