@@ -166,6 +166,10 @@ def _model(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
         "resumed_from_step",
     )
     detail = {key: stats[key] for key in keys if key in stats}
+    if "start_reason" in stats:  # a base model: continued from its parent (an upstream), or from scratch, and why
+        detail["start"] = stats["start_reason"]
+        detail["nights"] = stats.get("nights")
+        detail["parent"] = next((ref.version for ref in manifest.upstream if ref.asset == manifest.asset), None)
     if data_order is not None:
         detail["data_order"] = data_order
         detail.setdefault("tokens_seen", data_order.get("tokens_seen"))

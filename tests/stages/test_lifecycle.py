@@ -154,6 +154,12 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     assert changed["base_model"]["start"].startswith(
         f"continued from base_model/{made['base_model']['lmforge/version']}"
     )
+    from lineage.audit import build_audit
+
+    first, tonight = made["base_model"]["lmforge/version"], changed["base_model"]["lmforge/version"]
+    audit = build_audit(ArtifactStore(Settings.from_env().store_root), "base_model", tonight, verify=False)
+    models = {a["version"]: a["detail"] for a in audit["artifacts"] if a["asset"] == "base_model"}
+    assert set(models) == {first, tonight} and models[tonight]["parent"] == first  # the audit walks the parent
 
 
 def _audit_and_ask(site, champion):
