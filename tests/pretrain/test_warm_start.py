@@ -95,3 +95,18 @@ def test_a_continued_run_reads_its_new_days_plus_a_replay_share(tmp_path):
     assert np.array_equal(np.concatenate(list(again))[:, 0], rows)  # the same sample for the same seed
     with pytest.raises(ValueError, match="holds no row of the days"):
         ShardReader(directory, "train", expected_fingerprint="fp", days=("d9",))
+
+
+def test_a_killed_continued_run_resumes_from_its_own_checkpoint_bit_exact(make_config, parent):
+    from tests.pretrain.test_resume import assert_same_weights
+
+    _, checkpoint = parent
+    settings = dict(max_steps=20, checkpoint_every=10, init_from=str(checkpoint))
+    first = train(make_config("child", **settings))
+    newest = Path(first["model_dir"]).parent / "checkpoints" / "step_000020" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:1000])  # as if killed while the last checkpoint was written
+    resumed = train(make_config("child", **settings))
+    assert resumed["resumed_from_step"] == 10  # its own checkpoint, not the parent's
+    assert resumed["warm_start"]["parent_step"] == 60  # and it still says which parent it continues
+    reference = train(make_config("reference", **settings))
+    assert_same_weights(Path(reference["model_dir"]), Path(resumed["model_dir"]))
