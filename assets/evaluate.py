@@ -17,7 +17,7 @@ from model_code.evaluate.suite import EVALUATION_FILE, EvaluationConfig
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
 
-CODE_VERSION = "model_evaluation-1"
+CODE_VERSION = "model_evaluation-2"  # +1: perplexity per night
 ModelEvaluationConfig = dagster_config(EvaluationConfig, "ModelEvaluationConfig")
 
 
@@ -69,6 +69,11 @@ def evaluation_metadata(stats: dict) -> dict:
     }
     if "latency" in stats:
         metadata["latency"] = MetadataValue.json(stats["latency"])
+    if stats.get("perplexity_by_night"):  # what a continued model forgot shows on the older nights
+        rows = [f"| {n['day']} | {n['perplexity']:.3f} | {n['tokens']} |" for n in stats["perplexity_by_night"][-30:]]
+        metadata["perplexity_by_night"] = MetadataValue.md(
+            "\n".join(["| night | validation perplexity | tokens |", "|---|---:|---:|", *rows])
+        )
     return metadata
 
 

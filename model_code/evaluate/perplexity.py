@@ -51,16 +51,7 @@ def validation_perplexity(
             f"token shards {shards_dir} have rows of seq_len {index['seq_len']}, longer than the "
             f"context of model {model_dir} ({model.config.max_position_embeddings})"
         )
-    reader = ShardReader(
-        shards_dir,
-        split,
-        expected_fingerprint=tokenizer_fingerprint(model_dir),
-        seed=0,
-        batch_size=batch_size,
-        drop_last=False,
-    )
-    rows = _first_rows(reader, max_tokens)
-    sums = _loss_sums(model, rows, batch_size, pad_id=index["pad_id"], token_bytes=token_byte_lengths(model_dir))
+    sums, rows = _score(model, model_dir, shards_dir, split, max_tokens, batch_size, index, ())
     if sums["tokens"] == 0:
         raise ValueError(f"split {split!r} of {shards_dir} has no target tokens to evaluate")
     loss = sums["loss_sum"] / sums["tokens"]
@@ -74,6 +65,43 @@ def validation_perplexity(
         "rows": len(rows),
         "split": split,
     }
+
+
+def perplexity_by_night(
+    model_dir: str | Path, shards_dir: str | Path, max_tokens: int | None = None, batch_size: int = 8
+) -> list[dict]:
+    """Per night of a shard set, perplexity on that night's validation rows: [{"day", "perplexity", "tokens"}],
+    oldest first ([] for a plain shard directory). What a continued model forgot shows on the older nights."""
+    index = read_json(shards_dir, INDEX_FILE)
+    days = list(dict.fromkeys(e["day"] for e in index["splits"].get("validation", []) if "day" in e))
+    if not days:
+        return []
+    model = _load_model(model_dir, None)
+    found = []
+    for day in days:
+        try:
+            sums, _ = _score(model, model_dir, shards_dir, "validation", max_tokens, batch_size, index, (day,))
+        except ValueError:  # every validation row of that night is excluded
+            continue
+        if sums["tokens"]:
+            loss = sums["loss_sum"] / sums["tokens"]
+            found.append({"day": day, "perplexity": math.exp(loss), "tokens": sums["tokens"]})
+    return found
+
+
+def _score(model, model_dir, shards_dir, split, max_tokens, batch_size, index, days) -> tuple[dict, np.ndarray]:
+    reader = ShardReader(
+        shards_dir,
+        split,
+        expected_fingerprint=tokenizer_fingerprint(model_dir),
+        seed=0,
+        batch_size=batch_size,
+        drop_last=False,
+        days=days,
+    )
+    rows = _first_rows(reader, max_tokens)
+    sums = _loss_sums(model, rows, batch_size, pad_id=index["pad_id"], token_bytes=token_byte_lengths(model_dir))
+    return sums, rows
 
 
 def _load_model(model_dir: str | Path, device: str | None):

@@ -42,12 +42,13 @@ class EvaluationConfig:
 def measure_model(model_dir: Path, shards_dir: Path, task_dir: Path, config: EvaluationConfig, gguf: Path | None):
     """Every measurement of one HF model (and its GGUF, when given) on fixed validation data."""
     from model_code.evaluate.generation import generation_samples, serving_latency
-    from model_code.evaluate.perplexity import validation_perplexity
+    from model_code.evaluate.perplexity import perplexity_by_night, validation_perplexity
     from model_code.evaluate.tasks import run_lm_eval
 
     validation = validation_perplexity(model_dir, shards_dir, max_tokens=config.eval_tokens)
     metrics = {
         "perplexity": validation["perplexity"],
+        "perplexity_by_night": perplexity_by_night(model_dir, shards_dir, max_tokens=config.eval_tokens),
         "bits_per_byte": validation["bits_per_byte"],
         "validation_tokens": validation["tokens"],
         "tasks": run_lm_eval(model_dir, task_dir, limit=config.task_limit or None),

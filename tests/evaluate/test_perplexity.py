@@ -87,3 +87,28 @@ def test_shards_of_another_tokenizer_are_refused(untrained_model_dir, shards_dir
 def test_a_missing_model_directory_is_named(shards_dir, tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json in model directory"):
         validation_perplexity(tmp_path / "nowhere", shards_dir)
+
+
+def test_perplexity_by_night_scores_each_night_of_a_shard_set(
+    untrained_model_dir, corpus_path, tokenizer_dir, tmp_path
+):
+    """Two nights' shards read as one set: one perplexity per night; a plain shard directory has no nights."""
+    from data_code.shards import ShardConfig, build_shards
+    from data_code.shards.shard_set import DayShards, build_shard_set
+    from data_code.tokenizer.fingerprint import tokenizer_fingerprint
+    from model_code.evaluate.perplexity import perplexity_by_night
+
+    lake = tmp_path / "lake"
+    days = []
+    for number, day in enumerate(("2026-01-01", "2026-01-02")):
+        directory = lake / "token_shards" / f"v{number}"
+        build_shards(str(corpus_path), str(tokenizer_dir), directory, ShardConfig(seq_len=64, seed=number,
+                     validation_fraction=0.3))  # fmt: skip
+        days.append(DayShards(day, f"v{number}", directory))
+    the_set = lake / "shard_set" / "s"
+    the_set.mkdir(parents=True)
+    build_shard_set(days, {}, the_set, the_set, tokenizer_fingerprint(tokenizer_dir))
+    nights = perplexity_by_night(untrained_model_dir, the_set, max_tokens=256)
+    assert [n["day"] for n in nights] == ["2026-01-01", "2026-01-02"]
+    assert all(n["perplexity"] > 1 and n["tokens"] >= 256 for n in nights)
+    assert perplexity_by_night(untrained_model_dir, days[0].directory) == []
