@@ -25,7 +25,10 @@ _RELATIVE = {"perplexity": "max_perplexity_increase_pct", "bits_per_byte": "max_
 # Absolute metrics of the challenger alone, lower is better, with their ceiling.
 _ABSOLUTE = {"quant_perplexity_delta_pct": "max_quant_ppl_delta_pct", "quant_kl": "max_quant_kl"}
 TASK_SCORES = "task_scores"
-KNOWN_METRICS = (*_RELATIVE, TASK_SCORES, *_ABSOLUTE)
+# Per night of the shard set: the older nights may worsen by max_old_night_increase_pct at most (forgetting), the
+# newest must not worsen beyond max_new_night_increase_pct (a continued model has just learned it).
+FORGETTING = "forgetting"
+KNOWN_METRICS = (*_RELATIVE, TASK_SCORES, FORGETTING, *_ABSOLUTE)
 # lm-eval metrics where lower is better: not task scores (held-out perplexity is the gate's perplexity check).
 _LOWER_IS_BETTER = {"perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte"}
 
@@ -40,6 +43,8 @@ class GateConfig:
     min_task_score_delta: float = (
         0.0  # each task score (challenger - champion, absolute) at least this; < 0 allows a drop
     )
+    max_old_night_increase_pct: float = 2.0  # perplexity on each older night's validation rows, % above champion
+    max_new_night_increase_pct: float = 0.0  # and on the newest night's: better or equal by default
     max_quant_ppl_delta_pct: float = 5.0  # quantized perplexity above the full-precision one by this % at most
     max_quant_kl: float = 0.05  # mean KL(full precision || quantized) per token, nats, at most
 
@@ -58,6 +63,8 @@ class GateConfig:
             "max_perplexity_increase_pct",
             "max_bits_per_byte_increase_pct",
             "min_task_score_delta",
+            "max_old_night_increase_pct",
+            "max_new_night_increase_pct",
             "max_quant_ppl_delta_pct",
             "max_quant_kl",
         ):
@@ -87,6 +94,8 @@ def decide(challenger: dict, champion: dict | None, config: GateConfig | None = 
             rows.append(_relative_row(metric, challenger, champion, getattr(config, _RELATIVE[metric])))
         elif metric == TASK_SCORES:
             rows.extend(_task_rows(challenger, champion, config.min_task_score_delta))
+        elif metric == FORGETTING:
+            rows.extend(_night_rows(challenger, champion, config))
         else:
             rows.append(_absolute_row(metric, challenger, getattr(config, _ABSOLUTE[metric])))
     reasons = [row.pop("reason") for row in rows]
@@ -124,6 +133,24 @@ def _relative_row(metric: str, challenger: dict, champion: dict | None, allowed_
     verdict = "pass" if change_pct <= allowed_pct else "fail"
     reason = f"{metric} {new:.4g} vs champion {old:.4g} ({change_pct:+.1f}%, allowed {allowed}): {verdict}"
     return _row(metric, new, old, f"{change_pct:+.1f}%", allowed, verdict, reason)
+
+
+def _night_rows(challenger: dict, champion: dict | None, config: GateConfig) -> list[dict]:
+    """One row per night both were measured on (perplexity_by_night); none when either has no nights."""
+    new = {n["day"]: n["perplexity"] for n in challenger.get("perplexity_by_night") or []}
+    old = {n["day"]: n["perplexity"] for n in (champion or {}).get("perplexity_by_night") or []}
+    if not new or not old:
+        return []
+    newest = max(new)
+    rows = []
+    for day in sorted(set(new) & set(old)):
+        allowed = config.max_new_night_increase_pct if day == newest else config.max_old_night_increase_pct
+        row = _relative_row("perplexity", {"perplexity": new[day]}, {"perplexity": old[day]}, allowed)
+        which = "newest night" if day == newest else "older night"
+        row["metric"] = f"perplexity {day} ({which})"
+        row["reason"] = f"{which} {day}: " + row["reason"]
+        rows.append(row)
+    return rows
 
 
 def _task_rows(challenger: dict, champion: dict | None, min_delta: float) -> list[dict]:

@@ -130,3 +130,21 @@ def test_comparison_markdown_is_a_table_of_every_row():
     assert "| perplexity | 41.9 | 40.9 | +2.4% | +2.0% | fail |" in lines
     assert "| quant_kl | 0.004 | - | - | <= 0.05 | pass |" in lines
     assert len(lines) == 4 + len(decision.table)
+
+
+def test_forgetting_allows_a_little_on_older_nights_and_nothing_on_the_newest():
+    from model_code.gate import FORGETTING, GateConfig, decide
+
+    def nights(*values):
+        return {"perplexity_by_night": [{"day": f"2026-01-0{i + 1}", "perplexity": v} for i, v in enumerate(values)]}
+
+    config = GateConfig(metrics=(FORGETTING,))
+    champion = nights(100.0, 100.0, 120.0)
+    assert decide(nights(101.5, 100.0, 110.0), champion, config).passed  # +1.5 % on an old night, better on the new
+    forgot = decide(nights(103.0, 100.0, 110.0), champion, config)
+    assert not forgot.passed and any("older night 2026-01-01" in r and "fail" in r for r in forgot.reasons)
+    worse_new = decide(nights(100.0, 100.0, 121.0), champion, config)
+    assert not worse_new.passed and any("newest night 2026-01-03" in r for r in worse_new.reasons)
+    assert decide(nights(500.0), {"perplexity": 1.0}, config).passed  # a champion measured without nights
+    with pytest.raises(ValueError, match="max_old_night_increase_pct"):
+        GateConfig(max_old_night_increase_pct=-1)
