@@ -127,7 +127,13 @@ def base_model(
             "start": plan.mode,
             "start_reason": plan.reason,
             "generation": plan.generation,
-            "nights": {"new": plan.new_days, "replay_fraction": pretrain.replay_fraction if plan.new_days else 0.0},
+            # The nights this run trained on: the new ones of a continued run (plus replay), every one from scratch.
+            "nights": {
+                "new": plan.new_days
+                if plan.mode == "continue"
+                else [n["day"] for n in shards.stats.get("nights", [])],
+                "replay_fraction": pretrain.replay_fraction if plan.mode == "continue" else 0.0,
+            },
         }
 
     produced = produce_artifact(

@@ -129,6 +129,16 @@ def summarize(chain: Chain, artifacts: list[dict[str, Any]]) -> dict[str, Any]:
     models = [a for a in artifacts if is_model_asset(a["asset"]) and "tokens_seen" in a["detail"]]
     if models:
         summary["tokens_seen"] = models[-1]["detail"]["tokens_seen"]
+    base_models = [a for a in by_asset.get("base_model", []) if "start" in a["detail"]]
+    if base_models:  # a continued model inherits every night its ancestors trained on
+        summary["base_model_lineage"] = [
+            {"version": a["version"], "start": a["detail"]["start"], "parent": a["detail"].get("parent"),
+             "new_nights": (a["detail"].get("nights") or {}).get("new", [])}
+            for a in base_models
+        ]  # fmt: skip
+        summary["nights_inherited"] = sorted(
+            {night for a in base_models for night in (a["detail"].get("nights") or {}).get("new", [])}
+        )
     filtered = by_asset.get("filtered_documents", [])
     if filtered:
         summary["filter_rejections"] = sum(a["detail"]["rejections"]["total"] for a in filtered)

@@ -160,6 +160,8 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     audit = build_audit(ArtifactStore(Settings.from_env().store_root), "base_model", tonight, verify=False)
     models = {a["version"]: a["detail"] for a in audit["artifacts"] if a["asset"] == "base_model"}
     assert set(models) == {first, tonight} and models[tonight]["parent"] == first  # the audit walks the parent
+    assert [m["version"] for m in audit["summary"]["base_model_lineage"]] == [first, tonight]  # ancestors first
+    assert audit["summary"]["nights_inherited"] == [PARTITION]
 
 
 def _audit_and_ask(site, champion):
