@@ -28,6 +28,7 @@ from lineage.continuation import Plan, champion_base_model, plan_continuation
 from lineage.registry import Registry
 from lineage.settings import Settings
 from lineage.tracking import Tracker
+from model_code.checkpoint import META_FILE, MODEL_FILE
 from model_code.config import PretrainConfig
 from model_code.outputs import LOSS_CURVE_FILE, METRICS_FILE, RUN_OUTPUTS, collect_run_outputs
 from resources.lake import ArtifactStoreResource
@@ -171,7 +172,7 @@ def parent_checkpoint(plan: Plan, run_dir: Path) -> str | None:
         return str(plan.checkpoint)
     weights_only = run_dir / "parent_checkpoint"
     weights_only.mkdir(parents=True, exist_ok=True)
-    for name in ("model.safetensors", "meta.json"):
+    for name in (MODEL_FILE, META_FILE):
         shutil.copy2(plan.checkpoint / name, weights_only / name)
     return str(weights_only)
 

@@ -20,9 +20,10 @@ from data_code.files import file_sha256
 from lineage.audit.chain import walk_chain
 from lineage.manifest import Manifest
 from lineage.store import ArtifactStore
+from model_code.checkpoint import MODEL_FILE, OPTIMIZER_FILE
+from model_code.outputs import CHECKPOINT_DIR
 
-CHECKPOINT_DIR = "checkpoint"  # model_code.outputs.CHECKPOINT_DIR: the final checkpoint inside base_model
-WEIGHTS, OPTIMIZER = "model.safetensors", "optimizer.bin"
+WEIGHTS, OPTIMIZER = MODEL_FILE, OPTIMIZER_FILE
 
 
 @dataclass
