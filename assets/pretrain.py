@@ -24,7 +24,7 @@ from assets.common import (
 from assets.images import png_markdown
 from assets.metadata import key_numbers
 from assets.tokens import shard_set, tokenizer
-from lineage.continuation import Plan, champion_base_model, plan_continuation
+from lineage.continuation import Plan, champion_base_model, parent_opt_outs, plan_continuation
 from lineage.registry import Registry
 from lineage.settings import Settings
 from lineage.tracking import Tracker
@@ -85,14 +85,16 @@ def base_model(
     store, tracker = artifact_store.store(), mlflow_tracking.tracker()
     shards, trained_tokenizer = (upstream_manifest(context, store, name) for name in ("shard_set", "tokenizer"))
     champion = Registry(tracker.client).champion()
+    parent = champion_base_model(store, champion.artifact_version if champion else None)
     plan = plan_continuation(
         store,
-        champion_base_model(store, champion.artifact_version if champion else None),
+        parent,
         shards,
         trained_tokenizer,
         {"preset": config.preset},
         from_scratch=not config.continue_champion,
         full_retrain_every=config.full_retrain_every,
+        opted_out=parent_opt_outs(store, parent),
     )
     context.log.info(f"base_model: {plan.reason}")
     if plan.mode == "keep":  # no new night: nothing to train, the champion's base model stays what it is
@@ -128,6 +130,7 @@ def base_model(
             "start": plan.mode,
             "start_reason": plan.reason,
             "generation": plan.generation,
+            "rebuild_of": plan.rebuild_of,  # an opt-out reached this base model: the one made instead of it
             # The nights this run trained on: the new ones of a continued run (plus replay), every one from scratch.
             "nights": {
                 "new": plan.new_days
@@ -153,13 +156,14 @@ def base_model(
 
 
 def continuation_fields(plan: Plan, config, seq_len: int) -> dict:
-    """The PretrainConfig fields a continued run sets: the new nights, and the steps its token budget buys."""
+    """The PretrainConfig fields a continued run sets: the new nights, and the steps their token budget buys (a
+    night's budget each: a rebuild that replays three nights spends three)."""
     if plan.mode != "continue":
         return {"train_days": ()}
     fields = {"train_days": tuple(plan.new_days)}
     if config.tokens_per_night:
         per_step = config.tokens_per_step or config.micro_batch_size * seq_len
-        fields["max_steps"] = max(1, -(-config.tokens_per_night // per_step))
+        fields["max_steps"] = max(1, -(-config.tokens_per_night * len(plan.new_days) // per_step))
     return fields
 
 

@@ -25,7 +25,7 @@ from assets.corpus import training_corpus
 from assets.filters import filtered_documents
 from assets.metadata import key_numbers
 from assets.partitions import daily_partitions
-from data_code.corpus import excluded_ids, read_elsewhere
+from data_code.corpus import excluded_ids, opted_out_ids, read_elsewhere
 from data_code.document import DOCUMENTS_FILE, SPLITS
 from data_code.shards import (
     ShardConfig,
@@ -44,7 +44,7 @@ from resources.tracking import MlflowTrackingResource
 
 TOKENIZER_CODE_VERSION = "tokenizer-1"
 SHARDS_CODE_VERSION = "token_shards-2"
-SHARD_SET_CODE_VERSION = "shard_set-1"
+SHARD_SET_CODE_VERSION = "shard_set-2"  # 2: shard_set.json lists the opted-out documents apart
 TOKENIZER_KEYS = ("vocab_size", "fingerprint", "pre_tokenizer_family", "documents")
 SHARD_CHECKS = {
     "token_ids_in_vocabulary": check_token_ids,
@@ -195,7 +195,10 @@ def shard_set(
 
     def build(directory):
         entries = [DayShards(m.partition, m.version, stage.store.local_path(m.asset, m.version)) for m in days]
-        stats = build_shard_set(entries, excluded, directory, final, fingerprint, read_elsewhere(stage.file(corpus)))
+        source = stage.file(corpus)
+        stats = build_shard_set(
+            entries, excluded, directory, final, fingerprint, read_elsewhere(source), opted_out_ids(source)
+        )
         return {**stats, "checks": run_checks(SET_CHECKS, directory)}
 
     produced = stage.produce({}, [corpus, trained, *days], build, log_files=("shard_set.json",))
@@ -207,6 +210,7 @@ def shard_set(
         "tokens": stats["tokens"],
         "fingerprint": stats["fingerprint"],
         "excluded_documents": stats["excluded_documents"],
+        "opted_out_documents": stats.get("opted_out_documents", 0),
         **{f"{key}_{split}": stats[f"{key}_{split}"] for key in ("sequences", "excluded_rows") for split in SPLITS},
         "nights": MetadataValue.md(
             "\n".join(

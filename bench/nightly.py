@@ -16,8 +16,13 @@ true word 5-gram Jaccard is >= 0.8. And the history index choice, measured on th
 band-key tables (what dedupe runs) against datasketch's MinHashLSH (in-memory; its persistent backends need Redis
 or Cassandra) for the same lookup.
 
-Goals: 0 URLs twice, 0 near-duplicate pairs across nights, one tokenizer fingerprint, and every night's data wall
-time <= 1.3x night 2's (flat, not growing with history).
+Training (bench.nightly_training; --no-train skips it): each night continues the previous night's model on its new
+rows plus a replay share, for a fixed token budget; at the end a model from scratch on the union with the chain's
+whole budget. Per night: training wall time, tokens trained, held-out perplexity of the continued model.
+
+Goals: 0 URLs twice, 0 near-duplicate pairs across nights, one tokenizer fingerprint, every night's data wall
+time <= 1.3x night 2's (flat, not growing with history); continued_over_scratch_ppl <= 1.02, every night's training
+wall time <= 1.3x night 2's, forgetting_pct <= 2.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from pathlib import Path
 
 FIRST_NIGHT = date(2026, 6, 1)
 GOAL_WALL_RATIO = 1.3
+GOAL_CONTINUED_OVER_SCRATCH = 1.02
+GOAL_FORGETTING_PCT = 2.0
 
 
 def run_config(site: str) -> dict:
@@ -192,6 +199,9 @@ def main() -> None:
     parser.add_argument("--nights", type=int, help="how many nights (default 7, --quick 3)")
     parser.add_argument("--json", required=True, help="where to write the results")
     parser.add_argument("--home", help="LMFORGE_HOME to use (default: a new temporary directory)")
+    parser.add_argument("--no-train", action="store_true", help="the data stages only")
+    parser.add_argument("--tokens-per-night", type=int, default=131072, help="a continued night's token budget")
+    parser.add_argument("--first-night-tokens", type=int, default=524288, help="night 1's (from scratch)")
     args = parser.parse_args()
     nights = args.nights or (3 if args.quick else 7)
     home = Path(args.home or tempfile.mkdtemp(prefix="lmforge-bench-nightly-"))
@@ -199,6 +209,7 @@ def main() -> None:
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ.setdefault("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
     from bench.nightly_site import ChangingSite, near_duplicate_pairs, urls_twice
+    from bench.nightly_training import Chain
     from cli.runner import prepare_environment
     from lineage.settings import Settings
 
@@ -207,8 +218,11 @@ def main() -> None:
     # time measures what the history costs, not a growing site.
     site = ChangingSite(seed=0, add_share=0.02, remove_share=0.03)
     rows = []
+    chain = None if args.no_train else Chain(home / "bench-training", args.tokens_per_night, args.first_night_tokens)
     for number in range(1, nights + 1):
         rows.append(run_night(site, number))
+        if chain is not None:
+            rows[-1]["train"] = chain.night(number, rows[-1]["partition"])
         print_row(rows[-1], header=number == 1)
     docs = training_set()
     pairs = near_duplicate_pairs(docs)
@@ -244,17 +258,51 @@ def main() -> None:
         "one_tokenizer_fingerprint": len(set(results["tokenizer_fingerprints"])) == 1,
         f"wall_per_night_le_{GOAL_WALL_RATIO}x_night_2": ratio <= GOAL_WALL_RATIO,
     }
+    if chain is not None:
+        results.update(training_results(rows, chain))
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print_summary(results)
+
+
+def training_results(rows: list[dict], chain) -> dict:
+    """The training half's JSON fields and goals (see the module docstring)."""
+    trains = [row["train"] for row in rows]
+    scratch = chain.scratch_reference()
+    continued = next((t["heldout_ppl"] for t in reversed(trains) if "heldout_ppl" in t), None)
+    walls = [t["train_wall_s"] for t in trains]
+    later = [wall for wall in walls[2:] if wall]
+    ratio = max(later) / walls[1] if later and len(walls) > 1 and walls[1] else 1.0
+    over = round(continued / scratch["heldout_ppl"], 4) if continued else None
+    forgetting = chain.forgetting_pct()
+    return {
+        "train_wall_s_per_night": walls,
+        "tokens_trained_per_night": [t["tokens_trained"] for t in trains],
+        "continued_ppl_per_night": [t.get("heldout_ppl") for t in trains],
+        "continued_ppl": continued,
+        "scratch_ppl": scratch["heldout_ppl"],
+        "scratch": scratch,
+        "continued_over_scratch_ppl": over,
+        "forgetting_pct": forgetting,
+        "train_wall_ratio_to_night_2": round(ratio, 2),
+        "training_goals": {
+            f"continued_over_scratch_ppl_le_{GOAL_CONTINUED_OVER_SCRATCH}": over is not None
+            and over <= GOAL_CONTINUED_OVER_SCRATCH,
+            f"train_wall_per_night_le_{GOAL_WALL_RATIO}x_night_2": ratio <= GOAL_WALL_RATIO,
+            f"forgetting_pct_le_{GOAL_FORGETTING_PCT:g}": forgetting <= GOAL_FORGETTING_PCT,
+        },
+    }
 
 
 def print_row(row: dict, header: bool) -> None:
     if header:
         print(f"{'night':>5} {'wall s':>7} {'docs in':>7} {'new':>5} {'unchg':>5} {'supers':>6} {'hist dup':>8} "
-              f"{'tokens':>8}  tokenizer")  # fmt: skip
+              f"{'tokens':>8} {'train s':>7} {'trained':>8} {'ppl':>8}  tokenizer")  # fmt: skip
+    train = row.get("train") or {}
     print(
         f"{row['night']:>5} {row['data_wall_s']:>7.1f} {row['documents_in']:>7} {row['new']:>5} {row['unchanged']:>5} "
-        f"{row['superseding']:>6} {row['deduped_against_history']:>8} {row['tokens_tokenized']:>8}  "
+        f"{row['superseding']:>6} {row['deduped_against_history']:>8} {row['tokens_tokenized']:>8} "
+        f"{train.get('train_wall_s', 0):>7.1f} {train.get('tokens_trained', 0):>8} "
+        f"{train.get('heldout_ppl', 0):>8.2f}  "
         f"{row['tokenizer_fingerprint'][:12]} ({row['tokenizer_event']})"
     )
 
@@ -273,7 +321,16 @@ def print_summary(results: dict) -> None:
         f"{choice['band_tables']['index_s']} s index + {choice['band_tables']['lookup_s']} s lookup, datasketch "
         f"MinHashLSH {choice['datasketch_minhashlsh']['index_s']} s + {choice['datasketch_minhashlsh']['lookup_s']} s"
     )
-    print("goals: " + ", ".join(f"{name} {'met' if met else 'NOT met'}" for name, met in results["goals"].items()))
+    if "continued_ppl" in results:
+        print(
+            f"continued chain: held-out ppl {results['continued_ppl']}, from scratch on the union with the same "
+            f"{results['scratch']['tokens_trained']} tokens: {results['scratch_ppl']} "
+            f"(ratio {results['continued_over_scratch_ppl']}, goal <= {GOAL_CONTINUED_OVER_SCRATCH}); "
+            f"forgetting {results['forgetting_pct']} % (goal <= {GOAL_FORGETTING_PCT:g}); "
+            f"training wall, worst later night / night 2: {results['train_wall_ratio_to_night_2']}x"
+        )
+    goals = {**results["goals"], **results.get("training_goals", {})}
+    print("goals: " + ", ".join(f"{name} {'met' if met else 'NOT met'}" for name, met in goals.items()))
 
 
 if __name__ == "__main__":

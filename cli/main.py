@@ -136,6 +136,18 @@ def _audit(args: argparse.Namespace) -> int:
     print(f"  verified: {audit['verified']}" + (f" ({len(mismatches)} mismatch(es))" if mismatches else ""))
     for mismatch in mismatches[:20]:
         print(f"    - {json.dumps(mismatch, default=str)}")
+    lineage = audit["summary"].get("base_model_lineage") or []
+    if lineage:
+        print(f"  base models: {len(lineage)}, nights inherited: {', '.join(audit['summary']['nights_inherited'])}")
+    proof = audit["summary"].get("opt_out_proof")
+    if proof and proof["opted_out_documents"]:
+        for rebuild in proof["rebuilds"]:
+            print(f"  rebuilt base_model/{rebuild['base_model']} from base_model/{rebuild['started_from']} "
+                  f"(replacing {rebuild['replaces']}, which an opt-out reached)")  # fmt: skip
+        readers = [entry["base_model"] for entry in proof["base_models"] if entry["opted_out_read"]]
+        verdict = f"read by {', '.join(readers)}" if readers else "absent from every base model's data order"
+        print(f"  opted-out documents: {len(proof['opted_out_documents'])}, {verdict} "
+              f"({len(proof['base_models'])} checked)")  # fmt: skip
     for name, path in written.items():
         print(f"  {name:<16} {path}")
     print(f"  took {time.perf_counter() - started:.1f} s")

@@ -151,6 +151,13 @@ def read_elsewhere(source: str | Path) -> frozenset[str]:
     return frozenset(row["doc_id"] for row in rows if row["reason"].startswith("same_document_as:"))
 
 
+def opted_out_ids(source: str | Path) -> frozenset[str]:
+    """Excluded doc_ids whose owner opted out (opted_out:<entry>): unlike a superseded version, which a model may
+    have read legitimately, a model that read one of these has to be rebuilt without it."""
+    rows = exclusions(source).select(["doc_id", "reason"]).to_pylist()
+    return frozenset(row["doc_id"] for row in rows if row["reason"].startswith("opted_out:"))
+
+
 def exclusions(source: str | Path) -> pa.Table:
     """The exclusions table of a corpus (empty for a plain file)."""
     if not is_corpus(source):

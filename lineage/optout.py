@@ -66,18 +66,25 @@ def compliance_violations(store: ArtifactStore, asset: str, version: str, optout
     shards = {node.key for node in chain.ordered() if node.manifest.asset == "token_shards"}
     if not shards:
         return []
-    # What a shard set of the chain excludes (the opt-out reaches it without rewriting the day shards) is not read.
-    excluded = [
-        set((read_json_file(store, "shard_set", node.manifest.version, SET_FILE) or {}).get("excluded_documents", []))
-        for node in chain.ordered()
-        if node.manifest.asset == "shard_set"
-    ]
+    # A document is read through a shard set of the chain that holds its day's shards and does not exclude it (the
+    # opt-out reaches it without rewriting the day shards); a continued model's ancestors read older sets, which
+    # never held the later days' shards.
+    readers: dict[str, list[set[str]]] = {}  # token_shards key -> what each shard set holding it excludes
+    for node in chain.ordered():
+        if node.manifest.asset != "shard_set":
+            continue
+        gone = set((read_json_file(store, "shard_set", node.manifest.version, SET_FILE) or {}).get(
+            "excluded_documents", []))  # fmt: skip
+        for ref in node.manifest.upstream:
+            if ref.asset == "token_shards":
+                readers.setdefault(f"{ref.asset}/{ref.version}", []).append(gone)
     rows = build_url_index(store).rows
     violations = []
     for row in rows.to_pylist():
         if row["token_shards"] not in shards or row["url"] is None:
             continue
-        if excluded and all(row["doc_id"] in gone for gone in excluded):
+        sets = readers.get(row["token_shards"])
+        if sets and all(row["doc_id"] in gone for gone in sets):
             continue
         matched = optout.match(row["url"], row["domain"] or "")
         if matched is not None:

@@ -112,6 +112,19 @@ class ShardReader:
         if pending and not self.drop_last:
             yield self._batch(pending)
 
+    def handed_out(self, whole_epoch: bool = False) -> dict[int, np.ndarray]:
+        """{shard file number: rows handed out}, from the epoch's start to the position (or the whole epoch). The
+        last rows of an epoch that drop_last leaves out count as handed out: an audit may over-count, never miss."""
+        stop = len(self.order) if whole_epoch else self.order.index(self._shard) + 1 if self.order else 0
+        found = {}
+        for shard in self.order[:stop]:
+            allowed = self._allowed[shard]
+            permutation = allowed[np.random.default_rng([self.seed, shard]).permutation(len(allowed))]
+            count = len(permutation) if whole_epoch or shard != self._shard else self._offset
+            if count:
+                found[shard] = np.sort(permutation[:count])
+        return found
+
     def _batch(self, blocks: list[np.ndarray]):
         batch = np.concatenate(blocks).astype(np.int64)  # (B, T + 1)
         return (batch[:, :-1], batch[:, 1:]) if self.as_xy else batch
@@ -134,6 +147,28 @@ def _new_and_replayed(entries: list[dict], allowed: list[np.ndarray], days, repl
         rows if is_new else np.array(sorted(replayed.get(i, [])), np.int64)
         for i, (rows, is_new) in enumerate(zip(allowed, new, strict=True))
     ]
+
+
+def rows_read(
+    shards_dir, *, expected_fingerprint, seed: int, end: tuple[int, int, int], days=(), replay_fraction: float = 0.0
+) -> dict[int, np.ndarray]:
+    """{train shard file number: rows} a TrainStream of `seed` handed out from its start to `end` (epoch, shard,
+    offset), over every epoch: what a run (resumed or not) read, re-derived from its seeds."""
+    last_epoch, shard, offset = end
+    found: dict[int, np.ndarray] = {}
+    for epoch in range(last_epoch + 1):
+        reader = ShardReader(
+            shards_dir,
+            "train",
+            expected_fingerprint=expected_fingerprint,
+            seed=seed + epoch,
+            position=(shard, offset) if epoch == last_epoch else None,
+            days=tuple(days),
+            replay_fraction=replay_fraction,
+        )
+        for number, rows in reader.handed_out(whole_epoch=epoch < last_epoch).items():
+            found[number] = np.union1d(found[number], rows) if number in found else rows
+    return found
 
 
 class TrainStream:

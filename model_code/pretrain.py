@@ -28,7 +28,7 @@ from data_code.shards.layout import INDEX_FILE, read_json
 from data_code.tokenizer.fingerprint import tokenizer_fingerprint
 from model_code.checkpoint import load_latest_checkpoint, save_checkpoint, warm_start
 from model_code.config import PretrainConfig
-from model_code.data import ShardReader, TrainStream
+from model_code.data import ShardReader, TrainStream, rows_read
 from model_code.metrics import (
     MetricsLog,
     bits_per_byte,
@@ -47,6 +47,7 @@ from model_code.outputs import (
     plot_loss_curve,
     save_hf_model,
     write_json,
+    write_reading_record,
 )
 from model_code.presets import ModelPreset
 from model_code.steps import train_step, validation_sums
@@ -139,7 +140,17 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
             _position_record(config, stream.position),
             loop.tokens_seen,
         )
-        write_json(output_dir / DATA_ORDER_FILE, {**order, "resumed_from": _position_record(config, start_position)})
+        read = rows_read(
+            config.shards_dir,
+            expected_fingerprint=setup.fingerprint,
+            seed=config.seed,
+            end=stream.position,
+            days=tuple(config.train_days),
+            replay_fraction=config.replay_fraction,
+        )
+        nights = write_reading_record(config.shards_dir, read, tuple(config.train_days), output_dir)
+        record = {**order, "resumed_from": _position_record(config, start_position), "nights": nights}
+        write_json(output_dir / DATA_ORDER_FILE, record)
     accelerator.wait_for_everyone()
     last = loop.last_record
     return {

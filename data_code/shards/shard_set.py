@@ -46,12 +46,15 @@ def build_shard_set(
     final_dir: Path,
     fingerprint: str,
     read_elsewhere: frozenset[str] = frozenset(),
+    opted_out: frozenset[str] = frozenset(),
 ) -> dict:
     """Write index.json, shards.json and shard_set.json for `days` into `out_dir` (published later as `final_dir`,
     which the relative paths are computed from). `excluded` is {day: doc_ids of that day not to read};
     `read_elsewhere` the excluded ones whose other copy, in another day, is read (they are not listed as excluded
-    documents, which the audit and the URL index take as "never read"). Raises ValueError when a day was made with
-    another tokenizer or another layout, or when the set would have no train rows."""
+    documents, which the audit and the URL index take as "never read"); `opted_out` the excluded ones whose owner
+    opted out (listed apart: a model that read one must be rebuilt, see lineage/continuation.py). Raises
+    ValueError when a day was made with another tokenizer or another layout, or when the set would have no train
+    rows."""
     out_dir = Path(out_dir)
     layout, entries, files, days_out = None, {split: [] for split in SPLITS}, {}, []
     split_stats = {split: {"documents": 0, "tokens": 0, "sequences": 0, "excluded_rows": 0} for split in SPLITS}
@@ -99,6 +102,7 @@ def build_shard_set(
         "days": days_out,
         "excluded_documents": sorted(excluded_docs_found - read_elsewhere),
         "excluded_by_day": {day: sorted(ids) for day, ids in sorted(excluded.items())},
+        "opted_out_documents": sorted(opted_out & excluded_docs_found),
     }
     for name, payload in ((INDEX_FILE, index), (MANIFEST_FILE, manifest), (SET_FILE, description)):
         (out_dir / name).write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
@@ -108,6 +112,7 @@ def build_shard_set(
         "nights": days_out,
         "tokens": sum(day["tokens"] for day in days_out),
         "excluded_documents": len(excluded_docs_found - read_elsewhere),
+        "opted_out_documents": len(opted_out & excluded_docs_found),
         **{f"{key}_{split}": value for split, stats in split_stats.items() for key, value in stats.items()},
         "seq_len": layout["seq_len"],
     }
@@ -128,6 +133,21 @@ def _excluded_rows(directory: Path, entry: dict, row_tokens: int, excluded: set[
     for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
         rows.update(range(start // row_tokens, (max(end, start + 1) - 1) // row_tokens + 1))
     return sorted(rows)
+
+
+def documents_in_rows(directory: str | Path, entry: dict, row_tokens: int, rows) -> set[str]:
+    """doc_ids with at least one token in `rows` of one shard (the inverse of the excluded rows: a document whose
+    span crosses a read row counts as read)."""
+    rows = np.unique(np.asarray(rows, np.int64))
+    if rows.size == 0:
+        return set()
+    spans = pq.read_table(Path(directory) / entry["spans"], columns=["doc_id", "token_start", "token_end"])
+    starts = spans.column("token_start").to_numpy() // row_tokens
+    ends = np.maximum(spans.column("token_end").to_numpy(), spans.column("token_start").to_numpy() + 1) - 1
+    ends = ends // row_tokens
+    # A span [first row, last row] is read when some read row lies inside it: count read rows <= last and < first.
+    hit = np.searchsorted(rows, ends, side="right") > np.searchsorted(rows, starts, side="left")
+    return set(np.asarray(spans.column("doc_id").to_pylist(), object)[hit].tolist())
 
 
 def _as_array(values: set[str]):

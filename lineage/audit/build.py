@@ -59,8 +59,19 @@ def build_audit(
         "verification": verification,
         "artifacts": artifacts,
         "missing_upstream": chain.missing,
-        "summary": summarize(chain, artifacts),
+        "summary": {**summarize(chain, artifacts), **_opt_out_proof(store, chain)},
     }
+
+
+def _opt_out_proof(store: ArtifactStore, chain: Chain) -> dict[str, Any]:
+    """{"opt_out_proof": ...} for a chain with base models (see lineage.continuation.opt_out_proof), else {}."""
+    from lineage.continuation import opt_out_proof
+
+    manifests = [node.manifest for node in chain.ordered()]
+    base_models = [m for m in manifests if m.asset == "base_model"]
+    if not base_models:
+        return {}
+    return {"opt_out_proof": opt_out_proof(store, base_models, [m for m in manifests if m.asset == "shard_set"])}
 
 
 def describe_artifact(store: ArtifactStore, node: Node, links: RunLinks) -> dict[str, Any]:
@@ -133,7 +144,8 @@ def summarize(chain: Chain, artifacts: list[dict[str, Any]]) -> dict[str, Any]:
     if base_models:  # a continued model inherits every night its ancestors trained on
         summary["base_model_lineage"] = [
             {"version": a["version"], "start": a["detail"]["start"], "parent": a["detail"].get("parent"),
-             "new_nights": (a["detail"].get("nights") or {}).get("new", [])}
+             "new_nights": (a["detail"].get("nights") or {}).get("new", []),
+             "rebuild_of": a["detail"].get("rebuild_of")}
             for a in base_models
         ]  # fmt: skip
         summary["nights_inherited"] = sorted(

@@ -170,6 +170,7 @@ def _model(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
         detail["start"] = stats["start_reason"]
         detail["nights"] = stats.get("nights")
         detail["parent"] = next((ref.version for ref in manifest.upstream if ref.asset == manifest.asset), None)
+        detail["rebuild_of"] = stats.get("rebuild_of")  # made instead of this version, because of an opt-out
     if data_order is not None:
         detail["data_order"] = data_order
         detail.setdefault("tokens_seen", data_order.get("tokens_seen"))

@@ -110,3 +110,45 @@ def test_a_killed_continued_run_resumes_from_its_own_checkpoint_bit_exact(make_c
     assert resumed["warm_start"]["parent_step"] == 60  # and it still says which parent it continues
     reference = train(make_config("reference", **settings))
     assert_same_weights(Path(reference["model_dir"]), Path(resumed["model_dir"]))
+
+
+def test_the_reading_record_names_every_row_and_document_read_new_and_replayed(tmp_path):
+    """rows_read re-derives what a stream handed out from its seed and end position; the record maps those rows
+    to the documents whose spans cross them, per night, and a document never reached is not listed."""
+    import json
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from model_code.data import TrainStream, rows_read
+    from model_code.outputs import write_reading_record
+
+    directory = tmp_path / "set"
+    (directory / "train").mkdir(parents=True)
+    entries, files = [], {}
+    for number, day in enumerate(["d1", "d2"]):
+        name, spans = f"train/{number:05d}.bin", f"train/{number:05d}.spans.parquet"
+        np.arange(20 * 5, dtype=np.uint16).tofile(directory / name)  # 20 rows of 5 tokens; one document per 2 rows
+        starts = list(range(0, 100, 10))
+        pq.write_table(pa.table({"token_start": starts, "token_end": [s + 10 for s in starts],
+                                 "doc_id": [f"{day}-{i}" for i in range(10)]}), directory / spans)  # fmt: skip
+        files[name] = {"sha256": "-", "bytes": 200}
+        entries.append({"file": name, "spans": spans, "tokens": 100, "rows": 20, "day": day, "excluded_rows": []})
+    layout = {"seq_len": 4, "row_tokens": 5, "dtype": "<u2", "vocab_size": 200, "eos_id": 0, "pad_id": 1}
+    (directory / "index.json").write_text(json.dumps({**layout, "splits": {"train": entries}}))
+    (directory / "shards.json").write_text(json.dumps({"tokenizer_fingerprint": "fp", "files": files}))
+    stream = TrainStream(directory, expected_fingerprint="fp", seed=3, rows=4, days=("d2",), replay_fraction=0.2)
+    handed = [stream.next_rows() for _ in range(3)]  # 12 of the 25 rows (20 new + 5 replayed)
+    read = rows_read(directory, expected_fingerprint="fp", seed=3, end=stream.position, days=("d2",),
+                     replay_fraction=0.2)  # fmt: skip
+    assert sum(len(rows) for rows in read.values()) == 12
+    first_tokens = sorted(int(batch[0]) for rows in handed for batch in rows)  # token = 5 * row + 0
+    assert sorted(5 * int(r) for rows in read.values() for r in rows) == sorted(first_tokens)
+    nights = write_reading_record(directory, read, ("d2",), tmp_path)
+    table = pq.read_table(tmp_path / "documents_read.parquet").to_pylist()
+    expected = {f"{entries[n]['day']}-{int(r) // 2}" for n, rows in read.items() for r in rows}
+    assert {row["doc_id"] for row in table} == expected and len(expected) < 20
+    assert {row["role"] for row in table if row["day"] == "d1"} <= {"replayed"}
+    assert {n["day"]: n["rows"] for n in nights} == {entries[n]["day"]: len(rows) for n, rows in read.items()}
+    assert pq.read_table(tmp_path / "rows_read.parquet").num_rows == 12
