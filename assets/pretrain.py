@@ -36,7 +36,8 @@ from resources.launcher import TrainingLauncherResource
 from resources.pretrain_process import RESULT_FILE
 from resources.tracking import MlflowTrackingResource
 
-CODE_VERSION = "base_model-2"  # 2: the artifact keeps its final checkpoint (weights + optimizer state)
+# 2: the artifact keeps its final checkpoint (weights + optimizer state); 3: and records the rows and documents read
+CODE_VERSION = "base_model-3"
 RUN_DIRS = ("shards_dir", "tokenizer_dir", "output_dir")  # set from lineage, not config: not part of the version
 PLACEHOLDER = "set-by-the-asset"
 STAT_KEYS = ("steps", "tokens_seen", "parameters", "final_loss", "val_loss", "val_bpb", "tokens_per_s")
@@ -96,7 +97,8 @@ def base_model(
         full_retrain_every=config.full_retrain_every,
         opted_out=parent_opt_outs(store, parent),
     )
-    context.log.info(f"base_model: {plan.reason}")
+    bad_parent = not plan.optimizer_ok or "fails its sha256" in plan.reason
+    (context.log.warning if bad_parent else context.log.info)(f"base_model: {plan.reason}")
     if plan.mode == "keep":  # no new night: nothing to train, the champion's base model stays what it is
         kept = Produced(plan.parent, True, tracker.run_url(plan.parent.mlflow_run_id), store.local_path(
             plan.parent.asset, plan.parent.version))  # fmt: skip

@@ -15,7 +15,9 @@ gives pad_id).
 
 A shard set (data_code.shards.shard_set) reads like one directory whose shards lie in the day directories; the
 rows it excludes (they hold a token of a superseded or opted-out document) are never handed out. A continued run
-reads only the shards of its new `days`, plus a seeded `replay_fraction` share of rows from the earlier days.
+reads only the shards of its new `days`, plus a seeded `replay_fraction` share of rows from the earlier days; when
+its budget (`fill_rows`) holds more rows than that, earlier days' rows fill the rest, so a night spends its budget
+reading each of its new rows once and replaying, not re-reading its few new rows epoch after epoch.
 
 On open, every shard file's size is checked against the manifest (a truncated file is named in the error), its
 sha256 too when verify_sha256=True, and shards made with another tokenizer are refused.
@@ -49,6 +51,7 @@ class ShardReader:
         as_xy: bool = False,
         days: tuple[str, ...] = (),
         replay_fraction: float = 0.0,
+        fill_rows: int = 0,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -74,7 +77,9 @@ class ShardReader:
         # A shard set's entries name rows never to read (a superseded or opted-out document's); others read all.
         self._allowed = [allowed_rows(entry) for entry in index["splits"][split]]
         if days:
-            self._allowed = _new_and_replayed(index["splits"][split], self._allowed, days, replay_fraction, seed)
+            self._allowed = _new_and_replayed(
+                index["splits"][split], self._allowed, days, replay_fraction, seed, fill_rows
+            )
             if not any(len(rows) for rows in self._allowed):
                 raise ValueError(f"split {split!r} of {self.shards_dir} holds no row of the days {list(days)}")
         self.order = [int(n) for n in np.random.default_rng(seed).permutation(len(self._rows))]
@@ -130,14 +135,16 @@ class ShardReader:
         return (batch[:, :-1], batch[:, 1:]) if self.as_xy else batch
 
 
-def _new_and_replayed(entries: list[dict], allowed: list[np.ndarray], days, replay_fraction: float, seed: int):
+def _new_and_replayed(
+    entries: list[dict], allowed: list[np.ndarray], days, replay_fraction: float, seed: int, fill_rows: int = 0
+):
     """The rows a continued run reads: every readable row of the shards of `days` (the new nights), plus a seeded
     sample of the other days' rows so that replayed rows make up `replay_fraction` of the whole (fewer when the
     earlier days hold fewer)."""
     new = [entry.get("day") in days for entry in entries]
     new_rows = sum(len(rows) for rows, is_new in zip(allowed, new, strict=True) if is_new)
     pool = [(i, row) for i, (rows, is_new) in enumerate(zip(allowed, new, strict=True)) if not is_new for row in rows]
-    wanted = min(len(pool), round(new_rows * replay_fraction / (1 - replay_fraction)))
+    wanted = min(len(pool), max(round(new_rows * replay_fraction / (1 - replay_fraction)), fill_rows - new_rows))
     chosen = np.random.default_rng([seed, 1]).choice(len(pool), size=wanted, replace=False) if wanted else []
     replayed: dict[int, list[int]] = {}
     for pick in chosen:
@@ -150,7 +157,14 @@ def _new_and_replayed(entries: list[dict], allowed: list[np.ndarray], days, repl
 
 
 def rows_read(
-    shards_dir, *, expected_fingerprint, seed: int, end: tuple[int, int, int], days=(), replay_fraction: float = 0.0
+    shards_dir,
+    *,
+    expected_fingerprint,
+    seed: int,
+    end: tuple[int, int, int],
+    days=(),
+    replay_fraction: float = 0.0,
+    fill_rows: int = 0,
 ) -> dict[int, np.ndarray]:
     """{train shard file number: rows} a TrainStream of `seed` handed out from its start to `end` (epoch, shard,
     offset), over every epoch: what a run (resumed or not) read, re-derived from its seeds."""
@@ -165,6 +179,7 @@ def rows_read(
             position=(shard, offset) if epoch == last_epoch else None,
             days=tuple(days),
             replay_fraction=replay_fraction,
+            fill_rows=fill_rows,
         )
         for number, rows in reader.handed_out(whole_epoch=epoch < last_epoch).items():
             found[number] = np.union1d(found[number], rows) if number in found else rows
@@ -190,9 +205,11 @@ class TrainStream:
         verify_sha256=False,
         days: tuple[str, ...] = (),
         replay_fraction: float = 0.0,
+        fill_rows: int = 0,
     ):
         self.shards_dir, self.fingerprint, self.seed, self.rows = shards_dir, expected_fingerprint, seed, rows
         self.verify_sha256, self.days, self.replay_fraction = verify_sha256, tuple(days), replay_fraction
+        self.fill_rows = fill_rows
         epoch, shard, offset = position if position is not None else (0, None, None)
         self.orders: dict[int, list[int]] = {}  # epoch -> its reader's shard order
         self._open(epoch, (shard, offset) if shard is not None else None)
@@ -209,6 +226,7 @@ class TrainStream:
             verify_sha256=self.verify_sha256,
             days=self.days,
             replay_fraction=self.replay_fraction,  # each epoch replays another sample (its seed is seed + epoch)
+            fill_rows=self.fill_rows,
         )
         if len(self.reader) == 0:
             raise ValueError(f"the train split of {self.shards_dir} has fewer rows than one batch ({self.rows} rows)")

@@ -109,6 +109,8 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
         _truncate_metrics(output_dir / METRICS_FILE, start_step)
     if config.compile:
         model = torch.compile(model)
+    # A continued run's budget in rows: replayed rows fill what its new rows leave of it (model_code/data.py).
+    budget_rows = config.max_steps * setup.micro_batch_rows * setup.accumulation_steps * accelerator.num_processes
     stream = TrainStream(
         config.shards_dir,
         expected_fingerprint=setup.fingerprint,
@@ -118,6 +120,7 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
         verify_sha256=config.verify_sha256,
         days=tuple(config.train_days),
         replay_fraction=config.replay_fraction,
+        fill_rows=budget_rows,
     )
     start_position = stream.position
     loop = _Loop(config, setup, accelerator, model, optimizer, stream, metrics)
@@ -147,6 +150,7 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
             end=stream.position,
             days=tuple(config.train_days),
             replay_fraction=config.replay_fraction,
+            fill_rows=budget_rows,
         )
         nights = write_reading_record(config.shards_dir, read, tuple(config.train_days), output_dir)
         record = {**order, "resumed_from": _position_record(config, start_position), "nights": nights}
@@ -204,7 +208,7 @@ class _Loop:
             ]
             learning_rate = learning_rate_at(
                 self.step,
-                peak=config.learning_rate,
+                peak=config.peak_learning_rate,
                 warmup_steps=config.warmup_steps,
                 total_steps=config.max_steps,
                 min_ratio=config.min_lr_ratio,

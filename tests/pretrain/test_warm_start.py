@@ -32,6 +32,7 @@ def test_a_continued_run_starts_where_its_parent_ended(make_config, parent):
     assert abs(first_loss(continued) - parent_stats["final_loss"]) < 0.5
     rates = [r["lr"] for r in read_metrics(continued["metrics_path"]) if "lr" in r]
     assert rates[0] < rates[1]  # re-warmed from its own step 0
+    assert rates[0] == pytest.approx(1e-2 * 0.5 / 5)  # warming towards learning_rate * rewarm_lr_ratio (0.5)
 
 
 def test_a_corrupt_optimizer_state_falls_back_to_a_fresh_optimizer(make_config, parent, tmp_path):
@@ -93,6 +94,10 @@ def test_a_continued_run_reads_its_new_days_plus_a_replay_share(tmp_path):
     again = ShardReader(directory, "train", expected_fingerprint="fp", batch_size=1, drop_last=False,
                         days=("d3",), replay_fraction=0.25)  # fmt: skip
     assert np.array_equal(np.concatenate(list(again))[:, 0], rows)  # the same sample for the same seed
+    filled = ShardReader(directory, "train", expected_fingerprint="fp", batch_size=1, drop_last=False,
+                         days=("d3",), replay_fraction=0.25, fill_rows=60)  # fmt: skip
+    rows = np.concatenate(list(filled))[:, 0]
+    assert (rows == 2).sum() == 30 and (rows != 2).sum() == 30  # a budget of 60 rows: earlier days fill it
     with pytest.raises(ValueError, match="holds no row of the days"):
         ShardReader(directory, "train", expected_fingerprint="fp", days=("d9",))
 

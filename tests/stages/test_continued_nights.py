@@ -86,7 +86,7 @@ def url_of(store, made: dict, doc_id: str) -> str:
     return next(row["url"] for row in table if row["doc_id"] == doc_id)
 
 
-def test_three_nights_continue_and_an_opt_out_rebuilds_from_the_clean_ancestor(world):
+def test_three_nights_continue_and_an_opt_out_rebuilds_from_the_clean_ancestor(world, capsys):
     from cli.main import main
 
     site, instance, tmp_path = world
@@ -138,6 +138,11 @@ def test_three_nights_continue_and_an_opt_out_rebuilds_from_the_clean_ancestor(w
     assert all(entry["recorded"] for entry in proof["base_models"])
     assert proof["rebuilds"] == [{"base_model": night3, "replaces": night2, "started_from": night1}]
     assert audit["summary"]["nights_inherited"] == sorted(NIGHTS.values())
+    capsys.readouterr()
+    assert main(["audit", "models:/lmforge@champion", "--out", str(tmp_path / "audit")]) == 0
+    said = capsys.readouterr().out
+    assert f"rebuilt base_model/{night3} from base_model/{night1} (replacing {night2}" in said
+    assert "opted-out documents: 1, absent from every base model's data order (2 checked)" in said
     # Night 2's chain still holds the page: its audit says which model read it.
     old = build_audit(store, "base_model", night2, verify=False)["summary"]["opt_out_proof"]
     assert not old["opted_out_documents"] or not old["absent"]
