@@ -15,7 +15,7 @@ lmforge audit [models:/lmforge@champion | PATH | ASSET/VERSION] [--out DIR]
                                  # the compliance report: chain, verification, ML-BOM, model card, datasheet
 lmforge audit which-models (--url URL | --domain DOMAIN)
                                  # every model (and registered version) trained on that URL / domain
-lmforge serve [--alias champion] [--quant Q8_0] [--host 127.0.0.1] [--port 8080]
+lmforge serve [--alias champion] [--quant Q8_0] [--host 127.0.0.1] [--port 8080] [--parallel 4]
                                  # OpenAI-compatible chat server (llama.cpp) on the alias's GGUF
 lmforge rollback --reason "..." [--to VERSION]
                                  # move `champion` back to the previous champion, recording why
@@ -178,9 +178,11 @@ def _which_models(args, store, client) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     from lineage.registry import Registry
     from model_code.deploy import gguf_path, verify_sha256sums
-    from model_code.serve import serve, wait_until_ready
+    from model_code.serve import API_KEY_ENV, serve, wait_until_ready
 
     version = Registry(_tracking().client).by_alias(args.alias)
     directory = version.uri.removeprefix("file://")
@@ -188,11 +190,12 @@ def _serve(args: argparse.Namespace) -> int:
     if problems:
         raise ValueError(f"refusing to serve {directory}: it no longer matches its SHA256SUMS: " + "; ".join(problems))
     model = gguf_path(directory, args.quant)
-    process = serve(model, host=args.host, port=args.port)
+    process = serve(model, host=args.host, port=args.port, parallel=args.parallel, api_key=os.environ.get(API_KEY_ENV))
     url = f"http://{args.host}:{args.port}"
     try:
-        wait_until_ready(url, timeout=120, process=process)
-        print(f"serving {version.name} v{version.version} ({args.alias}, {args.quant}) at {url}/v1 (OpenAI API)")
+        wait_until_ready(url, timeout=120, process=process, api_key=os.environ.get(API_KEY_ENV))
+        print(f"serving {version.name} v{version.version} ({args.alias}, {args.quant}) at {url}/v1 (OpenAI API), "
+              f"{args.parallel} slots; Prometheus metrics at {url}/metrics")  # fmt: skip
         print(
             f"  curl {url}/v1/chat/completions -H 'Content-Type: application/json' "
             '-d \'{"messages": [{"role": "user", "content": "Hello"}], "stream": true}\''
@@ -294,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--quant", default="Q8_0", help="which GGUF of the serving artifact (Q8_0, Q4_0, F16)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--parallel", type=int, default=4, help="slots decoding at once (continuous batching)")
     serve.set_defaults(func=_serve)
     rollback = commands.add_parser("rollback", help="move `champion` back to the previous champion")
     rollback.add_argument("--reason", required=True, help="recorded on both model versions")

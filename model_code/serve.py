@@ -1,16 +1,15 @@
-"""Serving a GGUF file over an OpenAI-compatible HTTP API (llama-cpp-python's server), and the vLLM alternative.
+"""Serving a GGUF file over an OpenAI-compatible HTTP API (llama.cpp's own server), and the vLLM alternative.
 
-    python -m model_code.serve --model out/model-Q8_0.gguf --host 127.0.0.1 --port 8080
+    python -m model_code.serve --model out/model-Q8_0.gguf --host 127.0.0.1 --port 8080 --parallel 4
 
-This runs llama-cpp-python's server app (what `python -m llama_cpp.server` runs) with one addition: a request
-whose `response_format` is OpenAI's `{"type": "json_schema", "json_schema": {"schema": ...}}` is rewritten to
-llama-cpp-python's own form `{"type": "json_object", "schema": ...}`, which it turns into a grammar that
-constrains decoding to the schema (llama-cpp-python 0.3 would otherwise reject the OpenAI form with 422).
-
-The chat template is the model's own: with no chat_format given, llama-cpp-python reads
-`tokenizer.chat_template` from the GGUF metadata and, unless it is byte-for-byte one of its built-in formats,
-renders it with Jinja2ChatFormatter (chat_format "chat_template.default"), stopping at the file's EOS and at
-llama.cpp's end-of-generation tokens (<|im_end|> among them).
+The server is llama.cpp's llama-server, embedded by the `xllamacpp` wheel (no compiler needed) and run in this child
+process: `parallel` slots (default 4) decode together with continuous batching and share one unified KV cache; a
+prompt's cached prefix is reused (a repeated system prompt is not recomputed); a stream is never cut by another
+request; a client that disconnects frees its slot. It answers OpenAI `/v1/chat/completions` and `/v1/completions`
+(streamed or not, `response_format` json_schema constrained natively), `/v1/models`, `/health`, Prometheus
+`/metrics` and `/slots`. The chat template is the model's own (the GGUF's `tokenizer.chat_template`, rendered with
+Jinja). With an API key (env LMFORGE_SERVE_API_KEY, so it never shows in `ps`) every route but `/health` needs it as
+a bearer token. It binds 127.0.0.1 unless told otherwise.
 
     from model_code.serve import serve, wait_until_ready
     process = serve("model-Q8_0.gguf", port=8080)
@@ -19,7 +18,6 @@ llama.cpp's end-of-generation tokens (<|im_end|> among them).
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -39,18 +37,22 @@ def serve(
     n_threads: int | None = None,
     api_key: str | None = None,
     log_path: str | Path | None = None,
+    parallel: int = 4,
 ) -> subprocess.Popen:
     """Start the server on the GGUF file in a child process and return it (not yet ready: see wait_until_ready).
 
-    n_ctx 0 means the model's trained context; chat_format None means the template embedded in the file;
-    n_threads None means every core; api_key, when given, is required as a bearer token. stdout and stderr go
-    to log_path when given (appended), else they are discarded. The caller stops it with terminate().
+    n_ctx 0 means the model's trained context (per slot: the KV cache is unified); chat_format None means the
+    template embedded in the file (else a Jinja template file); n_threads None means every core; api_key, when
+    given, is required as a bearer token; `parallel` slots decode at once. stdout and stderr go to log_path when
+    given (appended), else they are discarded. The caller stops it with terminate().
     """
     path = Path(gguf_path)
     if not path.is_file():
         raise FileNotFoundError(f"GGUF file {path} does not exist")
     if not 0 < port < 65536:
         raise ValueError(f"port must be in 1..65535, got {port}")
+    if not isinstance(parallel, int) or parallel < 1:
+        raise ValueError(f"parallel must be an integer >= 1 (slots decoding at once), got {parallel!r}")
     command = [
         sys.executable,
         "-m",
@@ -63,6 +65,8 @@ def serve(
         str(port),
         "--n_ctx",
         str(n_ctx),
+        "--parallel",
+        str(parallel),
     ]
     if chat_format:
         command += ["--chat_format", chat_format]
@@ -128,53 +132,22 @@ def vllm_command(
     return shlex.join(command)
 
 
-def json_schema_shim(app):
-    """ASGI middleware: OpenAI's json_schema response_format rewritten to llama-cpp-python's json_object + schema."""
+def trained_context(gguf_path: str | Path) -> int:
+    """The context length the GGUF's model was trained with (its `<architecture>.context_length`)."""
+    from gguf import GGUFReader
 
-    async def shimmed(scope, receive, send):
-        if scope["type"] != "http" or scope.get("method") != "POST" or not scope["path"].endswith("/completions"):
-            return await app(scope, receive, send)
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body, more = body + message.get("body", b""), message.get("more_body", False)
-        body = _rewrite_response_format(body)
-        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
-        scope = {**scope, "headers": headers + [(b"content-length", str(len(body)).encode())]}
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if sent:
-                return await receive()  # later messages (a client disconnect) pass through
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return await app(scope, replay, send)
-
-    return shimmed
-
-
-def _rewrite_response_format(body: bytes) -> bytes:
-    """The request body with a json_schema response_format turned into json_object + schema; else unchanged."""
-    try:
-        request = json.loads(body)
-    except ValueError:
-        return body  # not JSON: the server answers it with its own error
-    response_format = request.get("response_format") if isinstance(request, dict) else None
-    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
-        return body
-    schema = (response_format.get("json_schema") or {}).get("schema", {})
-    request["response_format"] = {"type": "json_object", "schema": schema}
-    return json.dumps(request).encode()
+    reader = GGUFReader(str(gguf_path))
+    architecture = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    field = reader.fields[f"{architecture}.context_length"]
+    return int(field.parts[-1][0])
 
 
 def main() -> None:
     import argparse
+    import signal
+    import threading
 
-    import uvicorn
-    from llama_cpp.server.app import create_app
-    from llama_cpp.server.settings import ModelSettings, ServerSettings
+    import xllamacpp
 
     from model_code.export.llama import default_threads
 
@@ -182,24 +155,34 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="the GGUF file")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--n_ctx", type=int, default=0, help="context in tokens; 0: the model's")
-    parser.add_argument("--chat_format", default=None, help="default: the chat template embedded in the GGUF")
+    parser.add_argument("--n_ctx", type=int, default=0, help="context in tokens per slot; 0: the model's")
+    parser.add_argument("--chat_format", default=None, help="a Jinja chat template file; default: the GGUF's own")
     parser.add_argument("--n_threads", type=int, default=None, help="default: every core")
+    parser.add_argument("--parallel", type=int, default=4, help="slots decoding at once (continuous batching)")
     args = parser.parse_args()
     threads = args.n_threads or default_threads()
-    server = ServerSettings(host=args.host, port=args.port, api_key=os.environ.get(API_KEY_ENV) or None)
-    model = ModelSettings(
-        model=args.model,
-        model_alias=Path(args.model).stem,
-        n_ctx=args.n_ctx,
-        chat_format=args.chat_format,
-        n_threads=threads,
-        n_threads_batch=threads,
-        logits_all=False,
-        verbose=False,
-    )
-    app = create_app(server_settings=server, model_settings=[model])
-    uvicorn.run(json_schema_shim(app), host=args.host, port=args.port, log_level="warning")
+    params = xllamacpp.CommonParams()
+    params.model.path = args.model
+    params.model_alias = {Path(args.model).stem}  # the name /v1/models and every response give
+    params.hostnames, params.port = [args.host], args.port
+    params.n_parallel, params.kv_unified, params.cont_batching = args.parallel, True, True
+    # The unified cache holds every slot's context: each slot gets the model's trained context (or n_ctx).
+    params.n_ctx = (args.n_ctx or trained_context(args.model)) * args.parallel
+    params.cache_prompt = True
+    params.use_jinja = True  # the model's own chat template, rendered as the HF tokenizer would
+    if args.chat_format:
+        params.chat_template = Path(args.chat_format).read_text(encoding="utf-8")
+    params.endpoint_metrics = params.endpoint_slots = True
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
+    if os.environ.get(API_KEY_ENV):
+        params.api_keys = [os.environ[API_KEY_ENV]]
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    server = xllamacpp.Server(params)  # listening once this returns; it serves from its own threads
+    print(f"serving {args.model} at {server.listening_address} with {args.parallel} slots", flush=True)
+    stop.wait()
+    del server  # stops the HTTP threads and the decode loop, then frees the model
 
 
 if __name__ == "__main__":

@@ -1,13 +1,12 @@
-"""The serving commands and the response_format rewrite, without starting a server."""
+"""The serving commands, without starting a server."""
 
 from __future__ import annotations
 
-import json
 import shlex
 
 import pytest
 
-from model_code.serve import _rewrite_response_format, serve, vllm_command
+from model_code.serve import serve, vllm_command
 
 
 def test_vllm_command_serves_the_hf_directory_on_loopback(tmp_path):
@@ -18,19 +17,11 @@ def test_vllm_command_serves_the_hf_directory_on_loopback(tmp_path):
     assert command[command.index("--max-model-len") + 1] == "512"
 
 
-def test_openai_json_schema_is_rewritten_to_json_object_with_schema():
-    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
-    body = {"messages": [], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}
-    rewritten = json.loads(_rewrite_response_format(json.dumps(body).encode()))
-    assert rewritten["response_format"] == {"type": "json_object", "schema": schema}
-    untouched = json.dumps({"messages": [], "response_format": {"type": "text"}}).encode()
-    assert _rewrite_response_format(untouched) == untouched
-    assert _rewrite_response_format(b"not json") == b"not json"
-
-
 def test_serve_refuses_a_missing_file_and_a_bad_port(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.gguf"):
         serve(tmp_path / "missing.gguf")
     (tmp_path / "model.gguf").write_bytes(b"GGUF")
     with pytest.raises(ValueError, match="port"):
         serve(tmp_path / "model.gguf", port=70000)
+    with pytest.raises(ValueError, match="parallel"):
+        serve(tmp_path / "model.gguf", parallel=0)

@@ -10,7 +10,6 @@ import jsonschema
 import pytest
 from transformers import AutoTokenizer
 
-from model_code.export.llama import load_llama
 from model_code.serve import serve, wait_until_ready
 
 pytestmark = pytest.mark.slow  # a server process, plus the session's tiny model
@@ -70,15 +69,14 @@ def test_streamed_chat_is_the_models_greedy_completion_of_its_own_template(serve
             pieces.append(choice["delta"].get("content") or "")
             finish = choice.get("finish_reason") or finish
     streamed = "".join(pieces)
-    # The same prompt rendered by transformers from the HF directory's template, completed by llama.cpp directly.
+    # The same prompt rendered by transformers from the HF directory's template, completed by the same server as a
+    # plain completion: the chat route renders the model's own template exactly as transformers does.
     prompt = AutoTokenizer.from_pretrained(hf_dir).apply_chat_template(
         MESSAGES, add_generation_prompt=True, tokenize=False
     )
-    llm = load_llama(gguf_files["Q8_0"], n_ctx=256)
-    try:
-        expected = llm.create_completion(prompt, temperature=0.0, max_tokens=24)["choices"][0]["text"]
-    finally:
-        llm.close()
+    plain = {"prompt": prompt, "temperature": 0, "repeat_penalty": 1.0, "max_tokens": 24}
+    completed = httpx.post(f"{url}/v1/completions", json=plain, headers=headers, timeout=120)
+    expected = completed.json()["choices"][0]["text"]
     assert sum(1 for piece in pieces if piece) > 3  # streamed token by token, not in one piece
     assert finish in ("stop", "length")
     assert streamed == expected and streamed.strip()
@@ -106,3 +104,88 @@ def test_requests_without_the_api_key_are_refused(server):
     body = {"messages": MESSAGES, "max_tokens": 4}
     assert post(url, body, key=None).status_code == 401
     assert post(url, body, key="wrong").status_code == 401
+
+
+def stream_chat(url: str, body: dict, on_first=None) -> dict:
+    """One streamed chat: {"text", "finish", "done" (saw [DONE]), "chunks"}; `on_first` runs after the first chunk."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    pieces, finish, done = [], None, False
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json={**body, "stream": True}, headers=headers,
+                      timeout=120) as response:  # fmt: skip
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            if line == "data: [DONE]":
+                done = True
+            elif line.startswith("data: "):
+                choice = json.loads(line[len("data: ") :])["choices"][0]
+                pieces.append(choice["delta"].get("content") or "")
+                finish = choice.get("finish_reason") or finish
+                if on_first is not None and len(pieces) == 1:
+                    on_first()
+    return {"text": "".join(pieces), "finish": finish, "done": done, "chunks": len(pieces)}
+
+
+def test_a_second_client_never_cuts_a_stream(server):
+    url, _ = server
+    body = {"messages": MESSAGES, "temperature": 0, "max_tokens": 48, "ignore_eos": True}
+    alone = stream_chat(url, body)
+    others = []
+
+    def interrupt():  # another client arrives while the first is streaming
+        for _ in range(2):
+            others.append(post(url, {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8}))
+
+    shared = stream_chat(url, body, on_first=interrupt)
+    assert shared["done"] and shared["finish"] == "length" and shared["chunks"] == alone["chunks"]
+    assert shared["text"] == alone["text"]  # greedy: the same answer, whole, whoever else is served
+    assert [response.status_code for response in others] == [200, 200]
+
+
+def test_a_hundred_clients_on_four_slots_are_all_answered(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, _ = server
+    body = {"messages": [{"role": "user", "content": "Say something."}], "max_tokens": 6}
+    with ThreadPoolExecutor(max_workers=100) as pool:
+        statuses = list(pool.map(lambda _: post(url, body).status_code, range(100)))
+    assert statuses.count(200) == 100  # queued behind the 4 slots, none dropped
+    slots = httpx.get(f"{url}/slots", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10).json()
+    assert len(slots) == 4 and not any(slot["is_processing"] for slot in slots)
+
+
+def test_a_client_that_disconnects_frees_its_slot(server):
+    import time
+
+    url, _ = server
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    body = {"messages": MESSAGES, "max_tokens": 200, "ignore_eos": True, "stream": True}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=headers, timeout=120) as response:
+        next(response.iter_lines())  # one chunk, then hang up
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        slots = httpx.get(f"{url}/slots", headers=headers, timeout=10).json()
+        if not any(slot["is_processing"] for slot in slots):
+            break
+        time.sleep(0.1)
+    assert not any(slot["is_processing"] for slot in slots)
+
+
+def test_bad_requests_get_clear_errors_and_leave_the_server_serving(server):
+    url, _ = server
+    headers = {"Authorization": f"Bearer {API_KEY}", "content-type": "application/json"}
+    malformed = httpx.post(f"{url}/v1/chat/completions", content=b"{not json", headers=headers, timeout=30)
+    assert malformed.status_code == 400 and "parse error" in malformed.json()["error"]["message"]
+    too_long = post(url, {"messages": [{"role": "user", "content": "word " * 3000}], "max_tokens": 4})
+    assert too_long.status_code == 400
+    assert "exceeds the available context size" in too_long.json()["error"]["message"]
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}
+    bad_schema = post(url, {"messages": MESSAGES, "max_tokens": 4, "response_format": schema})
+    assert bad_schema.status_code == 400 and "nonsense" in bad_schema.json()["error"]["message"]
+    assert post(url, {"messages": MESSAGES, "max_tokens": 4}).status_code == 200  # still serving
+
+
+def test_metrics_and_health(server):
+    url, _ = server
+    assert httpx.get(f"{url}/health", timeout=10).json() == {"status": "ok"}  # no key needed for a probe
+    metrics = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10).text
+    assert "llamacpp:prompt_tokens_total" in metrics and "llamacpp:requests_processing" in metrics
