@@ -1,4 +1,4 @@
-"""Generation samples of an HF model (chat template, greedy) and serving latency of its GGUF file in llama.cpp.
+"""Generation samples of an HF model (chat template, greedy) and serving latency of its GGUF file as served.
 
 samples = generation_samples("lake/sft_model/<v>/model", ["What does the json module do?"], max_new_tokens=64)
 latency = serving_latency("lake/serving_model/<v>/model-Q8_0.gguf", prompts, max_new_tokens=64)
@@ -9,8 +9,6 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
-
-from model_code.export.llama import load_llama
 
 END_OF_TURN = "<|im_end|>"  # the chat template closes an assistant turn with it: generation stops there too
 
@@ -60,26 +58,42 @@ def generation_samples(model_dir: str | Path, prompts: list[str], max_new_tokens
 
 
 def serving_latency(gguf_path: str | Path, prompts: list[str], max_new_tokens: int = 64, *, n_ctx: int = 512) -> dict:
-    """Time to first token and decode speed of llama.cpp on the GGUF file, streaming greedy completions.
+    """Time to first token and decode speed of the GGUF file as served: lmforge's server (llama.cpp's llama-server,
+    model_code.serve) started on it, each prompt streamed as one user turn of the model's chat template, greedy,
+    until max_new_tokens or end of turn, one request at a time.
 
-    Each prompt is rendered as one user turn of the ChatML template every lmforge tokenizer carries (as the chat
-    server would send it) and streamed token by token (llama_cpp.Llama.generate, greedy) until max_new_tokens or
-    end of turn. Time to first token covers the prompt's evaluation and the first sampled token; decode speed
-    is the tokens after the first over the time after the first. Returns {"ttft_ms_median", "ttft_ms_mean",
-    "decode_tokens_per_s" (all decode tokens over all decode time), "prompts", "generated_tokens", "threads"}.
+    Time to first token is measured at the client, request sent to first streamed token (the prompt's evaluation,
+    the first sampled token, HTTP); decode speed is the tokens after the first over the time after the first.
+    Returns {"ttft_ms_median", "ttft_ms_mean", "decode_tokens_per_s" (all decode tokens over all decode time),
+    "prompts", "generated_tokens", "threads", "engine"}. A prompt whose tokens plus max_new_tokens exceed n_ctx
+    raises ValueError before anything is timed.
     """
+    import socket
+
+    import httpx
+
+    from model_code.export.llama import default_threads
+    from model_code.serve import serve, wait_until_ready
+
     _check_arguments(prompts, max_new_tokens)
-    llm = load_llama(gguf_path, n_ctx=n_ctx)
+    if not Path(gguf_path).is_file():
+        raise FileNotFoundError(f"GGUF file {gguf_path} does not exist")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    threads = default_threads()
+    process = serve(gguf_path, port=port, n_ctx=n_ctx, n_threads=threads, parallel=1)
+    url = f"http://127.0.0.1:{port}"
     try:
-        stop_ids = {llm.token_eos(), *llm.tokenize(END_OF_TURN.encode(), add_bos=False, special=True)}
-        _stream(llm, llm.tokenize(b"Hello", add_bos=False), 1, stop_ids)  # warm-up: first-call allocations
-        runs = [
-            _stream(llm, _prompt_tokens(llm, prompt, n_ctx, max_new_tokens), max_new_tokens, stop_ids)
-            for prompt in prompts
-        ]
-        threads = llm.n_threads
+        wait_until_ready(url, timeout=120, process=process)
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for prompt in prompts:
+                _check_fits(client, prompt, n_ctx, max_new_tokens)
+            _stream_chat(client, "Hello", 1)  # warm-up: first-call allocations
+            runs = [_stream_chat(client, prompt, max_new_tokens) for prompt in prompts]
     finally:
-        llm.close()
+        process.terminate()
+        process.wait(timeout=30)
     first = [run["ttft_s"] * 1000 for run in runs]
     decode_tokens, decode_s = sum(run["tokens"] - 1 for run in runs), sum(run["decode_s"] for run in runs)
     return {
@@ -89,32 +103,40 @@ def serving_latency(gguf_path: str | Path, prompts: list[str], max_new_tokens: i
         "prompts": len(prompts),
         "generated_tokens": sum(run["tokens"] for run in runs),
         "threads": threads,
+        "engine": "llama-server",
     }
 
 
-def _stream(llm, tokens: list[int], max_new_tokens: int, stop_ids: set[int]) -> dict:
-    """One greedy streamed completion: {"ttft_s", "decode_s" (after the first token), "tokens" generated}."""
-    llm.reset()
+def _check_fits(client, prompt: str, n_ctx: int, max_new_tokens: int) -> None:
+    """ValueError when the prompt, rendered by the server's template, plus max_new_tokens exceed n_ctx."""
+    messages = [{"role": "user", "content": prompt}]
+    rendered = client.post("/apply-template", json={"messages": messages}).json()["prompt"]
+    tokens = client.post("/tokenize", json={"content": rendered, "add_special": True, "parse_special": True})
+    count = len(tokens.json()["tokens"])
+    if count + max_new_tokens > n_ctx:
+        raise ValueError(
+            f"prompt of {count} tokens + max_new_tokens {max_new_tokens} exceed n_ctx {n_ctx}: {prompt[:60]!r}"
+        )
+
+
+def _stream_chat(client, prompt: str, max_new_tokens: int) -> dict:
+    """One greedy streamed chat: {"ttft_s", "decode_s" (after the first token), "tokens" generated}."""
+    import json
+
+    body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_new_tokens, "temperature": 0,
+            "stream": True}  # fmt: skip
     started = time.perf_counter()
     first_at, count = None, 0
-    for token in llm.generate(tokens, temp=0.0, top_k=1, reset=True):
-        now = time.perf_counter()
-        first_at = first_at or now
-        count += 1
-        if token in stop_ids or count >= max_new_tokens:
-            break
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                delta = json.loads(line[6:])["choices"][0].get("delta", {})
+                if delta.get("content"):
+                    first_at = first_at or time.perf_counter()
+                    count += 1
     end = time.perf_counter()
     return {"ttft_s": (first_at or end) - started, "decode_s": end - (first_at or end), "tokens": count}
-
-
-def _prompt_tokens(llm, prompt: str, n_ctx: int, max_new_tokens: int) -> list[int]:
-    chat = f"<|im_start|>user\n{prompt}{END_OF_TURN}\n<|im_start|>assistant\n"
-    tokens = llm.tokenize(chat.encode("utf-8"), add_bos=False, special=True)
-    if len(tokens) + max_new_tokens > n_ctx:
-        raise ValueError(
-            f"prompt of {len(tokens)} tokens + max_new_tokens {max_new_tokens} exceed n_ctx {n_ctx}: {prompt[:60]!r}"
-        )
-    return tokens
 
 
 def _check_arguments(prompts: list[str], max_new_tokens: int) -> None:
