@@ -16,6 +16,8 @@ lmforge audit [models:/lmforge@champion | PATH | ASSET/VERSION] [--out DIR]
 lmforge audit which-models (--url URL | --domain DOMAIN)
                                  # every model (and registered version) trained on that URL / domain
 lmforge serve [--alias champion] [--quant Q8_0] [--host 127.0.0.1] [--port 8080] [--parallel 4]
+              [--canary challenger=10] [--shadow challenger] [--log-text] [--log-retention-days 30]
+lmforge serving-report [--dir DIR] [--days N]
                                  # OpenAI-compatible chat server (llama.cpp) on the alias's GGUF
 lmforge rollback --reason "..." [--to VERSION]
                                  # move `champion` back to the previous champion, recording why
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from data_code.document import SPLITS, TRAIN
 from lineage.settings import Settings, prepare_home
@@ -180,32 +183,61 @@ def _which_models(args, store, client) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import os
 
-    from lineage.registry import Registry
-    from model_code.deploy import gguf_path, verify_sha256sums
-    from model_code.serve import API_KEY_ENV, serve, wait_until_ready
+    import uvicorn
 
-    version = Registry(_tracking().client).by_alias(args.alias)
-    directory = version.uri.removeprefix("file://")
-    problems = verify_sha256sums(directory)
-    if problems:
-        raise ValueError(f"refusing to serve {directory}: it no longer matches its SHA256SUMS: " + "; ".join(problems))
-    model = gguf_path(directory, args.quant)
-    process = serve(model, host=args.host, port=args.port, parallel=args.parallel, api_key=os.environ.get(API_KEY_ENV))
-    url = f"http://{args.host}:{args.port}"
+    from cli.serving import Backends, RegistryRoutes
+    from lineage.registry import Registry
+    from model_code.gateway import Gateway, RequestLog
+    from model_code.serve import API_KEY_ENV
+
+    canary = _canary(args.canary) if args.canary else None
+    extra = list(dict.fromkeys([*([canary[0]] if canary else []), *([args.shadow] if args.shadow else [])]))
+    home = Settings.from_env().home / "serving"
+    log = RequestLog(home / "log", args.log_retention_days, args.log_text)  # refuses a bad retention first
+    backends = Backends(args.quant, args.parallel, home / "backends")
+    routes = None
     try:
-        wait_until_ready(url, timeout=120, process=process, api_key=os.environ.get(API_KEY_ENV))
-        print(f"serving {version.name} v{version.version} ({args.alias}, {args.quant}) at {url}/v1 (OpenAI API), "
-              f"{args.parallel} slots; Prometheus metrics at {url}/metrics")  # fmt: skip
-        print(
-            f"  curl {url}/v1/chat/completions -H 'Content-Type: application/json' "
-            '-d \'{"messages": [{"role": "user", "content": "Hello"}], "stream": true}\''
-        )
-        return process.wait()
-    except KeyboardInterrupt:
+        routes = RegistryRoutes(Registry(_tracking().client), backends, args.alias, extra)
+        gateway = Gateway(routes, api_key=os.environ.get(API_KEY_ENV), canary=canary, shadow=args.shadow, log=log)
+        url = f"http://{args.host}:{args.port}"
+        served = ", ".join(f"{name}: {route.version}" for name, route in routes().items())
+        print(f"serving {served} ({args.quant}, {args.parallel} slots each) at {url}/v1 (OpenAI API)")
+        if canary:
+            print(f"  canary: {canary[1]} % of users to {canary[0]} (sticky per `user` or X-Session-Id)")
+        if args.shadow:
+            print(f"  shadow: every request mirrored to {args.shadow}, answers in {home / 'log'}/shadow-<day>.jsonl")
+        print(f"  metrics: {url}/metrics   request log: {home / 'log'}   report: lmforge serving-report")
+        uvicorn.run(gateway.app, host=args.host, port=args.port, log_level="warning")
         return 0
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        if routes is not None:
+            routes.stop()
+        backends.close()
+
+
+def _canary(value: str) -> tuple[str, int]:
+    alias, _, share = value.partition("=")
+    if not alias or not share.isdigit() or not 0 <= int(share) <= 100:
+        raise ValueError(f"--canary takes ALIAS=PERCENT, e.g. challenger=10, got {value!r}")
+    return alias, int(share)
+
+
+def _serving_report(args: argparse.Namespace) -> int:
+    from model_code.gateway import serving_report
+
+    directory = Path(args.dir) if args.dir else Settings.from_env().home / "serving" / "log"
+    rows = serving_report(directory, args.days)
+    if not rows:
+        print(f"no requests logged in {directory}")
+        return 0
+    print(f"{'route':<12} {'model version':<16} {'requests':>8} {'errors':>6} {'error %':>7} {'p50 ms':>8} "
+          f"{'p95 ms':>8} {'p99 ms':>8} {'TTFT p50':>8} {'TTFT p99':>8}")  # fmt: skip
+    for row in rows:
+        numbers = [row.get(f"{name}_{q}", "-") for name in ("latency_ms", "ttft_ms") for q in ("p50", "p95", "p99")]
+        del numbers[4]  # TTFT p95: not shown
+        print(f"{str(row['route']):<12} {str(row['model_version']):<16} {row['requests']:>8} {row['errors']:>6} "
+              f"{100 * row['error_rate']:>7.2f} " + " ".join(f"{value:>8}" for value in numbers))  # fmt: skip
+    return 0
 
 
 def _rollback(args: argparse.Namespace) -> int:
@@ -298,7 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--parallel", type=int, default=4, help="slots decoding at once (continuous batching)")
+    serve.add_argument("--canary", help="ALIAS=PERCENT: that share of users to the alias, e.g. challenger=10")
+    serve.add_argument("--shadow", help="ALIAS: mirror every request to it in the background, answers recorded")
+    serve.add_argument("--log-text", action="store_true", help="log prompt and response text, PII-redacted")
+    serve.add_argument("--log-retention-days", type=int, default=30, help="request log files kept this long")
     serve.set_defaults(func=_serve)
+    report = commands.add_parser("serving-report", help="requests, errors and latency per model version")
+    report.add_argument("--dir", help="a request log directory (default: $LMFORGE_HOME/serving/log)")
+    report.add_argument("--days", type=int, help="the last N days' files only")
+    report.set_defaults(func=_serving_report)
     rollback = commands.add_parser("rollback", help="move `champion` back to the previous champion")
     rollback.add_argument("--reason", required=True, help="recorded on both model versions")
     rollback.add_argument("--to", help="model version to make champion (default: the previous champion)")

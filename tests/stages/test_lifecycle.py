@@ -198,34 +198,51 @@ def _audit_and_ask(site, champion):
 
 
 def _serve_and_roll_back(registry, champion, challenger):
-    from cli.main import main
-    from model_code.deploy import gguf_path
-    from model_code.serve import serve, wait_until_ready
+    """`lmforge serve` with a canary, as a real process: streamed answers naming their model version, both versions
+    served, a promotion and a rollback switching the route without a restart, the serving report."""
+    import subprocess
+    import sys
+    import time
 
-    directory = ArtifactStore(Settings.from_env().store_root).local_path("serving_model", champion.artifact_version)
-    process = serve(gguf_path(directory, "Q8_0"), port=18093)
+    from cli.main import main
+    from model_code.serve import wait_until_ready
+
+    port, url = 18093, "http://127.0.0.1:18093"
+    versions = {f"lmforge v{champion.version}", f"lmforge v{challenger.version}"}
+    command = [sys.executable, "-m", "cli.main", "serve", "--canary", "challenger=50", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        wait_until_ready("http://127.0.0.1:18093", timeout=120, process=process)
-        body = {
-            "messages": [{"role": "user", "content": "Continue: The module"}],
-            "stream": True,
-            "max_tokens": 8,
-            "temperature": 0,
-        }
+        wait_until_ready(url, timeout=180, process=process)
+        body = {"messages": [{"role": "user", "content": "Continue: The module"}], "stream": True, "max_tokens": 8,
+                "temperature": 0, "user": "reader-1"}  # fmt: skip
         chunks = []
-        with httpx.stream("POST", "http://127.0.0.1:18093/v1/chat/completions", json=body, timeout=60) as response:
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as response:
+            assert response.headers["X-Lmforge-Model-Version"] in versions
             for line in response.iter_lines():
                 if line.startswith("data: ") and line != "data: [DONE]":
                     chunks.append(json.loads(line[6:]))
-        text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
-        assert len(chunks) >= 2 and text
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+        assert len(chunks) >= 2 and text and {c["lmforge_model_version"] for c in chunks} <= versions
+
+        def served(users=range(16)):
+            return {httpx.post(f"{url}/v1/chat/completions", json={**body, "stream": False, "user": f"u{i}"},
+                               timeout=60).json()["lmforge_model_version"] for i in users}  # fmt: skip
+
+        assert served() == versions  # the canary takes about half of the users
+        registry.promote(challenger.version, "operator override for the rollback test")
+        assert main(["rollback", "--reason", "worse perplexity"]) == 0
+        assert registry.champion().version == champion.version
+        registry.promote(challenger.version, "operator override: the route switches without a restart")
+        deadline = time.monotonic() + 30
+        while served() != {f"lmforge v{challenger.version}"} and time.monotonic() < deadline:
+            time.sleep(1)  # both routes now serve the challenger's version
+        assert served() == {f"lmforge v{challenger.version}"}
+        assert main(["rollback", "--reason", "worse perplexity"]) == 0
+        assert registry.champion().version == champion.version
     finally:
         process.terminate()
-        process.wait(timeout=30)
-
-    registry.promote(challenger.version, "operator override for the rollback test")
-    assert main(["rollback", "--reason", "worse perplexity"]) == 0
-    assert registry.champion().version == champion.version
+        process.wait(timeout=60)
+    assert main(["serving-report"]) == 0
     assert main(["serve", "--alias", "staging"]) == 2  # an alias that does not exist: listed, refused
 
 
