@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import threading
 import time
 
@@ -15,16 +14,11 @@ import uvicorn
 
 from model_code.gateway import VERSION_FIELD, VERSION_HEADER, Gateway, RequestLog, Route
 from model_code.serve import serve, trained_context, wait_until_ready
+from tests.serve.test_server import free_port
 
 pytestmark = pytest.mark.slow
 KEY = "gateway-key"
 CHAT = {"messages": [{"role": "user", "content": "What is a module?"}], "max_tokens": 6, "temperature": 0}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
