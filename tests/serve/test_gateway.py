@@ -160,3 +160,21 @@ def test_shadow_mirrors_to_the_challenger_without_touching_the_answer(backends, 
     day = dt.datetime.now(dt.UTC).date().isoformat()
     mirrored = [json.loads(line) for line in (tmp_path / "log" / f"shadow-{day}.jsonl").read_text().splitlines()]
     assert len(mirrored) == 3 and all(m["shadow"] == "lmforge v2" and m["shadow_status"] == 200 for m in mirrored)
+
+
+def test_a_client_that_hangs_up_on_the_front_leaks_no_slot(front, backends):
+    """After a hang-up midway, the front's in-flight count and the backend's slots come back to idle (on the tiny
+    model the backend may finish first; the disconnect itself is tested against llama-server in test_server)."""
+    url, gateway, _ = front
+    body = {**CHAT, "max_tokens": 200, "ignore_eos": True, "stream": True, "model": "champion"}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {KEY}"},
+                      timeout=120) as response:  # fmt: skip
+        next(response.iter_lines())  # one chunk, then hang up
+    champion = backends["champion"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        slots = httpx.get(f"{champion.url}/slots", headers={"Authorization": f"Bearer {champion.key}"}).json()
+        if not any(slot["is_processing"] for slot in slots) and gateway.in_flight == 0:
+            break
+        time.sleep(0.1)
+    assert not any(slot["is_processing"] for slot in slots) and gateway.in_flight == 0
