@@ -31,8 +31,8 @@ SEQ_LEN = 256  # shard rows, quality windows
 PROMPT_TOKENS = 64
 
 
-def build_model(root: Path, steps: int) -> tuple[Path, Path]:
-    """(HF model dir, token shards) of the small preset trained `steps` updates on the docstring corpus."""
+def build_model(root: Path, steps: int, preset: str = "small") -> tuple[Path, Path]:
+    """(HF model dir, token shards) of `preset` trained `steps` updates on the docstring corpus."""
     from bench.corpus import corpus_texts, write_corpus
     from data_code.tokenizer import TokenizerConfig, train_tokenizer
     from model_code.config import PretrainConfig
@@ -45,7 +45,7 @@ def build_model(root: Path, steps: int) -> tuple[Path, Path]:
         shards_dir=str(shards),
         tokenizer_dir=str(root / "tokenizer"),
         output_dir=str(root / "run"),
-        preset="small",
+        preset=preset,
         micro_batch_size=4,
         max_steps=steps,
         warmup_steps=min(10, steps),

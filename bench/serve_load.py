@@ -2,17 +2,19 @@
 
     python -m bench.serve_load [--quick] --json /tmp/serve_load.json
 
-The model: the `small` preset (~6M parameters with an 8k vocabulary) trained briefly from scratch here
-(bench.serve.build_model), exported to Q8_0 GGUF. Both servers run as real processes on 127.0.0.1 on that file with
+The model: the `gpt2_124m` shape with the 8k tokenizer trained here (~91M parameters, ~97 MB in Q8_0: far more
+than the CPU's caches, so decoding is memory-bound, as a served model is), trained a few steps from scratch here
+(bench.serve.build_model; throughput does not depend on how well it is trained), exported to Q8_0 GGUF.
+Both servers run as real processes on 127.0.0.1 on that file with
 the same threads: lmforge's (`model_code.serve`: llama.cpp's llama-server, `--parallel` slots, continuous batching)
 and llama-cpp-python's (`python -m llama_cpp.server`, its defaults: one request at a time, and a new request
 interrupts a streaming one). The load: chat prompts of real validation text, streamed, greedy, `max_tokens` new
 tokens; closed-loop concurrency 1, 2, 4 and 8 (each client sends its next request when the last one ends), then a
 Poisson arrival rate. Per level: mean, median and p99 of TTFT, TPOT (time per output token after the first), ITL
-(gaps between streamed tokens) and E2EL (whole request), in ms, and request and output-token throughput. A stream is
-broken when it ends without its finish_reason and [DONE]. Prefix cache: a ~500-token system prompt sent twice with
-different user turns (480 tokens of text, ~490 with the chat template: `small`'s context is 512); the speedup is
-the first TTFT over the second's (median of 3 system prompts).
+(gaps between streamed tokens) and E2EL (whole request), in ms, and request and output-token throughput; each
+level's prompts are tagged apart, so none finds its prefix cached by an earlier level. A stream is broken when it
+ends without its finish_reason and [DONE]. Prefix cache: a ~500-token system prompt sent twice with different user
+turns; the speedup is the first TTFT over the second's (median of 3 system prompts).
 
 Goals: 0 broken streams; output throughput at 8 clients >= 3x one client's and >= 3x llama-cpp-python's at 8; p99
 TTFT at 4 clients <= 2x the median at one; the cached 500-token system prompt's TTFT >= 5x faster.
@@ -35,8 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 LEVELS = (1, 2, 4, 8)
-N_CTX = 1024  # per slot, asked for; llama-server caps it at the model's trained context (512 for `small`)
-SYSTEM_TOKENS = 480  # the prefix-cache system prompt: ~500 with the template, and the rest of a 512 context
+N_CTX = 1024  # per slot, asked for; llama-server caps it at the model's trained context
+SYSTEM_TOKENS = 500  # the prefix-cache system prompt (needs a context of ~520: gpt2_124m has 1024)
 
 
 def free_port() -> int:
@@ -203,14 +205,20 @@ def chat_prompts(texts: list[str], tokenizer, count: int, tokens: int = 64) -> l
     return prompts
 
 
+def fresh(prompts: list[list[dict]], tag: str) -> list[list[dict]]:
+    """The prompts with `tag` in front: no level finds its prompts in the prefix cache from an earlier level."""
+    return [[{**turn, "content": f"[{tag}] {turn['content']}"} for turn in prompt] for prompt in prompts]
+
+
 def measure_server(url: str, prompts, texts, tokenizer, quick: bool, max_tokens: int) -> dict:
     requests = 8 if quick else 16
     levels = {}
     for concurrency in LEVELS:
-        levels[f"c{concurrency}"] = closed_loop(url, prompts, concurrency, max(requests, 2 * concurrency), max_tokens)
+        tagged = fresh(prompts, f"c{concurrency}")
+        levels[f"c{concurrency}"] = closed_loop(url, tagged, concurrency, max(requests, 2 * concurrency), max_tokens)
         print(f"  concurrency {concurrency}: {json.dumps(levels[f'c{concurrency}'])}", flush=True)
     one = levels["c1"]["request_throughput"] or 1.0
-    levels["poisson"] = poisson(url, prompts, rate=4 * one, requests=requests, max_tokens=max_tokens)
+    levels["poisson"] = poisson(url, fresh(prompts, "poisson"), rate=4 * one, requests=requests, max_tokens=max_tokens)
     levels["poisson"]["rate_per_s"] = round(4 * one, 3)
     print(f"  poisson {levels['poisson']['rate_per_s']}/s: {json.dumps(levels['poisson'])}", flush=True)
     return levels
@@ -222,6 +230,7 @@ def main() -> dict:
     parser.add_argument("--json", required=True, help="where to write the results")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--parallel", type=int, default=8, help="lmforge's slots")
+    parser.add_argument("--preset", default="gpt2_124m", help="the model's shape (default: memory-bound here)")
     args = parser.parse_args()
     from transformers import AutoTokenizer
 
@@ -231,13 +240,13 @@ def main() -> dict:
     from model_code.serve import wait_until_ready
 
     work = Path(tempfile.mkdtemp(prefix="lmforge-serve-load-"))
-    hf_dir, _ = build_model(work, 20 if args.quick else 150)
+    hf_dir, _ = build_model(work, 2 if args.quick else 10, preset=args.preset)  # throughput, not quality
     gguf = Path(write_gguf(hf_dir, work / "model-Q8_0.gguf", "Q8_0")["path"])
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     texts = corpus_texts()
     prompts = chat_prompts(texts, tokenizer, 16)
     max_tokens = 32 if args.quick else 64
-    result: dict = {"model": "small (trained briefly)", "gguf": str(gguf), "threads": args.threads,
+    result: dict = {"model": f"{args.preset} (trained briefly)", "gguf": str(gguf), "threads": args.threads,
                     "lmforge_slots": args.parallel, "max_tokens": max_tokens}  # fmt: skip
     for name, start in (
         ("lmforge", lambda: start_lmforge(gguf, args.threads, args.parallel, work / "lmforge.log")),
