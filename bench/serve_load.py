@@ -2,7 +2,7 @@
 
     python -m bench.serve_load [--quick] --json /tmp/serve_load.json
 
-The model: the `gpt2_124m` shape with the 8k tokenizer trained here (~91M parameters, ~97 MB in Q8_0: far more
+The model: the `gpt2_124m` shape with the 8k tokenizer trained here (~89M parameters, 94 MB in Q8_0: far more
 than the CPU's caches, so decoding is memory-bound, as a served model is), trained a few steps from scratch here
 (bench.serve.build_model; throughput does not depend on how well it is trained), exported to Q8_0 GGUF.
 Both servers run as real processes on 127.0.0.1 on that file with
