@@ -133,8 +133,10 @@ class Gateway:
         import httpx
 
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(600, connect=10), limits=httpx.Limits(
-                max_connections=self.max_in_flight + 16, max_keepalive_connections=64))  # fmt: skip
+            # No keep-alive to the backends: llama-server closes an idle connection after 5 s, and a request sent on
+            # it fails before any byte comes back; a new loopback connection costs well under a millisecond.
+            limits = httpx.Limits(max_connections=self.max_in_flight + 16, max_keepalive_connections=0)
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(600, connect=10), limits=limits)
         return self._client
 
     async def health(self, request):

@@ -86,7 +86,9 @@ def serving_latency(gguf_path: str | Path, prompts: list[str], max_new_tokens: i
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(url, timeout=120, process=process)
-        with httpx.Client(base_url=url, timeout=120) as client:
+        # No keep-alive: llama-server closes an idle connection after 5 s, and a request sent on it would fail.
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(base_url=url, timeout=120, limits=fresh) as client:
             for prompt in prompts:
                 _check_fits(client, prompt, n_ctx, max_new_tokens)
             _stream_chat(client, "Hello", 1)  # warm-up: first-call allocations
