@@ -109,9 +109,8 @@ def plan_continuation(
         reason = f"continued from base_model/{start.version} on {len(new_days)} new night(s)"
     if not optimizer_ok:
         reason += f", with a fresh optimizer ({optimizer} is missing or fails its sha256)"
-    plan = Plan("continue", reason, start, new_days, checkpoint, optimizer_ok, generation)
-    plan.rebuild_of = parent.version if rebuild else None
-    return plan
+    rebuild_of = parent.version if rebuild else None
+    return Plan("continue", reason, start, new_days, checkpoint, optimizer_ok, generation, rebuild_of)
 
 
 def parent_opt_outs(store: ArtifactStore, parent: Manifest | None) -> set[str]:
@@ -183,11 +182,11 @@ def _clean_start(store: ArtifactStore, parent: Manifest, opted_out: set[str]) ->
     if not opted_out:
         return parent, ""
     chain = ancestors(store, parent)
-    dirty = [bool(opted_out & documents_read(store, model)) for model in chain]
-    if not any(dirty):
+    reached = [opted_out & documents_read(store, model) for model in chain]
+    if not any(reached):
         return parent, ""
-    newest_dirty_root_side = max(i for i, flag in enumerate(dirty) if flag)  # every model newer inherits it
-    hits = len(opted_out & set().union(*(documents_read(store, model) for model in chain)))
+    newest_dirty_root_side = max(i for i, found in enumerate(reached) if found)  # every model newer inherits it
+    hits = len(set().union(*reached))
     why = f"the newest ancestor that never read the {hits} opted-out document(s) base_model/{parent.version} inherits"
     if newest_dirty_root_side + 1 < len(chain):
         return chain[newest_dirty_root_side + 1], why

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 MODEL_DIR = "model"
@@ -135,8 +136,9 @@ def write_reading_record(shards_dir: str | Path, rows_by_shard: dict, days, outp
     table = {"doc_id": ids, "day": [documents[i][0] for i in ids], "role": [documents[i][1] for i in ids]}
     documents_schema = pa.schema([("doc_id", text), ("day", text), ("role", text)])
     pq.write_table(pa.table(table, schema=documents_schema), output_dir / DOCUMENTS_READ_FILE)
+    per_day = Counter(day for day, _ in documents.values())
     for night in nights.values():
-        night["documents"] = sum(1 for value in documents.values() if value[0] == night["day"])
+        night["documents"] = per_day[night["day"]]
     return sorted(nights.values(), key=lambda night: night["day"] or "")
 
 

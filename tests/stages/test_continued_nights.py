@@ -9,17 +9,16 @@ from datetime import UTC, datetime
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from dagster import DagsterInstance, build_schedule_context
+from dagster import build_schedule_context
 from mlflow.tracking import MlflowClient
 
-from cli.demo_site import static_site
 from lineage.audit import build_audit, which_models
 from lineage.registry import Registry
 from lineage.settings import Settings
 from lineage.store import ArtifactStore
 from pipelines.definitions import defs
-from tests.stages.prose_site import PAGES, article, page, write_prose_site
-from tests.stages.test_lifecycle import EXTRA_PAGES, TRAINED, materialized, nightly_config
+from tests.stages.prose_site import PAGES, article, page
+from tests.stages.test_lifecycle import EXTRA_PAGES, TRAINED, materialized, nightly_config, world_on
 
 pytestmark = pytest.mark.slow
 SITE_PORT = 18652  # fixed: URLs, so doc ids and splits, are the same every run
@@ -61,13 +60,8 @@ def tick(instance, site: str, tmp_path, night: int):
 
 @pytest.fixture
 def world(lmforge_home, tmp_path, monkeypatch):
-    monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    write_prose_site(tmp_path / "site")
-    for i in range(EXTRA_PAGES):  # more distinct prose, so both splits always hold documents
-        (tmp_path / "site" / f"extra{i}.html").write_text(page(f"Extra {i}", article(PAGES + 2 + i)))
-    with static_site(tmp_path / "site", port=SITE_PORT) as site, DagsterInstance.ephemeral() as instance:
-        yield site, instance, tmp_path
+    with world_on(tmp_path, monkeypatch, SITE_PORT) as found:
+        yield found
 
 
 def add_pages(root, night: int) -> None:

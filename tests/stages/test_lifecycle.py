@@ -5,6 +5,7 @@ work on what it produced.
 """
 
 import json
+from contextlib import contextmanager
 from datetime import UTC
 
 import httpx
@@ -65,17 +66,23 @@ def nightly_config(site: str, learning_rate: float, filters: dict | None = None,
     }
 
 
-@pytest.fixture
-def world(lmforge_home, tmp_path, monkeypatch):
-    """A prose site on 127.0.0.1, a private MLflow store (its own registry), a persistent Dagster instance."""
+@contextmanager
+def world_on(tmp_path, monkeypatch, port: int):
+    """A prose site on 127.0.0.1:`port`, a private MLflow store (its own registry), a persistent Dagster instance.
+    A fixed port keeps URLs, so doc ids and the train/validation split, the same from run to run."""
     monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     write_prose_site(tmp_path / "site")
     for i in range(EXTRA_PAGES):  # more distinct prose, so both splits always hold documents
         (tmp_path / "site" / f"extra{i}.html").write_text(page(f"Extra {i}", article(PAGES + 2 + i)))
-    # A fixed port keeps URLs, so doc ids and the train/validation split, the same from run to run.
-    with static_site(tmp_path / "site", port=SITE_PORT) as site, DagsterInstance.ephemeral() as instance:
+    with static_site(tmp_path / "site", port=port) as site, DagsterInstance.ephemeral() as instance:
         yield site, instance, tmp_path
+
+
+@pytest.fixture
+def world(lmforge_home, tmp_path, monkeypatch):
+    with world_on(tmp_path, monkeypatch, SITE_PORT) as found:
+        yield found
 
 
 def tick(instance, site: str, tmp_path, learning_rate: float = TRAINED, filters: dict | None = None, gate=None):
