@@ -118,16 +118,13 @@ def llama_engine(gguf_path: Path, n_ctx: int, threads: int):
     """(run, bytes_per_token, llm) for llama.cpp greedy decoding of the GGUF file; run as for hf_engine."""
     from gguf import GGUFReader
 
-    from model_code.export.llama import load_llama
+    from model_code.export.llama import Llama
 
-    llm = load_llama(gguf_path, n_ctx=n_ctx, n_threads=threads)
+    llm = Llama(gguf_path, n_ctx=n_ctx, n_threads=threads, embeddings=False)
 
     def run(ids: list[int], tokens: int) -> tuple[float, float]:
-        llm.reset()
-        times = []
         started = time.perf_counter()
-        for _ in zip(range(tokens), llm.generate(ids, temp=0.0, reset=True), strict=False):
-            times.append(time.perf_counter())
+        times = llm.streamed(ids, tokens)
         return times[0] - started, (len(times) - 1) / (times[-1] - times[0])
 
     return run, sum(int(tensor.n_bytes) for tensor in GGUFReader(gguf_path).tensors), llm

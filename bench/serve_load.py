@@ -23,6 +23,7 @@ TTFT at 4 clients <= 2x the median at one; the cached 500-token system prompt's 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -239,6 +240,11 @@ def main() -> dict:
     from model_code.export.gguf import write_gguf
     from model_code.serve import wait_until_ready
 
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise SystemExit(
+            "bench.serve_load runs llama-cpp-python's server side by side and it is not installed: "
+            "pip install -e '.[compare]' (pip compiles llama.cpp for it, ~13 min on 2 cores)"
+        )
     work = Path(tempfile.mkdtemp(prefix="lmforge-serve-load-"))
     hf_dir, _ = build_model(work, 2 if args.quick else 10, preset=args.preset)  # throughput, not quality
     gguf = Path(write_gguf(hf_dir, work / "model-Q8_0.gguf", "Q8_0")["path"])

@@ -25,6 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+from model_code.export.llama import default_threads, trained_context
+
+__all__ = ["serve", "trained_context", "vllm_command", "wait_until_ready"]
 API_KEY_ENV = "LMFORGE_SERVE_API_KEY"  # read by the server process, so the key never shows in `ps`
 
 
@@ -132,24 +135,12 @@ def vllm_command(
     return shlex.join(command)
 
 
-def trained_context(gguf_path: str | Path) -> int:
-    """The context length the GGUF's model was trained with (its `<architecture>.context_length`)."""
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(gguf_path))
-    architecture = bytes(reader.fields["general.architecture"].parts[-1]).decode()
-    field = reader.fields[f"{architecture}.context_length"]
-    return int(field.parts[-1][0])
-
-
 def main() -> None:
     import argparse
     import signal
     import threading
 
     import xllamacpp
-
-    from model_code.export.llama import default_threads
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="the GGUF file")

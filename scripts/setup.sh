@@ -28,15 +28,14 @@ if [ ! -f /usr/share/doc/python3.11/html/index.html ] && command -v apt-get >/de
   (apt-get update -qq && apt-get install -y -qq python3.11-doc >/dev/null) || echo "setup: python3.11-doc unavailable; the demo will crawl pydoc" >&2
 fi
 
-# llama-cpp-python has no wheel on PyPI: pip builds llama.cpp with CMake and a C++ compiler.
-if { ! command -v cmake >/dev/null 2>&1 || ! command -v g++ >/dev/null 2>&1; } && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
-  echo "setup: installing cmake and g++ (llama-cpp-python compiles llama.cpp)" >&2
-  apt-get update -qq && apt-get install -y -qq cmake g++ >/dev/null
+# fasttext has no Linux wheel on PyPI: pip compiles it (g++, about a minute). llama.cpp comes prebuilt (xllamacpp).
+if ! command -v g++ >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+  echo "setup: installing g++ (pip compiles fasttext)" >&2
+  apt-get update -qq && apt-get install -y -qq g++ >/dev/null
 fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip wheel
-# llama-cpp-python compiles llama.cpp here the first time (~13 min on 2 cores); pip caches the built wheel.
 "$VENV/bin/python" -m pip install -q -c constraints.txt -e '.[dev]'
 # The real-browser tests drive Debian's chromium through Playwright (no browser download needed).
 bash scripts/install_browser.sh "$VENV"

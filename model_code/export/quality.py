@@ -4,7 +4,8 @@
     quantization_quality(hf_dir, "model-Q8_0.gguf", shards_dir, max_tokens=4096, seq_len=256)
 
 Both models read the same windows of the token shards' validation split (text the model was not trained on) and
-are compared position by position: llama.cpp's logits (logits_all=True) against transformers' fp32 logits.
+are compared position by position: the GGUF model's logits as llama.cpp computes them (model_code.export.llama) against
+transformers' fp32 logits.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from data_code.shards.layout import INDEX_FILE, MANIFEST_FILE, open_shard, read_json
 from data_code.shards.shard_set import allowed_rows
 from data_code.tokenizer.fingerprint import TOKENIZER_FILE, tokenizer_fingerprint
-from model_code.export.llama import load_llama
+from model_code.export.llama import Llama
 
 VALIDATION = "validation"
 
@@ -69,19 +70,13 @@ def quantization_quality(
 
     windows = validation_windows(shards_dir, max_tokens, seq_len, tokenizer_fingerprint(hf_dir))
     parent = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32).eval()
-    llm = load_llama(gguf_path, n_ctx=seq_len, logits_all=True)
     totals = {"parent_nll": 0.0, "quant_nll": 0.0, "kl": 0.0, "agree": 0, "tokens": 0}
-    try:
+    with Llama(gguf_path, n_ctx=seq_len) as llm:
         for window in windows:
             inputs, targets = window[:-1], window[1:]
             with torch.no_grad():
                 parent_logits = parent(input_ids=torch.from_numpy(inputs)[None]).logits[0].float().numpy()  # (T, V)
-            llm.reset()
-            llm.eval(inputs.tolist())
-            quant_logits = np.asarray(llm.scores[: len(inputs)], dtype=np.float32)  # (T, V)
-            _accumulate(totals, parent_logits, quant_logits, targets)
-    finally:
-        llm.close()
+            _accumulate(totals, parent_logits, llm.logits(inputs.tolist()), targets)
     count = totals["tokens"]
     parent_ppl, quant_ppl = float(np.exp(totals["parent_nll"] / count)), float(np.exp(totals["quant_nll"] / count))
     return {
@@ -133,13 +128,10 @@ def first_tokenization_mismatch(hf_dir: str | Path, gguf_path: str | Path, texts
     if not path.is_file():
         raise FileNotFoundError(f"no {TOKENIZER_FILE} in model directory {hf_dir}")
     reference = Tokenizer.from_file(str(path))
-    llm = load_llama(gguf_path, vocab_only=True)
-    try:
+    with Llama(gguf_path, n_ctx=8) as llm:
         for text in texts:
             expected = reference.encode(text, add_special_tokens=False).ids
-            got = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+            got = llm.tokenize(text)
             if list(expected) != list(got):
                 return {"text": text, "hf": list(expected), "gguf": list(got)}
-    finally:
-        llm.close()
     return None

@@ -16,7 +16,7 @@ def test_a_written_file_loads_with_its_own_chat_template(gguf_files, hf_dir):
         stats = check_gguf_loads(path)
         assert stats["n_vocab"] == json.loads((hf_dir / "config.json").read_text())["vocab_size"], qtype
         assert stats["probe_tokens"] > 3
-        assert stats["chat_format"] == "chat_template.default"  # the embedded template, not a built-in guess
+        assert stats["chat_template"] == "embedded"  # the file's own template, not a built-in guess
 
 
 def test_truncated_or_corrupt_files_fail_naming_the_file(gguf_files, tmp_path):

@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bench.corpus import TRICKY_TEXTS, corpus_texts
 from model_code.export.gguf import write_gguf
-from model_code.export.llama import load_llama
+from model_code.export.llama import Llama
 from model_code.export.quality import (
     first_tokenization_mismatch,
     quantization_quality,
@@ -55,17 +55,13 @@ def hf_greedy(model, ids: list[int], new_tokens: int) -> list[int]:
 def test_f32_greedy_decode_equals_transformers_token_for_token(hf_dir, gguf_files):
     tokenizer = AutoTokenizer.from_pretrained(hf_dir)
     model = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).eval()
-    llm = load_llama(gguf_files["F32"], n_ctx=128)
-    try:
+    with Llama(gguf_files["F32"], n_ctx=128) as llm:
         for prompt in ("The module provides", "Return a new list of"):
             ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
             expected = hf_greedy(model, ids, NEW_TOKENS)
-            llm.reset()
-            got = [token for _, token in zip(range(NEW_TOKENS), llm.generate(ids, temp=0.0), strict=False)]
-            assert got == expected, prompt
-            assert len(set(got)) > 5  # varied tokens, not one repeated: equality is not luck
-    finally:
-        llm.close()
+            assert llm.greedy(ids, NEW_TOKENS) == expected, prompt
+            assert expected == [int(t) for t in llm.logits(ids + expected[:-1])[len(ids) - 1 :].argmax(-1)]
+            assert len(set(expected)) > 5  # varied tokens, not one repeated: equality is not luck
 
 
 def test_quality_is_exact_for_f32_and_worse_for_q4_than_q8(hf_dir, gguf_files, shards_dir):
