@@ -46,6 +46,12 @@ class PretrainConfig:
     # with train_days: share of the rows drawn from the other days, at least; when max_steps holds more rows than the
     # new days and that share, earlier days' rows fill the rest (each new row is read once, not epoch after epoch)
     replay_fraction: float = 0.25
+    # Distillation (model_code.distill): an HF model directory whose logits the model learns to match (its identity
+    # is the teacher artifact's version, which the asset hashes as an upstream), the softmax temperature of the KL
+    # term, and the weight of the added next-token cross-entropy (0: KL only).
+    teacher_dir: str | None = field(default=None, metadata=_SPEED_ONLY)
+    distill_temperature: float = 1.0
+    distill_ce_weight: float = 0.0
     weight_decay: float = 0.1  # AdamW decoupled decay on matrices (not norms)
     beta1: float = 0.9
     beta2: float = 0.95
@@ -90,6 +96,10 @@ class PretrainConfig:
             raise ValueError(f"rewarm_lr_ratio must be within (0, 1], got {self.rewarm_lr_ratio!r}")
         if not 0 < self.decay_fraction <= 1:
             raise ValueError(f"decay_fraction must be within (0, 1], got {self.decay_fraction!r}")
+        if not self.distill_temperature > 0:
+            raise ValueError(f"distill_temperature must be > 0, got {self.distill_temperature!r}")
+        if not self.distill_ce_weight >= 0:
+            raise ValueError(f"distill_ce_weight must be >= 0, got {self.distill_ce_weight!r}")
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
         self.model_preset(vocab_size=1)  # unknown preset names and override fields fail here, not mid-run

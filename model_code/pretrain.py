@@ -29,6 +29,7 @@ from data_code.tokenizer.fingerprint import tokenizer_fingerprint
 from model_code.checkpoint import load_latest_checkpoint, save_checkpoint, warm_start
 from model_code.config import PretrainConfig
 from model_code.data import ShardReader, TrainStream, rows_read
+from model_code.distill import load_teacher
 from model_code.metrics import (
     MetricsLog,
     bits_per_byte,
@@ -109,6 +110,10 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
         _truncate_metrics(output_dir / METRICS_FILE, start_step)
     if config.compile:
         model = torch.compile(model)
+    teacher = None
+    if config.teacher_dir:
+        teacher = load_teacher(config.teacher_dir, accelerator.device, temperature=config.distill_temperature,
+                               ce_weight=config.distill_ce_weight)  # fmt: skip
     # A continued run's budget in rows: replayed rows fill what its new rows leave of it (model_code/data.py).
     budget_rows = config.max_steps * setup.micro_batch_rows * setup.accumulation_steps * accelerator.num_processes
     stream = TrainStream(
@@ -124,7 +129,7 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
     )
     start_position = stream.position
     loop = _Loop(config, setup, accelerator, model, optimizer, stream, metrics)
-    loop.warm_start = warm
+    loop.warm_start, loop.teacher = warm, teacher
     loop.tokens_seen = meta["tokens_seen"] if meta else 0
     loop.run(start_step)
     model_dir = output_dir / MODEL_DIR
@@ -188,6 +193,7 @@ class _Loop:
         self.model, self.optimizer, self.stream, self.metrics = model, optimizer, stream, metrics
         self.step = self.tokens_seen = self.train_tokens = 0
         self.warm_start: dict | None = None
+        self.teacher = None  # model_code.distill.Teacher of a distillation run
         self.train_s = 0.0
         self.last_record: dict = {}
         self.flops_per_token = flops_per_token(setup.preset, setup.seq_len)
@@ -223,6 +229,7 @@ class _Loop:
                 micro_batches,
                 pad_id=self.setup.pad_id,
                 grad_clip=config.grad_clip,
+                teacher=self.teacher,
             )
             self.step += 1
             self.tokens_seen += self.setup.tokens_per_update
@@ -304,6 +311,8 @@ def _setup(config: PretrainConfig, processes: int) -> Setup:
             f"tokenizer in {config.tokenizer_dir} ({vocab_size})"
         )
     preset = config.model_preset(vocab_size)
+    if config.teacher_dir:
+        _check_teacher(config, fingerprint, vocab_size)
     seq_len = index["seq_len"]
     if seq_len > preset.seq_len:
         raise ValueError(
@@ -329,6 +338,22 @@ def _setup(config: PretrainConfig, processes: int) -> Setup:
         accumulation_steps=accumulation,
         tokens_per_update=micro_tokens * accumulation,
     )
+
+
+def _check_teacher(config: PretrainConfig, fingerprint: str, vocab_size: int) -> None:
+    """A teacher must have been trained with the student's tokenizer: same fingerprint, same vocabulary."""
+    teacher = Path(config.teacher_dir)
+    if not (teacher / "config.json").is_file():
+        raise FileNotFoundError(f"teacher_dir {teacher} holds no HF model (config.json)")
+    theirs = tokenizer_fingerprint(teacher)
+    if theirs != fingerprint:
+        raise ValueError(
+            f"teacher_dir {teacher} has tokenizer fingerprint {theirs}, the student's tokenizer "
+            f"({config.tokenizer_dir}) has {fingerprint}: a drafter must share its teacher's tokenizer"
+        )
+    teacher_vocab = json.loads((teacher / "config.json").read_text())["vocab_size"]
+    if teacher_vocab != vocab_size:
+        raise ValueError(f"teacher_dir {teacher} has a vocabulary of {teacher_vocab} tokens, the student {vocab_size}")
 
 
 def _validation_batches(config: PretrainConfig, setup: Setup, processes: int) -> list[np.ndarray]:
@@ -366,7 +391,11 @@ def _check_same_run(saved: dict, config: PretrainConfig) -> None:
     fields = [f.name for f in dataclasses.fields(config) if f.metadata.get("versioned", True)]
     changeable = {"max_steps", "output_dir", "shards_dir", "tokenizer_dir", "init_from"}  # directories may move
     current = config.to_dict()
-    differ = sorted(name for name in fields if name not in changeable and saved.get(name) != current[name])
+    # A field added after the checkpoint was written reads as its default (the run was made without it).
+    defaults = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+    differ = sorted(
+        name for name in fields if name not in changeable and saved.get(name, defaults.get(name)) != current[name]
+    )
     if differ:
         raise ValueError(
             f"the checkpoint in {config.output_dir} was made with other {differ}: use another "

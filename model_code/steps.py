@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100  # cross_entropy's ignore_index
+from model_code.distill import IGNORE_INDEX, Teacher, distill_loss
 
 
 def inputs_and_targets(rows: np.ndarray, pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,20 +23,37 @@ def inputs_and_targets(rows: np.ndarray, pad_id: int, device: torch.device) -> t
     return inputs, targets
 
 
-def forward_loss(model, inputs: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
-    """Next-token cross-entropy in fp32 (plus the router's load-balancing loss for an MoE in training)."""
+def forward_loss(
+    model, inputs: torch.Tensor, targets: torch.Tensor, *, reduction: str = "mean", teacher: Teacher | None = None
+) -> torch.Tensor:
+    """Next-token cross-entropy in fp32, or with a teacher the distillation loss (model_code.distill); plus the
+    router's load-balancing loss for an MoE in training."""
     output = model(input_ids=inputs)
     logits = output.logits  # (B, T, V)
-    loss = F.cross_entropy(
-        logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction=reduction
-    )
+    if teacher is not None:
+        with torch.no_grad():
+            teacher_logits = teacher.model(input_ids=inputs).logits
+        loss = distill_loss(logits, teacher_logits, targets, teacher)
+    else:
+        loss = F.cross_entropy(
+            logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction=reduction
+        )
     aux_loss = getattr(output, "aux_loss", None)
     if aux_loss is not None and reduction == "mean" and model.training:
         loss = loss + _unwrap(model).config.router_aux_loss_coef * aux_loss
     return loss
 
 
-def train_step(accelerator, model, optimizer, micro_batches: list[np.ndarray], *, pad_id: int, grad_clip: float):
+def train_step(
+    accelerator,
+    model,
+    optimizer,
+    micro_batches: list[np.ndarray],
+    *,
+    pad_id: int,
+    grad_clip: float,
+    teacher: Teacher | None = None,
+):
     """Forward/backward every micro-batch, clip, step. Returns (mean loss tensor, grad norm tensor or None)."""
     total = torch.zeros((), device=accelerator.device)
     for index, rows in enumerate(micro_batches):
@@ -45,7 +62,7 @@ def train_step(accelerator, model, optimizer, micro_batches: list[np.ndarray], *
         # Gradients are all-reduced only on the last micro-batch of an update (DDP no_sync on the others).
         with contextlib.nullcontext() if last else accelerator.no_sync(model):
             with out_of_memory_explained(rows.shape):
-                loss = forward_loss(model, inputs, targets) / len(micro_batches)
+                loss = forward_loss(model, inputs, targets, teacher=teacher) / len(micro_batches)
                 accelerator.backward(loss)
         total += loss.detach()
     grad_norm = accelerator.clip_grad_norm_(model.parameters(), grad_clip) if grad_clip > 0 else None
