@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from assets.common import Stage, dagster_config, dataclass_from_config, materialize_result, upstream_manifest
+from assets.draft import DRAFTER_GGUF, draft_model
 from assets.evaluate import model_evaluation
 from assets.instruct import dpo_model, model_dir, sft_model
 from assets.partitions import DAILY_FRESHNESS
@@ -36,7 +37,7 @@ from model_code.gate import GateConfig
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
 
-SERVING_CODE_VERSION = "serving_model-1"
+SERVING_CODE_VERSION = "serving_model-2"  # 2: carries the model's drafter (draft/)
 AUDIT_CODE_VERSION = "audit_report-1"
 GATE_CHECK = "promotion_gate"
 TEMPLATE_CHECK = "chat_template_consistent"
@@ -46,7 +47,7 @@ ServingModelConfig = dagster_config(GateConfig, "ServingModelConfig")
 
 
 @asset(
-    deps=[dpo_model, sft_model, quantized_model, model_evaluation, tokenizer],
+    deps=[dpo_model, sft_model, quantized_model, model_evaluation, tokenizer, draft_model],
     code_version=SERVING_CODE_VERSION,
     freshness_policy=DAILY_FRESHNESS,
     group_name="deploy",
@@ -79,18 +80,20 @@ def serving_model(
 
     gate = dataclass_from_config(GateConfig, config)  # unknown metric names fail here, before any work
     stage = Stage.of(context, artifact_store, mlflow_tracking, SERVING_CODE_VERSION)
-    names = ("dpo_model", "quantized_model", "model_evaluation", "sft_model", "tokenizer")
+    names = ("dpo_model", "quantized_model", "model_evaluation", "sft_model", "tokenizer", "draft_model")
     upstream = [stage.upstream(name) for name in names]
-    model, quantized, evaluation, sft, trained_tokenizer = upstream
+    model, quantized, evaluation, sft, trained_tokenizer, drafter = upstream
     store = stage.store
 
     def build(directory):
         audit = build_audit(store, model.asset, model.version, verify=False)
         quantized_dir = store.local_path(quantized.asset, quantized.version)
         ggufs = {qtype: quantized_dir / gguf_name(qtype) for qtype in quantized.stats["qtypes"]}
+        draft = matching_drafter(store, drafter, model, log=context.log)
         stats = assemble_serving_artifact(
-            model_dir(store, model), ggufs, model_card_markdown(audit), lineage_record(audit, model), directory
+            model_dir(store, model), ggufs, model_card_markdown(audit), lineage_record(audit, model), directory, draft
         )
+        stats["drafter"] = draft[1] if draft else None
         stats["load_checks"] = {q: check_gguf_loads(gguf_path(directory, q)) for q in ggufs}  # before registration
         stats["templates"] = template_hashes(store, trained_tokenizer, sft, model, directory / HF_DIR)
         stats["evaluation"] = {key: evaluation.stats.get(key) for key in GATE_METRICS}
@@ -103,6 +106,18 @@ def serving_model(
     templates = produced.manifest.stats["templates"]
     checks = [gate_check(outcome.passed, outcome.reasons), template_check(templates)]
     return materialize_result(produced, serving_metadata(stage, outcome, templates), check_results=checks)
+
+
+def matching_drafter(store, drafter, model, log) -> tuple | None:
+    """(drafter GGUF, record) when the draft_model artifact was distilled from this very model, else None (logged)."""
+    served = f"{model.asset}/{model.version}"
+    if drafter.stats.get("teacher") != served:
+        log.warning(f"draft_model's teacher is {drafter.stats.get('teacher')}, not {served}: no drafter is carried")
+        return None
+    record = {key: drafter.stats.get(key) for key in ("teacher", "acceptance_distilled", "acceptance_undistilled",
+                                                       "parameters", "shape")}  # fmt: skip
+    record |= {"artifact": f"{drafter.asset}/{drafter.version}", "acceptance": record["acceptance_distilled"]}
+    return store.local_path(drafter.asset, drafter.version) / DRAFTER_GGUF, record
 
 
 def lineage_record(audit: dict, model) -> dict:

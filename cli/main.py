@@ -17,8 +17,9 @@ lmforge audit which-models (--url URL | --domain DOMAIN)
                                  # every model (and registered version) trained on that URL / domain
 lmforge serve [--alias champion] [--quant Q8_0] [--host 127.0.0.1] [--port 8080] [--parallel 4]
               [--canary challenger=10] [--shadow challenger] [--log-text] [--log-retention-days 30]
-lmforge serving-report [--dir DIR] [--days N]
+              [--speculative] [--draft-max 4]
                                  # OpenAI-compatible chat server (llama.cpp) on the alias's GGUF
+lmforge serving-report [--dir DIR] [--days N]
 lmforge rollback --reason "..." [--to VERSION]
                                  # move `champion` back to the previous champion, recording why
 lmforge optout add ENTRY [--note TEXT] | list
@@ -194,7 +195,9 @@ def _serve(args: argparse.Namespace) -> int:
     extra = list(dict.fromkeys([*([canary[0]] if canary else []), *([args.shadow] if args.shadow else [])]))
     home = Settings.from_env().home / "serving"
     log = RequestLog(home / "log", args.log_retention_days, args.log_text)  # refuses a bad retention first
-    backends = Backends(args.quant, args.parallel, home / "backends")
+    if args.draft_max < 1:
+        raise ValueError(f"--draft-max must be >= 1 (tokens the drafter proposes per step), got {args.draft_max}")
+    backends = Backends(args.quant, args.parallel, home / "backends", args.speculative, args.draft_max)
     routes = None
     try:
         routes = RegistryRoutes(Registry(_tracking().client), backends, args.alias, extra)
@@ -334,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--shadow", help="ALIAS: mirror every request to it in the background, answers recorded")
     serve.add_argument("--log-text", action="store_true", help="log prompt and response text, PII-redacted")
     serve.add_argument("--log-retention-days", type=int, default=30, help="request log files kept this long")
+    serve.add_argument("--speculative", action="store_true", help="decode with the model's distilled drafter")
+    serve.add_argument("--draft-max", type=int, default=4, help="tokens the drafter proposes per step")
     serve.set_defaults(func=_serve)
     report = commands.add_parser("serving-report", help="requests, errors and latency per model version")
     report.add_argument("--dir", help="a request log directory (default: $LMFORGE_HOME/serving/log)")

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from lineage.registry import Registry
-from model_code.deploy import gguf_path, verify_sha256sums
+from model_code.deploy import drafter_of, gguf_path, verify_sha256sums
 from model_code.gateway import Route
 from model_code.serve import serve, trained_context, wait_until_ready
 
@@ -23,8 +23,9 @@ from model_code.serve import serve, trained_context, wait_until_ready
 class Backends:
     """One llama-server per served (version, quant), started on demand; `close()` stops them all."""
 
-    def __init__(self, quant: str, parallel: int, log_dir: Path):
+    def __init__(self, quant: str, parallel: int, log_dir: Path, speculative: bool = False, draft_max: int = 4):
         self.quant, self.parallel, self.log_dir = quant, parallel, log_dir
+        self.speculative, self.draft_max = speculative, draft_max
         self.live: dict[str, tuple[subprocess.Popen, str, str, int]] = {}  # version -> (process, url, key, n_ctx)
         self.lock = threading.Lock()
 
@@ -47,11 +48,26 @@ class Backends:
             port = probe.getsockname()[1]
         key = secrets.token_urlsafe(24)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        process = serve(model, port=port, parallel=self.parallel, api_key=key,
+        draft = self._drafter(directory, version)
+        process = serve(model, port=port, parallel=self.parallel, api_key=key, draft=draft, draft_max=self.draft_max,
                         log_path=self.log_dir / f"llama-server-v{version}.log")  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         wait_until_ready(url, timeout=120, process=process, api_key=key)
         return process, url, key, trained_context(model)
+
+    def _drafter(self, directory: str, version: str) -> Path | None:
+        """The version's drafter when speculation is on and it has one; says which way it serves."""
+        if not self.speculative:
+            return None
+        found = drafter_of(Path(directory))
+        if found is None:
+            print(f"lmforge serve: v{version} carries no drafter: serving it without speculative decoding", flush=True)
+            return None
+        path, record = found
+        teacher, acceptance = record.get("teacher"), record.get("acceptance")
+        print(f"lmforge serve: v{version} decodes speculatively with its drafter (teacher {teacher}, acceptance "
+              f"{acceptance}, up to {self.draft_max} tokens per step)", flush=True)  # fmt: skip
+        return path
 
     def close(self) -> None:
         with self.lock:

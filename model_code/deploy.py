@@ -3,6 +3,8 @@
     <dir>/hf/          config.json, generation_config.json, model.safetensors, tokenizer.json,
                        tokenizer_config.json, chat_template.jinja  (vLLM / transformers load this)
     <dir>/gguf/        model-<QTYPE>.gguf per quantization  (llama.cpp serves these)
+    <dir>/draft/       drafter-Q8_0.gguf and drafter.json: the distilled drafter of this very model, when it has
+                       one (speculative decoding; drafter.json names its teacher version and its acceptance rate)
     <dir>/README.md    the model card, generated from lineage
     <dir>/lineage.json the chain of artifacts behind the model (asset, version, uri per step)
     <dir>/SHA256SUMS   `sha256  relative/path` for every file above (sha256sum -c compatible)
@@ -23,6 +25,9 @@ GGUF_DIR = "gguf"
 MODEL_CARD_FILE = "README.md"
 LINEAGE_FILE = "lineage.json"
 SUMS_FILE = "SHA256SUMS"
+DRAFT_DIR = "draft"
+DRAFTER_GGUF = "drafter-Q8_0.gguf"
+DRAFTER_RECORD = "drafter.json"
 HF_FILES = (
     "config.json",
     "generation_config.json",
@@ -35,9 +40,17 @@ HF_FILES = (
 
 
 def assemble_serving_artifact(
-    hf_model_dir: Path, gguf_files: dict[str, Path], model_card: str, lineage: dict, out_dir: Path
+    hf_model_dir: Path,
+    gguf_files: dict[str, Path],
+    model_card: str,
+    lineage: dict,
+    out_dir: Path,
+    drafter: tuple[Path, dict] | None = None,
 ) -> dict:
-    """Copy the HF model and GGUF files into `out_dir`, write card, lineage and SHA256SUMS; returns file sizes."""
+    """Copy the HF model and GGUF files into `out_dir`, write card, lineage and SHA256SUMS; returns file sizes.
+
+    drafter: (its Q8_0 GGUF, its record: teacher version, acceptance...) when the model has a matching drafter.
+    """
     hf_model_dir = Path(hf_model_dir)
     missing = [
         name for name in ("config.json", "model.safetensors", "tokenizer.json") if not (hf_model_dir / name).is_file()
@@ -53,6 +66,10 @@ def assemble_serving_artifact(
             shutil.copy2(hf_model_dir / name, out_dir / HF_DIR / name)
     for qtype, path in sorted(gguf_files.items()):
         shutil.copy2(path, out_dir / GGUF_DIR / gguf_name(qtype))
+    if drafter is not None:
+        (out_dir / DRAFT_DIR).mkdir(exist_ok=True)
+        shutil.copy2(drafter[0], out_dir / DRAFT_DIR / DRAFTER_GGUF)
+        (out_dir / DRAFT_DIR / DRAFTER_RECORD).write_text(json.dumps(drafter[1], indent=2) + "\n", encoding="utf-8")
     (out_dir / MODEL_CARD_FILE).write_text(model_card, encoding="utf-8")
     (out_dir / LINEAGE_FILE).write_text(json.dumps(lineage, indent=2, default=str) + "\n", encoding="utf-8")
     sums = write_sha256sums(out_dir)
@@ -70,6 +87,15 @@ def gguf_path(directory: Path, qtype: str) -> Path:
         have = sorted(p.stem.removeprefix("model-") for p in (Path(directory) / GGUF_DIR).glob("*.gguf"))
         raise FileNotFoundError(f"{directory} has no {qtype} GGUF (it has: {', '.join(have) or 'none'})")
     return path
+
+
+def drafter_of(directory: Path) -> tuple[Path, dict] | None:
+    """(drafter GGUF, its record) of a serving artifact, or None when it carries no drafter."""
+    path = Path(directory) / DRAFT_DIR / DRAFTER_GGUF
+    record = Path(directory) / DRAFT_DIR / DRAFTER_RECORD
+    if not path.is_file() or not record.is_file():
+        return None
+    return path, json.loads(record.read_text(encoding="utf-8"))
 
 
 def write_sha256sums(directory: Path) -> dict[str, str]:

@@ -107,17 +107,24 @@ def student_overrides(
     head_dim = teacher.hidden_size // teacher.num_heads
     kv_ratio = teacher.num_heads // teacher.num_kv_heads
     target = fraction * parameters_of(teacher)
-    widths = [hidden_size] if hidden_size else [h for h in range(head_dim, teacher.hidden_size + 1, head_dim)]
+    step = head_dim * kv_ratio  # whole groups of query heads per key/value head, as the teacher has
+    widths = [hidden_size] if hidden_size else list(range(step, teacher.hidden_size + 1, step))
     depths = [num_layers] if num_layers else list(range(1, teacher.num_layers + 1))
     candidates = [_shape(teacher, layers, width, head_dim, kv_ratio) for layers in depths for width in widths]
-    best = min(candidates, key=lambda fields: abs(parameters_of(dataclasses.replace(teacher, **fields)) - target))
-    return best
+    size = {id(fields): parameters_of(dataclasses.replace(teacher, **fields)) for fields in candidates}
+    # Within 15 % of the target size, the shape nearest half the teacher's depth: one wide layer drafts poorly,
+    # and every layer is a sequential step per drafted token. Else the nearest size.
+    near = [fields for fields in candidates if abs(size[id(fields)] - target) <= 0.15 * target]
+    half = -(-teacher.num_layers // 2)
+    if near:
+        return min(near, key=lambda fields: (abs(fields["num_layers"] - half), abs(size[id(fields)] - target)))
+    return min(candidates, key=lambda fields: abs(size[id(fields)] - target))
 
 
 def _shape(teacher: ModelPreset, layers: int, width: int, head_dim: int, kv_ratio: int) -> dict:
     heads = max(1, width // head_dim)
     kv_heads = max(1, heads // kv_ratio)
-    while heads % kv_heads:
+    while heads % kv_heads:  # a given hidden_size may not hold whole groups
         kv_heads -= 1
     ffn = 0
     if teacher.intermediate_size:  # keep the teacher's FFN ratio, a multiple of 32
@@ -159,3 +166,73 @@ def _model(model_or_dir):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(str(model_or_dir), dtype=torch.float32).eval()
+
+
+@dataclass(frozen=True)
+class DraftConfig:
+    """How a drafter is distilled from the serving model. Invalid values raise ValueError naming the field."""
+
+    draft_fraction: float = 0.25  # the drafter's parameters / the teacher's
+    draft_layers: int = 0  # the drafter's layers (0: chosen with draft_hidden to meet draft_fraction)
+    draft_hidden: int = 0  # the drafter's width (0: chosen)
+    max_steps: int = 200  # optimizer updates of each student
+    learning_rate: float = 3e-3
+    micro_batch_size: int = 8
+    distill_temperature: float = 1.0  # softmax temperature of the KL term
+    distill_ce_weight: float = 0.0  # weight of the next-token cross-entropy added to the KL (0: KL only)
+    measure_undistilled: bool = True  # also train a same-size student from scratch, to measure what distillation adds
+    acceptance_prompts: int = 8  # held-out prompts (validation split) the acceptance rate is measured on
+    acceptance_tokens: int = 32  # greedy tokens per prompt
+    prompt_tokens: int = 32  # tokens of each held-out prompt
+    seed: int = 1
+
+    def __post_init__(self):
+        for name in ("max_steps", "micro_batch_size", "acceptance_prompts", "acceptance_tokens", "prompt_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+
+    def runs(self, teacher: ModelPreset, preset_name: str, directories: dict) -> dict:
+        """{"distilled": PretrainConfig, "undistilled": PretrainConfig (when measured)} of the two students.
+
+        directories: shards_dir, tokenizer_dir, teacher_dir, and work (each run gets work/<name>).
+        """
+        from model_code.config import PretrainConfig
+
+        overrides = student_overrides(
+            teacher, self.draft_fraction, num_layers=self.draft_layers, hidden_size=self.draft_hidden
+        )
+        common = dict(shards_dir=directories["shards_dir"], tokenizer_dir=directories["tokenizer_dir"],
+                      preset=preset_name, model_overrides=overrides, max_steps=self.max_steps,
+                      learning_rate=self.learning_rate, micro_batch_size=self.micro_batch_size, seed=self.seed,
+                      warmup_steps=min(10, self.max_steps), eval_every=0, checkpoint_every=0)  # fmt: skip
+        runs = {
+            "distilled": PretrainConfig(
+                **common,
+                output_dir=str(Path(directories["work"]) / "distilled"),
+                teacher_dir=str(directories["teacher_dir"]),
+                distill_temperature=self.distill_temperature,
+                distill_ce_weight=self.distill_ce_weight,
+            ),  # fmt: skip
+        }
+        if self.measure_undistilled:
+            runs["undistilled"] = PretrainConfig(**common, output_dir=str(Path(directories["work"]) / "undistilled"))
+        return runs
+
+
+def measure_drafters(teacher_dir, drafters: dict, shards_dir, config: DraftConfig) -> dict:
+    """{name: greedy_acceptance(...)} of each drafter (name -> HF dir) on the same held-out prompts."""
+    from data_code.tokenizer.fingerprint import tokenizer_fingerprint
+    from model_code.export.quality import validation_windows
+
+    length = config.prompt_tokens
+    windows = validation_windows(
+        shards_dir, config.acceptance_prompts * length, length, tokenizer_fingerprint(teacher_dir)
+    )
+    prompts = [window[:length].tolist() for window in windows[: config.acceptance_prompts]]
+    teacher = _model(teacher_dir)
+    return {
+        name: greedy_acceptance(teacher, path, prompts, config.acceptance_tokens) for name, path in drafters.items()
+    }

@@ -90,6 +90,21 @@ def small() -> ModelPreset:
     )
 
 
+def m30() -> ModelPreset:
+    """~29M parameters with an 8k vocabulary (8 x 512, GQA 8/4): ~31 MB in Q8_0, past the CPU's private caches, so
+    one stream's decoding reads weights from memory, as a served model's does; a 2-core CPU trains it briefly."""
+    return ModelPreset(
+        name="m30",
+        vocab_size=8192,
+        seq_len=512,
+        hidden_size=512,
+        num_layers=8,
+        num_heads=8,
+        num_kv_heads=4,
+        intermediate_size=1408,
+    )
+
+
 def gpt2_124m() -> ModelPreset:
     """GPT-2 small's shape (12 x 768, 12 heads, 1024 context) as a Llama: ~124M parameters with a 50k vocabulary."""
     return ModelPreset(
@@ -139,7 +154,15 @@ def tiny_moe() -> ModelPreset:
     return replace(tiny(), name="tiny_moe", intermediate_size=128, num_experts=4, experts_per_token=2)
 
 
-PRESETS = {"tiny": tiny, "small": small, "gpt2_124m": gpt2_124m, "m350": m350, "b1": b1, "tiny_moe": tiny_moe}
+PRESETS = {
+    "tiny": tiny,
+    "small": small,
+    "m30": m30,
+    "gpt2_124m": gpt2_124m,
+    "m350": m350,
+    "b1": b1,
+    "tiny_moe": tiny_moe,
+}
 
 
 def preset_named(name: str) -> ModelPreset:

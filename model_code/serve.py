@@ -25,10 +25,11 @@ import sys
 import time
 from pathlib import Path
 
-from model_code.export.llama import default_threads, trained_context
+from model_code.export.llama import default_threads, trained_context, vocabulary_mismatch
 
-__all__ = ["serve", "trained_context", "vllm_command", "wait_until_ready"]
+__all__ = ["check_drafter", "serve", "trained_context", "vllm_command", "wait_until_ready"]
 API_KEY_ENV = "LMFORGE_SERVE_API_KEY"  # read by the server process, so the key never shows in `ps`
+DRAFT_MAX = 4  # tokens a drafter proposes per speculative step (llama-server's --spec-draft-n-max)
 
 
 def serve(
@@ -41,13 +42,17 @@ def serve(
     api_key: str | None = None,
     log_path: str | Path | None = None,
     parallel: int = 4,
+    draft: str | Path | None = None,
+    draft_max: int = DRAFT_MAX,
 ) -> subprocess.Popen:
     """Start the server on the GGUF file in a child process and return it (not yet ready: see wait_until_ready).
 
     n_ctx 0 means the model's trained context (per slot: the KV cache is unified); chat_format None means the
     template embedded in the file (else a Jinja template file); n_threads None means every core; api_key, when
     given, is required as a bearer token; `parallel` slots decode at once. stdout and stderr go to log_path when
-    given (appended), else they are discarded. The caller stops it with terminate().
+    given (appended), else they are discarded. With `draft` (a drafter's GGUF, same tokenizer) the server decodes
+    speculatively: the drafter proposes up to `draft_max` tokens, the model verifies them in one batch, and greedy
+    output stays token for token what it is without it. The caller stops it with terminate().
     """
     path = Path(gguf_path)
     if not path.is_file():
@@ -56,6 +61,8 @@ def serve(
         raise ValueError(f"port must be in 1..65535, got {port}")
     if not isinstance(parallel, int) or parallel < 1:
         raise ValueError(f"parallel must be an integer >= 1 (slots decoding at once), got {parallel!r}")
+    if draft is not None:
+        check_drafter(path, draft, draft_max, n_ctx or trained_context(path))
     command = [
         sys.executable,
         "-m",
@@ -73,6 +80,8 @@ def serve(
     ]
     if chat_format:
         command += ["--chat_format", chat_format]
+    if draft is not None:
+        command += ["--draft", str(draft), "--draft_max", str(draft_max)]
     if n_threads:
         command += ["--n_threads", str(n_threads)]
     environment = {**os.environ, **({API_KEY_ENV: api_key} if api_key else {})}
@@ -84,6 +93,17 @@ def serve(
     finally:
         if log_path:
             log.close()
+
+
+def check_drafter(gguf_path: str | Path, draft_path: str | Path, draft_max: int, context: int) -> None:
+    """ValueError naming the drafter or the field when `draft_path` cannot draft for `gguf_path`."""
+    if not isinstance(draft_max, int) or isinstance(draft_max, bool) or not 1 <= draft_max < context:
+        raise ValueError(
+            f"draft_max must be an integer in [1, {context - 1}] (the context is {context}), got {draft_max!r}"
+        )
+    mismatch = vocabulary_mismatch(gguf_path, draft_path)
+    if mismatch:
+        raise ValueError(f"drafter {draft_path} cannot draft for {gguf_path}: {mismatch}")
 
 
 def wait_until_ready(
@@ -150,6 +170,8 @@ def main() -> None:
     parser.add_argument("--chat_format", default=None, help="a Jinja chat template file; default: the GGUF's own")
     parser.add_argument("--n_threads", type=int, default=None, help="default: every core")
     parser.add_argument("--parallel", type=int, default=4, help="slots decoding at once (continuous batching)")
+    parser.add_argument("--draft", default=None, help="a drafter's GGUF: speculative decoding")
+    parser.add_argument("--draft_max", type=int, default=DRAFT_MAX, help="tokens the drafter proposes per step")
     args = parser.parse_args()
     threads = args.n_threads or default_threads()
     params = xllamacpp.CommonParams()
@@ -167,11 +189,22 @@ def main() -> None:
     params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads
     if os.environ.get(API_KEY_ENV):
         params.api_keys = [os.environ[API_KEY_ENV]]
+    if args.draft:
+        check_drafter(args.model, args.draft, args.draft_max, params.n_ctx // args.parallel)
+        params.speculative.types = [xllamacpp.common_speculative_type.COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE]
+        params.speculative.draft.mparams.path = args.draft
+        params.speculative.draft.n_max = args.draft_max
+        draft = params.speculative.draft
+        draft.cpuparams.n_threads = draft.cpuparams_batch.n_threads = threads
+        # Two thread pools (model and drafter) take turns on the same cores: neither may spin-wait for work.
+        for pool in (params.cpuparams, params.cpuparams_batch, draft.cpuparams, draft.cpuparams_batch):
+            pool.poll = 0
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     server = xllamacpp.Server(params)  # listening once this returns; it serves from its own threads
-    print(f"serving {args.model} at {server.listening_address} with {args.parallel} slots", flush=True)
+    drafting = f", drafter {args.draft} (up to {args.draft_max} tokens)" if args.draft else ", no drafter"
+    print(f"serving {args.model} at {server.listening_address} with {args.parallel} slots{drafting}", flush=True)
     stop.wait()
     del server  # stops the HTTP threads and the decode loop, then frees the model
 

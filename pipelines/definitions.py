@@ -13,6 +13,7 @@ from assets.crawl import raw_crawl
 from assets.dedupe import deduplicated_documents
 from assets.deploy import audit_report, optout_compliance, serving_model
 from assets.documents import documents
+from assets.draft import draft_model
 from assets.evaluate import model_evaluation
 from assets.filters import filtered_documents, quality_classifier
 from assets.instruct import dpo_model, instruction_data, preference_data, sft_model
@@ -41,6 +42,7 @@ MODEL_ASSETS = [
     preference_data,
     sft_model,
     dpo_model,
+    draft_model,
     quantized_model,
     model_evaluation,
     serving_model,
@@ -53,8 +55,8 @@ full_lifecycle = define_asset_job(
     selection=AssetSelection.assets(*ALL_ASSETS),
     partitions_def=daily_partitions,
     description="One day end to end: crawl → dedupe (within the day and against history) → filter that day, then "
-    "corpus → tokenizer (frozen) → the day's shards → shard set → pretrain → SFT → DPO → quantize → evaluate → gate "
-    "→ deploy → audit. Unchanged artifacts are reused, not rebuilt.",
+    "corpus → tokenizer (frozen) → the day's shards → shard set → pretrain → SFT → DPO → drafter, quantize → "
+    "evaluate → gate → deploy → audit. Unchanged artifacts are reused, not rebuilt.",
 )
 data_refresh = define_asset_job(
     "data_refresh",

@@ -143,6 +143,27 @@ def trained_context(gguf_path: str | Path) -> int:
     return int(reader.fields[f"{architecture}.context_length"].parts[-1][0])
 
 
+def vocabulary_mismatch(gguf_path: str | Path, other_path: str | Path) -> str | None:
+    """How the two files' tokenizers differ (token list, merges, special ids), in words; None when they agree."""
+    mine, theirs = read_gguf(gguf_path), read_gguf(other_path)
+    for key in ("tokenizer.ggml.tokens", "tokenizer.ggml.merges"):
+        a, b = _field_values(mine, key), _field_values(theirs, key)
+        if a != b:
+            where = f"{len(a)} against {len(b)} entries" if len(a) != len(b) else "the same count, different entries"
+            return f"{key} differ ({where}): another tokenizer"
+    for key in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.padding_token_id"):
+        if _field_values(mine, key) != _field_values(theirs, key):
+            return f"{key} differs"
+    return None
+
+
+def _field_values(reader, key: str) -> list:
+    field = reader.fields.get(key)
+    if field is None:
+        return []
+    return [bytes(field.parts[index]).hex() for index in field.data]
+
+
 def _output_matrix(reader, path: Path) -> np.ndarray:
     """The (n_vocab, n_embd) output projection in float32: output.weight, or token_embd.weight when tied."""
     from gguf.quants import dequantize

@@ -58,6 +58,9 @@ def nightly_config(site: str, learning_rate: float, filters: dict | None = None,
             "sft_model": {"config": {"max_steps": 3, "per_device_batch_size": 4, "max_length": 192}},
             "dpo_model": {"config": {"max_steps": 3, "per_device_batch_size": 4, "max_length": 192}},
             "quantized_model": {"config": {"eval_tokens": 1024}},
+            "draft_model": {
+                "config": {"max_steps": 10, "micro_batch_size": 2, "acceptance_prompts": 2, "acceptance_tokens": 8}
+            },
             "serving_model": {"config": gate or {}},
             "model_evaluation": {
                 "config": {"eval_tokens": 2048, "task_examples": 10, "task_limit": 5, "max_new_tokens": 4}
@@ -129,6 +132,16 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     assert champion is not None and champion.gate == "passed"
     assert made["audit_report"]["verified"] is True
     assert made["sft_model"]["steps"] == 3 and "loss_mask" in made["sft_model"]
+    drafter = made["draft_model"]
+    assert 0 <= drafter["acceptance_distilled"] <= 1 and 0 <= drafter["acceptance_undistilled"] <= 1
+    assert drafter["teacher"] == f"dpo_model/{made['dpo_model']['lmforge/version']}"
+    store = ArtifactStore(Settings.from_env().store_root)
+    served_dir = store.local_path("serving_model", champion.artifact_version)
+    record = json.loads((served_dir / "draft" / "drafter.json").read_text())
+    assert (served_dir / "draft" / "drafter-Q8_0.gguf").is_file() and record["teacher"] == drafter["teacher"]
+    run_id = store.read_manifest("draft_model", drafter["lmforge/version"]).mlflow_run_id
+    metrics = MlflowClient(Settings.from_env().tracking_uri).get_run(run_id).data.metrics
+    assert metrics["acceptance_distilled"] == pytest.approx(drafter["acceptance_distilled"])
 
     # Another model, and a gate it cannot pass (on a corpus this small held-out perplexity cannot rank models:
     # a demand of zero quantization divergence fails for certain, and shows the champion staying).
@@ -216,7 +229,8 @@ def _serve_and_roll_back(registry, champion, challenger):
 
     port, url = 18093, "http://127.0.0.1:18093"
     versions = {f"lmforge v{champion.version}", f"lmforge v{challenger.version}"}
-    command = [sys.executable, "-m", "cli.main", "serve", "--canary", "challenger=50", "--port", str(port)]
+    command = [sys.executable, "-m", "cli.main", "serve", "--canary", "challenger=50", "--port", str(port),
+               "--speculative"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         wait_until_ready(url, timeout=180, process=process)
@@ -249,6 +263,8 @@ def _serve_and_roll_back(registry, champion, challenger):
     finally:
         process.terminate()
         process.wait(timeout=60)
+    said = process.stdout.read().decode()
+    assert f"v{champion.version} decodes speculatively with its drafter" in said, said
     assert main(["serving-report"]) == 0
     assert main(["serve", "--alias", "staging"]) == 2  # an alias that does not exist: listed, refused
 
