@@ -1,7 +1,8 @@
 """draft_model: a drafter distilled from the tuned model, for speculative decoding, with its acceptance measured.
 
 The student has about a quarter of the teacher's parameters (layers and width are config) and the teacher's
-tokenizer; it learns T^2 KL(teacher || student) on the teacher's logits over the training corpus's token shards.
+tokenizer; it learns T^2 KL(teacher || student) on the teacher's logits over the training corpus's token shards,
+then over the instruction data rendered with the chat template (the conversations it will draft for).
 The same shape trained from scratch on the same tokens measures what distillation adds: both students' greedy
 acceptance rates against the teacher, on held-out prompts, are in the UI and in MLflow. Launched through the
 training launcher, like base_model, so that it runs on GPU nodes in production. The artifact: model/ (HF format),
@@ -13,17 +14,26 @@ it serves.
 
 import json
 import shutil
+from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, RetryPolicy, asset
 
 from assets.common import Stage, dagster_config, dataclass_from_config, materialize_result
 from assets.images import png_markdown
-from assets.instruct import dpo_model, model_dir
+from assets.instruct import dpo_model, instruction_data, model_dir, read_rows
 from assets.metadata import key_numbers
 from assets.tokens import shard_set, tokenizer
+from data_code.document import TRAIN
 from lineage.settings import Settings
-from model_code.distill import DraftConfig, measure_drafters, preset_of
-from model_code.outputs import LOSS_CURVE_FILE, METRICS_FILE, MODEL_DIR, RUN_OUTPUTS, collect_run_outputs
+from model_code.distill import DraftConfig, instruction_run, measure_drafters, preset_of, write_instruction_shards
+from model_code.outputs import (
+    DATA_ORDER_FILE,
+    LOSS_CURVE_FILE,
+    METRICS_FILE,
+    MODEL_DIR,
+    RUN_OUTPUTS,
+    collect_run_outputs,
+)
 from resources.lake import ArtifactStoreResource
 from resources.launcher import TrainingLauncherResource
 from resources.tracking import MlflowTrackingResource
@@ -31,11 +41,12 @@ from resources.tracking import MlflowTrackingResource
 CODE_VERSION = "draft_model-1"
 DRAFTER_GGUF = "drafter-Q8_0.gguf"
 STAT_KEYS = ("acceptance_distilled", "acceptance_undistilled", "parameters", "final_loss", "undistilled_final_loss")
+STAT_KEYS += ("instruction_rows",)
 DraftModelConfig = dagster_config(DraftConfig, "DraftModelConfig")
 
 
 @asset(
-    deps=[dpo_model, shard_set, tokenizer],
+    deps=[dpo_model, shard_set, tokenizer, instruction_data],
     code_version=CODE_VERSION,
     group_name="deploy",
     kinds={"pytorch", "gguf"},
@@ -55,8 +66,8 @@ def draft_model(
 
     stage = Stage.of(context, artifact_store, mlflow_tracking, CODE_VERSION)
     draft = dataclass_from_config(DraftConfig, config)
-    upstream = [stage.upstream(name) for name in ("dpo_model", "shard_set", "tokenizer")]
-    teacher, shards, trained_tokenizer = upstream
+    upstream = [stage.upstream(name) for name in ("dpo_model", "shard_set", "tokenizer", "instruction_data")]
+    teacher, shards, trained_tokenizer, instructions = upstream
     teacher_dir, shards_dir = model_dir(stage.store, teacher), stage.store.local_path(shards.asset, shards.version)
     teacher_config = json.loads((teacher_dir / "config.json").read_text())
     work = Settings.from_env().home / "work" / "draft_model" / stage.version(draft, upstream)
@@ -64,15 +75,29 @@ def draft_model(
                    "teacher_dir": str(teacher_dir), "work": work}  # fmt: skip
     runs = draft.runs(preset_of(teacher_config), _teacher_preset(stage, teacher), directories)
 
+    def launch(run) -> dict:
+        stats, _ = training_launcher.run_training(
+            context, Path(run.output_dir), run.to_dict(), tracking_uri=stage.tracker.tracking_uri, run_id=None
+        )
+        return stats
+
     def build(directory):
-        trained = {}
+        instruction_shards, rows = None, []
+        if draft.instruction_steps:
+            rows = read_rows(stage.store, instructions, TRAIN)
+            instruction_shards = write_instruction_shards(rows, teacher_dir, work / "instruction_shards",
+                                                          int(shards.stats.get("seq_len", 256)))  # fmt: skip
+        trained, finals, corpus_orders = {}, {}, {}
         for name, run in runs.items():
-            trained[name], _ = training_launcher.run_training(
-                context, work / name, run.to_dict(), tracking_uri=stage.tracker.tracking_uri, run_id=None
-            )
-        data_order = collect_run_outputs(work / "distilled", directory)
+            trained[name] = launch(run)  # the corpus
+            corpus_orders[name] = json.loads((Path(run.output_dir) / DATA_ORDER_FILE).read_text())
+            if instruction_shards is not None:  # then the conversations, continued from the corpus phase
+                run = instruction_run(run, instruction_shards, draft.instruction_steps)
+                trained[name] = launch(run)
+            finals[name] = Path(run.output_dir)
+        data_order = collect_run_outputs(finals["distilled"], directory)
         measured = measure_drafters(
-            teacher_dir, {name: work / name / MODEL_DIR for name in runs}, shards_dir, draft
+            teacher_dir, {name: final / MODEL_DIR for name, final in finals.items()}, shards_dir, draft
         )  # fmt: skip
         write_gguf(directory / MODEL_DIR, directory / DRAFTER_GGUF, "Q8_0")
         shutil.rmtree(work, ignore_errors=True)  # the artifact holds what is kept
@@ -86,7 +111,10 @@ def draft_model(
             "final_loss": trained["distilled"]["final_loss"],
             "undistilled_final_loss": trained.get("undistilled", {}).get("final_loss"),
             "train_s": {name: stats["train_s"] for name, stats in trained.items()},
-            "data_order": data_order,
+            "data_order": {"corpus": corpus_orders["distilled"], "instruction": data_order}
+            if instruction_shards is not None
+            else {"corpus": data_order},
+            "instruction_rows": len(rows),
         }
 
     produced = stage.produce(draft, upstream, build, log_files=(*RUN_OUTPUTS, DRAFTER_GGUF))

@@ -180,6 +180,7 @@ class DraftConfig:
     micro_batch_size: int = 8
     distill_temperature: float = 1.0  # softmax temperature of the KL term
     distill_ce_weight: float = 0.0  # weight of the next-token cross-entropy added to the KL (0: KL only)
+    instruction_steps: int = 50  # then this many updates on the instruction data, rendered with the chat template
     measure_undistilled: bool = True  # also train a same-size student from scratch, to measure what distillation adds
     acceptance_prompts: int = 8  # held-out prompts (validation split) the acceptance rate is measured on
     acceptance_tokens: int = 32  # greedy tokens per prompt
@@ -193,6 +194,8 @@ class DraftConfig:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+        if not isinstance(self.instruction_steps, int) or self.instruction_steps < 0:
+            raise ValueError(f"instruction_steps must be an integer >= 0, got {self.instruction_steps!r}")
 
     def runs(self, teacher: ModelPreset, preset_name: str, directories: dict) -> dict:
         """{"distilled": PretrainConfig, "undistilled": PretrainConfig (when measured)} of the two students.
@@ -236,3 +239,43 @@ def measure_drafters(teacher_dir, drafters: dict, shards_dir, config: DraftConfi
     return {
         name: greedy_acceptance(teacher, path, prompts, config.acceptance_tokens) for name, path in drafters.items()
     }
+
+
+def instruction_run(first, shards_dir: str | Path, steps: int):
+    """The second phase of a student: `first`'s final checkpoint continued for `steps` updates on the instruction
+    shards (same teacher, same loss), in <first's output_dir>-instruct."""
+    from model_code.checkpoint import list_checkpoints
+
+    checkpoints = list_checkpoints(Path(first.output_dir))
+    if not checkpoints:
+        raise FileNotFoundError(f"the run in {first.output_dir} left no checkpoint to continue from")
+    return dataclasses.replace(
+        first,
+        shards_dir=str(shards_dir),
+        output_dir=f"{first.output_dir}-instruct",
+        init_from=str(checkpoints[-1]),
+        max_steps=steps,
+        warmup_steps=min(first.warmup_steps, steps),
+    )
+
+
+def write_instruction_shards(rows: list[dict], tokenizer_dir: str | Path, out_dir: Path, seq_len: int) -> Path:
+    """Token shards of chat rows ({"id", "messages"}) rendered with the tokenizer's chat template, every row in the
+    train split: what a drafter sees of the conversations it will draft for."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from transformers import AutoTokenizer
+
+    from data_code.shards import ShardConfig, build_shards
+
+    if not rows:
+        raise ValueError("no instruction rows to write: set instruction_steps to 0 to distil on the corpus alone")
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    texts = [tokenizer.apply_chat_template(row["messages"], tokenize=False) for row in rows]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    documents = out_dir.parent / f"{out_dir.name}.parquet"
+    ids = [str(row.get("id") or f"instruction-{index}") for index, row in enumerate(rows)]
+    pq.write_table(pa.table({"doc_id": ids, "domain": ["instruction_data"] * len(rows), "text": texts}), documents)
+    build_shards(str(documents), str(tokenizer_dir), out_dir,
+                 ShardConfig(seq_len=seq_len, validation_fraction=0.0, shard_tokens=1_000_000))  # fmt: skip
+    return out_dir

@@ -59,7 +59,13 @@ def nightly_config(site: str, learning_rate: float, filters: dict | None = None,
             "dpo_model": {"config": {"max_steps": 3, "per_device_batch_size": 4, "max_length": 192}},
             "quantized_model": {"config": {"eval_tokens": 1024}},
             "draft_model": {
-                "config": {"max_steps": 10, "micro_batch_size": 2, "acceptance_prompts": 2, "acceptance_tokens": 8}
+                "config": {
+                    "max_steps": 10,
+                    "instruction_steps": 4,
+                    "micro_batch_size": 2,
+                    "acceptance_prompts": 2,
+                    "acceptance_tokens": 8,
+                }  # fmt: skip
             },
             "serving_model": {"config": gate or {}},
             "model_evaluation": {
@@ -135,6 +141,7 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     drafter = made["draft_model"]
     assert 0 <= drafter["acceptance_distilled"] <= 1 and 0 <= drafter["acceptance_undistilled"] <= 1
     assert drafter["teacher"] == f"dpo_model/{made['dpo_model']['lmforge/version']}"
+    assert drafter["instruction_rows"] > 0  # the conversations too, not the corpus alone
     store = ArtifactStore(Settings.from_env().store_root)
     served_dir = store.local_path("serving_model", champion.artifact_version)
     record = json.loads((served_dir / "draft" / "drafter.json").read_text())
