@@ -38,6 +38,7 @@ bench: setup
 	$(PY) -m bench.tokenize --json $(LMFORGE_HOME)/bench/tokenize.json
 	$(PY) -m bench.pretrain --json $(LMFORGE_HOME)/bench/pretrain.json
 	$(PY) -m bench.serve --json $(LMFORGE_HOME)/bench/serve.json
+	$(PY) -m bench.speculative --json $(LMFORGE_HOME)/bench/speculative.json
 	$(PY) -m bench.nightly --json $(LMFORGE_HOME)/bench/nightly.json
 
 lint: setup
