@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,8 @@ from lineage.manifest import Manifest, UpstreamRef, content_digest
 TAG_PREFIX = "lmforge."
 MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on one param value
 MAX_METRICS = 500
+# The experiment opens in MLflow's model-training view (its runs and charts), not the GenAI traces dashboard.
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 class Tracker:
@@ -52,8 +55,10 @@ class Tracker:
                 self._experiment_id = found.experiment_id
             else:
                 self._experiment_id = self.client.create_experiment(
-                    self.experiment, artifact_location=self.artifact_root
+                    self.experiment, artifact_location=self.artifact_root, tags={EXPERIMENT_KIND: MODEL_TRAINING}
                 )
+            if found is not None and EXPERIMENT_KIND not in found.tags:  # made before the kind was set
+                self.client.set_experiment_tag(self._experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
         return self._experiment_id
 
     def run_url(self, run_id: str) -> str:
@@ -90,7 +95,13 @@ class Tracker:
     def record(self, run_id: str, manifest: Manifest, upstream_manifests: list[Manifest]) -> None:
         """Log params, metrics, input datasets and the manifest of a completed artifact."""
         params = [Param(key, _param_value(value)) for key, value in sorted(manifest.config.items())]
-        metrics = [Metric(key, value, 0, 0) for key, value in flatten_metrics(manifest.stats).items()]
+        # Summary numbers at the run's real time and at its last step (a trained model's `steps`): at step 0 the
+        # final val_loss would sit before the history that leads to it, and at time 0 every run would date 1970.
+        now, last = _now_ms(), manifest.stats.get("steps")
+        step = last if isinstance(last, int) and not isinstance(last, bool) else 0
+        metrics = [Metric(key, value, now, step) for key, value in flatten_metrics(manifest.stats).items()]
+        logged = {(m.key, m.step, m.value) for m in self.client.get_run(run_id).data._metric_objs}  # live history
+        metrics = [m for m in metrics if (m.key, m.step, m.value) not in logged]
         tags = [RunTag(f"{TAG_PREFIX}uri", manifest.uri), RunTag(f"{TAG_PREFIX}code_version", manifest.code_version)]
         tags.append(RunTag(f"{TAG_PREFIX}complete", "true"))  # the artifact was published: this run made it
         self.client.log_batch(run_id, metrics=metrics[:MAX_METRICS], params=params, tags=tags)
@@ -114,8 +125,9 @@ class Tracker:
 
     def log_history(self, run_id: str, records: list[dict]) -> None:
         """Per-step metrics (records with a 'step' and numeric fields) as MLflow metric histories."""
+        now = _now_ms()
         metrics = [
-            Metric(_metric_key(key), float(value), 0, int(record["step"]))
+            Metric(_metric_key(key), float(value), now, int(record["step"]))
             for record in records
             for key, value in record.items()
             if key != "step"
@@ -123,6 +135,9 @@ class Tracker:
             and not isinstance(value, bool)
             and not (isinstance(value, float) and math.isnan(value))
         ]
+        # The summary already logged a run's final numbers at its last step: the same point is not logged twice.
+        logged = {(m.key, m.step, m.value) for m in self.client.get_run(run_id).data._metric_objs}
+        metrics = [m for m in metrics if (m.key, m.step, m.value) not in logged]
         for start in range(0, len(metrics), 1000):  # MLflow accepts at most 1000 metrics per batch
             self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
@@ -135,6 +150,10 @@ class Tracker:
         """Attach files of an artifact (plots, reports) to the run, keeping their relative paths."""
         for relative in relative_paths:
             self.client.log_artifact(run_id, str(directory / relative), artifact_path=_artifact_dir(relative))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def upstream_tag(ref: UpstreamRef) -> str:
