@@ -191,11 +191,10 @@ def audit_report(
     serving = stage.upstream("serving_model")
     registry = Registry(stage.tracker.client)
     registered = registry.find("serving_model", serving.version)
-    info = (
-        {"name": registry.name, "version": registered.version, "aliases": list(registered.aliases)}
-        if registered
-        else None
-    )
+    info = None
+    if registered:  # the gate decision too: the report says passed or failed, never "-"
+        info = {"name": registry.name, "version": registered.version, "aliases": list(registered.aliases),
+                "gate": registered.gate, "gate_reason": registered.tags.get("lmforge.gate_reason")}  # fmt: skip
 
     def build(directory):
         audit = build_audit(stage.store, serving.asset, serving.version, registry=info, client=stage.tracker.client)

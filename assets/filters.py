@@ -189,7 +189,11 @@ def funnel_steps(dedupe_stats: dict, filter_stats: dict) -> list[FunnelStep]:
             "deduplicated", dedupe_stats["documents_kept"], dedupe_stats["tokens_kept"], dedupe_stats["domains_kept"]
         ),
     ]
-    for name, counts in filter_stats.get("filters", {}).items():
+    filters = filter_stats.get("filters", {})
+    # In the pipeline's order; stats recorded before filter_order existed: by documents kept, which only falls.
+    order = filter_stats.get("filter_order") or sorted(filters, key=lambda name: -filters[name]["documents_kept"])
+    for name in order:
+        counts = filters[name]
         steps.append(
             FunnelStep(name, counts["documents_kept"], counts["tokens_kept"], counts.get("kept_by_domain", {}))
         )

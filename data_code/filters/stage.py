@@ -166,6 +166,7 @@ class FilterStats:
             "truncated_documents": self.truncated_documents,
             "rejected_by_reason": dict(sorted(rejected.items())),
             "filters": {name: counts.as_dict() for name, counts in self.filters.items()},
+            "filter_order": list(self.filters),  # the pipeline's order (a manifest stores dict keys sorted)
             "domains": {
                 d: {"documents_in": self.domains_in[d], "documents_kept": self.domains_kept[d]} for d in domains
             },

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -77,6 +79,14 @@ def test_funnel_is_exact(tmp_path, blocklist, quality_model):
         assert list(funnel[stage]["rejected_by_reason"].items()) == dropped, stage
     for stage in ("quality", "pii"):
         assert funnel[stage]["documents_in"] == funnel[stage]["documents_kept"] == 2
+    # The funnel keeps the pipeline's order through a manifest (which stores dict keys sorted), as the UI shows it.
+    from assets.filters import funnel_steps
+
+    stored = json.loads(json.dumps(result, sort_keys=True))
+    dedupe = {"documents_in": 12, "tokens_in": 0, "domains_in": {}, "documents_kept": 10, "tokens_kept": 0,
+              "domains_kept": {}}  # fmt: skip
+    shown = [step.stage for step in funnel_steps(dedupe, stored)]
+    assert shown == ["documents", "deduplicated", "non_empty", *FilterConfig().enabled]
     assert funnel["language"]["tokens_in"] == sum(words[5:]) + words[0] + words[1]
     assert funnel["fineweb"]["kept_by_domain"] == {"blog.example.org": 1, "docs.example.com": 1}
     assert funnel["c4"]["counters"] == {"lines_dropped_no_terminal_punct": 1}

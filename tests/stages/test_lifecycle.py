@@ -137,6 +137,9 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     champion = registry.champion()
     assert champion is not None and champion.gate == "passed"
     assert made["audit_report"]["verified"] is True
+    audited = made["audit_report"]["lmforge/version"]
+    report = ArtifactStore(Settings.from_env().store_root).local_path("audit_report", audited)
+    assert "gate: passed" in (report / "report.md").read_text()  # the gate decision, not "-"
     assert made["sft_model"]["steps"] == 3 and "loss_mask" in made["sft_model"]
     drafter = made["draft_model"]
     assert 0 <= drafter["acceptance_distilled"] <= 1 and 0 <= drafter["acceptance_undistilled"] <= 1
