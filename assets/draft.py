@@ -123,7 +123,7 @@ def draft_model(
     metadata = key_numbers(produced.manifest.stats, STAT_KEYS)
     metadata["teacher"] = produced.manifest.stats["teacher"]
     if produced.path is not None and (produced.path / LOSS_CURVE_FILE).exists():
-        metadata["loss_curve"] = png_markdown(produced.path / LOSS_CURVE_FILE, "distillation loss (KL, nats)")
+        metadata["loss_curve"] = png_markdown(produced.path / LOSS_CURVE_FILE, "distillation loss (T² KL per token)")
     return materialize_result(produced, metadata)
 
 

@@ -63,6 +63,7 @@ def model_evaluation(
 def evaluation_metadata(stats: dict) -> dict:
     metadata = {
         "perplexity": round(stats["perplexity"], 3),
+        "perplexity_tokens": stats.get("validation_tokens"),  # how many held-out tokens it was measured on
         "bits_per_byte": round(stats["bits_per_byte"], 4),
         "tasks": MetadataValue.md(tasks_markdown(stats["tasks"])),
         "samples": MetadataValue.md(samples_markdown(stats.get("samples", []))),

@@ -89,11 +89,14 @@ def bounds_check(report: dict) -> AssetCheckResult:
 
 
 def quality_markdown(report: dict) -> str:
-    lines = ["| GGUF | size | perplexity (parent → quantized) | Δ ppl | mean KL | top-1 agreement | bounds |"]
-    lines.append("|---|---:|---:|---:|---:|---:|---|")
+    lines = [
+        "| GGUF | size | perplexity (parent → quantized) | on tokens | Δ ppl | mean KL | top-1 agreement | bounds |"
+    ]
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---|")
     for qtype, row in report.items():
         lines.append(
             f"| {qtype} | {row['bytes'] / 1e6:.2f} MB | {row['parent_ppl']:.2f} → {row['quant_ppl']:.2f} | "
+            f"{row.get('tokens', '?')} held-out | "
             f"{row['ppl_delta_pct']:+.2f}% | {row['mean_kl']:.4f} | {row['top1_agreement']:.3f} | "
             f"{'ok' if not row['violations'] else 'EXCEEDED'} |"
         )

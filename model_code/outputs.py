@@ -62,7 +62,7 @@ def save_hf_model(model, tokenizer_dir: str | Path, out_dir: Path) -> Path:
     return out_dir
 
 
-def plot_loss_curve(records: list[dict], path: Path, title: str) -> Path:
+def plot_loss_curve(records: list[dict], path: Path, title: str, ylabel: str = "loss (nats / token)") -> Path:
     """A PNG of train loss (and validation loss where recorded) against tokens seen."""
     import matplotlib
 
@@ -76,7 +76,7 @@ def plot_loss_curve(records: list[dict], path: Path, title: str) -> Path:
         if points:
             axes.plot(*zip(*points, strict=True), style, label=label)
     axes.set_xlabel("tokens seen")
-    axes.set_ylabel("loss (nats / token)")
+    axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.legend()
     axes.grid(alpha=0.3)

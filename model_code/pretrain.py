@@ -139,6 +139,9 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
             read_jsonl(output_dir / METRICS_FILE, missing_ok=True),
             output_dir / LOSS_CURVE_FILE,
             f"{setup.preset.name}: {count_parameters(model):,} parameters",
+            "T^2 KL(teacher || student), nats / token (validation: cross-entropy)"
+            if config.teacher_dir
+            else "loss (nats / token)",
         )
         orders = stream.orders | _earlier_orders(config, setup, stream)
         order = data_order(

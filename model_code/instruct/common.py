@@ -127,11 +127,13 @@ def save_merged(peft_model, tokenizer_dir: str | Path, out_dir: Path) -> torch.n
     return merged
 
 
-def write_loss_curve(records: list[dict], out_dir: Path, title: str) -> Path | None:
+def write_loss_curve(
+    records: list[dict], out_dir: Path, title: str, ylabel: str = "loss (nats / token)"
+) -> Path | None:
     """loss_curve.png of the logged train loss, or None when nothing was logged."""
     if not any(record.get("loss") is not None and record.get("tokens_seen") is not None for record in records):
         return None
-    return plot_loss_curve(records, out_dir / LOSS_CURVE_FILE, title)
+    return plot_loss_curve(records, out_dir / LOSS_CURVE_FILE, title, ylabel)
 
 
 def parameter_counts(model) -> dict:

@@ -81,7 +81,7 @@ def train_dpo(
     merged = save_merged(trainer.model, sft_model_dir, out_dir / MODEL_DIR)
     shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
     after = preference_accuracy(merged, tokenizer, validation, config.max_length)
-    write_loss_curve(metrics.records, out_dir, "DPO train loss")
+    write_loss_curve(metrics.records, out_dir, "DPO train loss", "DPO loss: -log sigmoid(beta x margin), per pair")
     return {
         **loss_summary(metrics, trainer.state.global_step, runtime),
         "pairs": len(train),
