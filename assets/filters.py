@@ -50,7 +50,17 @@ QualityClassifierDagsterConfig = dagster_config(
 )
 
 
-@asset(code_version=CLASSIFIER_CODE_VERSION, group_name="data", kinds={"fasttext"}, description=__doc__)
+CLASSIFIER_DESCRIPTION = (
+    "The DCLM-style quality model: a fastText classifier trained on reference prose against low-quality pages, "
+    "which filtered_documents scores every document with."
+)
+FILTERED_DESCRIPTION = (
+    "One crawl day's deduplicated documents after every filter (language, Gopher, C4, FineWeb, quality, PII "
+    "redaction), with the funnel and rejected samples; a blocking data contract stops what is downstream."
+)
+
+
+@asset(code_version=CLASSIFIER_CODE_VERSION, group_name="data", kinds={"fasttext"}, description=CLASSIFIER_DESCRIPTION)
 def quality_classifier(
     context: AssetExecutionContext,
     config: QualityClassifierDagsterConfig,
@@ -103,7 +113,7 @@ FilteredConfig = dagster_config(
     code_version=FILTERED_CODE_VERSION,
     group_name="data",
     kinds={"parquet"},
-    description=__doc__,
+    description=FILTERED_DESCRIPTION,
     check_specs=[
         AssetCheckSpec(
             CONTRACT_CHECK,

@@ -67,6 +67,19 @@ InstructionDataConfig = dagster_config(
 )
 
 
+DATASET_DESCRIPTIONS = {
+    "chat": "Chat examples (system/user/assistant turns) derived from the training corpus offline, plus user "
+    "datasets; rejected rows are counted by reason; split into train and validation.",
+    "preference": "Preference pairs (prompt, chosen, rejected) derived from the training corpus offline, plus user "
+    "datasets; rejected rows are counted by reason; split into train and validation.",
+}
+SFT_DESCRIPTION = (
+    "LoRA supervised fine-tuning of the base model on instruction_data (loss on assistant tokens only, audited "
+    "before training); the adapter is merged for export and kept beside it."
+)
+DPO_DESCRIPTION = "LoRA DPO of the SFT model on preference_data; merged for export, adapter kept beside it."
+
+
 def _file_digests(files: list[str], policy: SourcePolicy) -> dict:
     """sha256 of each user dataset file, so an edited file makes a new artifact version (read like the loaders
     read it: allowed schemes only, http(s) through the address guard)."""
@@ -84,7 +97,7 @@ def _dataset_asset(kind: str):
         code_version=DATA_CODE_VERSION,
         group_name="instruct",
         kinds={"parquet"},
-        description=__doc__,
+        description=DATASET_DESCRIPTIONS[kind],
     )
     def dataset(
         context: AssetExecutionContext,
@@ -182,7 +195,7 @@ SftModelConfig = _lora_config(SftConfig, "SftModelConfig")
     kinds={"pytorch"},
     pool="gpu",
     retry_policy=RetryPolicy(max_retries=1),
-    description=__doc__,
+    description=SFT_DESCRIPTION,
     check_specs=[
         AssetCheckSpec(
             MASK_CHECK,
@@ -276,7 +289,7 @@ DpoModelConfig = _lora_config(DpoConfig, "DpoModelConfig")
     kinds={"pytorch"},
     pool="gpu",
     retry_policy=RetryPolicy(max_retries=1),
-    description=__doc__,
+    description=DPO_DESCRIPTION,
 )
 def dpo_model(
     context: AssetExecutionContext,

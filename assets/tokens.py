@@ -58,6 +58,27 @@ SET_CHECKS = {
     "splits_disjoint_across_days": check_split_disjoint,
     "no_excluded_document_readable": check_exclusions,
 }
+CHECK_DESCRIPTIONS = {
+    "token_ids_in_vocabulary": "Every token id is below the tokenizer's vocabulary size.",
+    "no_empty_shard": "No shard file is empty (a night's few documents may all fall into one split).",
+    "eos_per_document": "Exactly one end-of-text token per document: documents are packed, never merged.",
+    "splits_disjoint": "No document has tokens in both the train and the validation split.",
+    "both_splits_present": "The shard set has train and validation tokens: training and its held-out loss can run.",
+    "splits_disjoint_across_days": "No document is in train on one day and in validation on another.",
+    "no_excluded_document_readable": "No row of an excluded (superseded or opted-out) document can be read.",
+}
+TOKENIZER_DESCRIPTION = (
+    "The byte-level BPE, trained once on the corpus and then frozen (fingerprinted): every later night reuses it, "
+    "unless its config changes or a retrain is asked for."
+)
+SHARDS_DESCRIPTION = (
+    "One crawl day's documents tokenized and packed into rows of seq_len + 1 tokens, with a token-to-document sidecar "
+    "and a train/validation split by document; blocking checks guard what training may read."
+)
+SHARD_SET_DESCRIPTION = (
+    "The set of day shards training reads: which days, which rows are excluded (superseded or opted-out documents), "
+    "and the nights each day came from."
+)
 
 TokenizerDagsterConfig = dagster_config(TokenizerConfig, "TokenizerDagsterConfig")
 
@@ -67,7 +88,7 @@ TokenizerDagsterConfig = dagster_config(TokenizerConfig, "TokenizerDagsterConfig
     code_version=TOKENIZER_CODE_VERSION,
     group_name="model",
     kinds={"huggingface"},
-    description=__doc__,
+    description=TOKENIZER_DESCRIPTION,
 )
 def tokenizer(
     context: AssetExecutionContext,
@@ -144,8 +165,11 @@ TokenShardsConfig = dagster_config(ShardConfig, "TokenShardsConfig")
     code_version=SHARDS_CODE_VERSION,
     group_name="model",
     kinds={"numpy"},
-    description=__doc__,
-    check_specs=[AssetCheckSpec(name, asset="token_shards", blocking=True) for name in SHARD_CHECKS],
+    description=SHARDS_DESCRIPTION,
+    check_specs=[
+        AssetCheckSpec(name, asset="token_shards", blocking=True, description=CHECK_DESCRIPTIONS[name])
+        for name in SHARD_CHECKS
+    ],
 )
 def token_shards(
     context: AssetExecutionContext,
@@ -178,8 +202,11 @@ def token_shards(
     code_version=SHARD_SET_CODE_VERSION,
     group_name="model",
     kinds={"numpy"},
-    description=__doc__,
-    check_specs=[AssetCheckSpec(name, asset="shard_set", blocking=True) for name in SET_CHECKS],
+    description=SHARD_SET_DESCRIPTION,
+    check_specs=[
+        AssetCheckSpec(name, asset="shard_set", blocking=True, description=CHECK_DESCRIPTIONS[name])
+        for name in SET_CHECKS
+    ],
 )
 def shard_set(
     context: AssetExecutionContext, artifact_store: ArtifactStoreResource, mlflow_tracking: MlflowTrackingResource
