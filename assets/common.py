@@ -222,11 +222,20 @@ def materialize_result(
     }
     if produced.run_url:
         lineage["mlflow_run"] = MetadataValue.url(produced.run_url)
+    if manifest.uri.startswith("file:"):  # browsers open no file:// link from an http page: `lmforge ui` serves it
+        lineage["browse"] = MetadataValue.url(lake_link(manifest.asset, manifest.version))
     return MaterializeResult(
         data_version=DataVersion(manifest.version),
         metadata={**lineage, **(metadata or {})},
         check_results=check_results,
     )
+
+
+def lake_link(asset: str, version: str, relative: str = "") -> str:
+    """The http address of an artifact (or a file in it) on the read-only lake server `lmforge ui` starts."""
+    from lineage.settings import Settings
+
+    return f"{Settings.from_env().lake_url}/{asset}/{version}/{relative}"
 
 
 def upstream_manifest(

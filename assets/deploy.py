@@ -23,7 +23,14 @@ from dagster import (
     asset_check,
 )
 
-from assets.common import Stage, dagster_config, dataclass_from_config, materialize_result, upstream_manifest
+from assets.common import (
+    Stage,
+    dagster_config,
+    dataclass_from_config,
+    lake_link,
+    materialize_result,
+    upstream_manifest,
+)
 from assets.draft import DRAFTER_GGUF, draft_model
 from assets.evaluate import model_evaluation
 from assets.instruct import dpo_model, model_dir, sft_model
@@ -204,11 +211,17 @@ def audit_report(
 
     produced = stage.produce({}, [serving], build, log_files=("report.html", "report.md", "mlbom.cdx.json"))
     report_uri = produced.manifest.uri.rstrip("/") + "/report.html"
+    # One click from the UIs: over http from the lake server of `lmforge ui` (a browser opens no file:// link).
+    report_link = lake_link(produced.manifest.asset, produced.manifest.version, "report.html")
+    report_link = report_link if report_uri.startswith("file:") else report_uri
     if registered is not None:
         registry.client.set_model_version_tag(registry.name, registered.version, "lmforge.audit_report", report_uri)
+        registry.client.set_model_version_tag(
+            registry.name, registered.version, "lmforge.audit_report_link", report_link
+        )
     stats = produced.manifest.stats
     metadata = {"verified": stats["verified"], "artifacts_audited": stats["artifacts"]}
-    return materialize_result(produced, {**metadata, "report": MetadataValue.url(report_uri)})
+    return materialize_result(produced, {**metadata, "report": MetadataValue.url(report_link)})
 
 
 @asset_check(

@@ -2,8 +2,9 @@
 
     make ui              # or: lmforge ui [--dagster-port 3000] [--mlflow-port 5000]
 
-Also serves the demo website, so "Materialize" on raw_crawl works with the default configuration.
-Stops everything on Ctrl-C.
+Also serves the demo website, so "Materialize" on raw_crawl works with the default configuration, and the lake
+read-only over http (LMFORGE_LAKE_URL, default http://127.0.0.1:5001), so that every artifact link and the audit
+report open with one click from either UI. Stops everything on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,13 +13,40 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlparse
 
 from cli.demo_site import demo_site
 from lineage.settings import Settings, prepare_home
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+class _ReadOnly(SimpleHTTPRequestHandler):
+    """Files and directory listings under one directory; GET and HEAD only (anything else: 501)."""
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        pass  # quiet: the UIs' consoles are the operator's
+
+
+@contextmanager
+def lake_server(directory: Path, port: int) -> Iterator[str]:
+    """Serve `directory` read-only on 127.0.0.1:`port` (0: a free port) in a thread; yields its base URL."""
+    directory.mkdir(parents=True, exist_ok=True)
+    server = ThreadingHTTPServer(("127.0.0.1", port), partial(_ReadOnly, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def run_ui(dagster_port: int = 3000, mlflow_port: int = 5000) -> int:
@@ -27,11 +55,16 @@ def run_ui(dagster_port: int = 3000, mlflow_port: int = 5000) -> int:
     # SIGTERM (e.g. from `timeout` or a supervisor) must stop the children too, like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     bin_dir = Path(sys.executable).parent
-    with demo_site() as (site, _description):
+    lake_port = urlparse(settings.lake_url).port or 5001
+    local = "://" not in settings.store_root or settings.store_root.startswith("file://")
+    lake = Path(settings.store_root.removeprefix("file://")) / "lake"
+    # A remote store (s3://, gs://) is browsed with its own tools: no lake server then.
+    with demo_site() as (site, _description), lake_server(lake, lake_port) if local else nullcontext() as lake_url:
         env = {
             **os.environ,
             "DAGSTER_HOME": str(settings.dagster_home),
             "LMFORGE_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}",
+            "LMFORGE_LAKE_URL": lake_url or settings.lake_url,
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # MLflow 3's job workers: lmforge submits no jobs
             "LMFORGE_CRAWL_SEEDS": os.environ.get("LMFORGE_CRAWL_SEEDS", site),
             "LMFORGE_ALLOW_PRIVATE_HOSTS": os.environ.get("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1"),
@@ -47,7 +80,9 @@ def run_ui(dagster_port: int = 3000, mlflow_port: int = 5000) -> int:
         print(f"Dagster UI  http://127.0.0.1:{dagster_port}")
         print(f"MLflow UI   http://127.0.0.1:{mlflow_port}")
         print(f"demo site   {site}  (default seed of raw_crawl)")
-        print("Ctrl-C stops all three.")
+        if lake_url:
+            print(f"artifacts   {lake_url}  (the lake, read-only: every artifact link of both UIs)")
+        print("Ctrl-C stops them all.")
         try:
             while all(process.poll() is None for process in processes):
                 time.sleep(1)

@@ -130,6 +130,15 @@ def test_artifact_manifest_and_mlflow_run(instance, lmforge_home):
     manifest_path = lmforge_home / "lake" / "shout" / shout_version / "manifest.json"
     assert metadata["shout"]["uri"] == manifest_path.parent.as_uri()
     assert (manifest_path.parent / "shout.txt").read_text() == "HEY HEY HEY"
+    # And over http, where a browser opens it: the lake server of `lmforge ui` (cli/ui.py).
+    assert metadata["shout"]["browse"] == f"{settings.lake_url}/shout/{shout_version}/"
+    import httpx
+
+    from cli.ui import lake_server
+
+    with lake_server(lmforge_home / "lake", 0) as url:
+        link = metadata["shout"]["browse"].replace(settings.lake_url, url)
+        assert httpx.get(link + "shout.txt").text == "HEY HEY HEY"
 
     run_id = metadata["shout"]["mlflow_run"].rsplit("/", 1)[-1]
     mlflow_run = client.get_run(run_id)
