@@ -3,7 +3,7 @@ against what earlier days kept (the history index), explained; changed pages sup
 
 # No `from __future__ import annotations` in asset modules: Dagster reads config annotations at runtime.
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets.common import (
     Produced,
@@ -140,8 +140,8 @@ def dedupe_metadata(produced: Produced) -> dict:
         "clusters": stats["clusters"],
         "candidate_pairs": stats["candidate_pairs"],
         "bands_x_rows": f"{stats['bands']} x {stats['rows']} (threshold {stats['threshold']})",
-        "estimated_precision": MetadataValue.float(_number(calibration.get("precision"))),
-        "estimated_recall": MetadataValue.float(_number(calibration.get("recall"))),
+        "estimated_precision": _estimate(calibration, "precision"),
+        "estimated_recall": _estimate(calibration, "recall"),
         "predicted_peak_memory_mb": round(stats["predicted_peak_memory_bytes"] / 2**20, 1),
         "engine": stats["engine"],
         "kept_by_domain": count_table(stats["domains_kept"], "domain"),
@@ -151,5 +151,13 @@ def dedupe_metadata(produced: Produced) -> dict:
     return metadata
 
 
-def _number(value) -> float:
-    return float("nan") if value is None else float(value)
+def _estimate(calibration: dict, name: str):
+    """The calibration's precision or recall, rounded; when it cannot be estimated, why (never a blank cell)."""
+    value = calibration.get(name)
+    if value is not None:
+        return round(float(value), 4)
+    if calibration.get("sample_size", 0) < 2:
+        return "n/a: fewer than 2 documents sampled"
+    if name == "precision":
+        return "n/a: no candidate pair in the sample (nothing near-duplicate to judge)"
+    return f"n/a: no pair in the sample reaches Jaccard {calibration.get('threshold')} (no near-duplicates)"
