@@ -174,7 +174,30 @@ def filtered_metadata(produced: Produced, dedupe) -> dict:
     }
     if produced.path is not None and (produced.path / "funnel.png").exists():
         metadata["funnel_plot"] = png_markdown(produced.path / "funnel.png", "corpus funnel")
+    if produced.path is not None and (produced.path / "rejected_samples.parquet").exists():
+        metadata["rejected_samples"] = rejected_samples_table(produced.path / "rejected_samples.parquet")
     return metadata
+
+
+def rejected_samples_table(path, per_reason: int = 3, chars: int = 160) -> MetadataValue:
+    """A few rejected documents per reason: what each filter threw away, in the words of the page."""
+    import pyarrow.parquet as pq
+
+    rows, shown = [], {}
+    for row in pq.read_table(path).to_pylist():
+        key = (row["stage"], row["reason"])
+        if shown.get(key, 0) < per_reason:
+            shown[key] = shown.get(key, 0) + 1
+            text = " ".join((row.get("text") or "").split())[:chars]
+            rows.append(f"| {row['stage']} | {row['reason']} | {row.get('url') or '-'} | {_cell(text)} |")
+    if not rows:
+        return MetadataValue.md("no document was rejected")
+    header = ["| filter | reason | url | text (start) |", "|---|---|---|---|"]
+    return MetadataValue.md("\n".join(header + rows))
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|") or "(empty)"
 
 
 def contract_check(contract: dict) -> AssetCheckResult:

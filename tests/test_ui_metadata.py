@@ -11,3 +11,19 @@ def test_dedupe_estimates_say_why_they_are_missing():
     assert "reaches Jaccard 0.8" in _estimate(none_similar, "recall")
     assert "fewer than 2 documents" in _estimate({"sample_size": 1}, "recall")
     assert _estimate({"precision": 0.987654321}, "precision") == 0.9877
+
+
+def test_rejected_samples_show_a_few_per_reason(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from assets.filters import rejected_samples_table
+    from data_code.filters.stage import REJECTED_SAMPLE_SCHEMA
+
+    rows = [{"doc_id": f"d{i}", "url": f"http://site/{i}", "stage": "gopher_quality", "reason": "too_few_words",
+             "text": f"short page {i} | nav"} for i in range(5)]  # fmt: skip
+    rows.append({"doc_id": "x", "url": None, "stage": "language", "reason": "not_en", "text": "Bonjour tout le monde"})
+    pq.write_table(pa.Table.from_pylist(rows, schema=REJECTED_SAMPLE_SCHEMA), tmp_path / "rejected.parquet")
+    table = rejected_samples_table(tmp_path / "rejected.parquet").value
+    assert table.count("too_few_words") == 3 and "Bonjour tout le monde" in table
+    assert "short page 0 \\| nav" in table  # a pipe in the text does not break the table
