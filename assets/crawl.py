@@ -2,13 +2,14 @@
 
 # No `from __future__ import annotations` in asset modules: Dagster reads config annotations at runtime.
 
-from dagster import AssetExecutionContext, MaterializeResult, RetryRequested, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, RetryRequested, asset
 from pydantic import Field
 
 from assets.common import Stage, dagster_config, dataclass_from_config, materialize_result
 from assets.metadata import count_table
 from assets.partitions import DAILY_FRESHNESS, daily_partitions
 from data_code.crawl import CrawlConfig, crawl_and_ingest
+from data_code.crawl.records import FETCH_LOG_NAME
 from resources.http import HttpFetcherResource, env_list
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
@@ -67,7 +68,10 @@ def raw_crawl(
     )
     for error in produced.manifest.stats.get("errors", []):
         context.log.warning(error)
-    return materialize_result(produced, crawl_metadata(produced.manifest.stats))
+    metadata = crawl_metadata(produced.manifest.stats)
+    if produced.path is not None and (produced.path / FETCH_LOG_NAME).exists():
+        metadata["failed_urls"] = failed_urls_table(produced.path / FETCH_LOG_NAME)
+    return materialize_result(produced, metadata)
 
 
 def crawl_metadata(stats: dict) -> dict:
@@ -79,3 +83,20 @@ def crawl_metadata(stats: dict) -> dict:
         "domains": count_table(stats["domains"], "domain"),
         "warc_files": len(stats["warc_files"]),
     }
+
+
+def failed_urls_table(fetch_log, examples: int = 3) -> MetadataValue:
+    """The URLs that failed, by HTTP status (or outcome when no answer came): count and a few of them each."""
+    import pyarrow.parquet as pq
+
+    groups: dict[str, list[str]] = {}
+    for row in pq.read_table(fetch_log, columns=["url", "outcome", "http_status", "detail"]).to_pylist():
+        if row["outcome"] != "ok":
+            key = f"{row['http_status']} ({row['outcome']})" if row["http_status"] else row["outcome"]
+            groups.setdefault(key, []).append(row["url"])
+    if not groups:
+        return MetadataValue.md("every URL was fetched")
+    lines = ["| status | URLs | for example |", "|---|---:|---|"]
+    for key, urls in sorted(groups.items(), key=lambda item: -len(item[1])):
+        lines.append(f"| {key} | {len(urls)} | {', '.join(urls[:examples])} |")
+    return MetadataValue.md("\n".join(lines))

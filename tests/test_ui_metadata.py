@@ -27,3 +27,14 @@ def test_rejected_samples_show_a_few_per_reason(tmp_path):
     table = rejected_samples_table(tmp_path / "rejected.parquet").value
     assert table.count("too_few_words") == 3 and "Bonjour tout le monde" in table
     assert "short page 0 \\| nav" in table  # a pipe in the text does not break the table
+
+
+def test_failed_urls_are_grouped_by_status(tmp_path):
+    from assets.crawl import failed_urls_table
+    from data_code.crawl.records import FetchRow, write_fetch_log
+
+    missing = [FetchRow(f"http://s/{name}", 1, "http_error", http_status=404) for name in "ab"]
+    rows = [FetchRow("http://s/ok", 0), *missing, FetchRow("http://s/c", 1, "timeout")]
+    table = failed_urls_table(tmp_path / write_fetch_log(rows, tmp_path)).value
+    assert "| 404 (http_error) | 2 | http://s/a, http://s/b |" in table and "| timeout | 1 |" in table
+    assert "http://s/ok" not in table
