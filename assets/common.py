@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import inspect
+import math
 import re
 import types
 import typing
@@ -226,9 +227,16 @@ def materialize_result(
         lineage["browse"] = MetadataValue.url(lake_link(manifest.asset, manifest.version))
     return MaterializeResult(
         data_version=DataVersion(manifest.version),
-        metadata={**lineage, **(metadata or {})},
+        metadata={**lineage, **{key: _for_people(value) for key, value in (metadata or {}).items()}},
         check_results=check_results,
     )
+
+
+def _for_people(value: Any) -> Any:
+    """Plain floats rounded to 4 significant digits for the UI (the manifest and MLflow keep every digit)."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.4g}")
+    return value
 
 
 def lake_link(asset: str, version: str, relative: str = "") -> str:

@@ -151,7 +151,7 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     assert (served_dir / "draft" / "drafter-Q8_0.gguf").is_file() and record["teacher"] == drafter["teacher"]
     run_id = store.read_manifest("draft_model", drafter["lmforge/version"]).mlflow_run_id
     metrics = MlflowClient(Settings.from_env().tracking_uri).get_run(run_id).data.metrics
-    assert metrics["acceptance_distilled"] == pytest.approx(drafter["acceptance_distilled"])
+    assert metrics["acceptance_distilled"] == pytest.approx(drafter["acceptance_distilled"], rel=1e-3)
 
     # Another model, and a gate it cannot pass (on a corpus this small held-out perplexity cannot rank models:
     # a demand of zero quantization divergence fails for certain, and shows the champion staying).
