@@ -33,6 +33,7 @@ from assets.common import (
 )
 from assets.draft import DRAFTER_GGUF, draft_model
 from assets.evaluate import model_evaluation
+from assets.images import png_markdown
 from assets.instruct import dpo_model, model_dir, sft_model
 from assets.partitions import DAILY_FRESHNESS
 from assets.quantize import quantized_model
@@ -112,7 +113,30 @@ def serving_model(
     )
     templates = produced.manifest.stats["templates"]
     checks = [gate_check(outcome.passed, outcome.reasons), template_check(templates)]
-    return materialize_result(produced, serving_metadata(stage, outcome, templates), check_results=checks)
+    metadata = serving_metadata(stage, outcome, templates) | comparison_metadata(stage, produced.manifest)
+    return materialize_result(produced, metadata, check_results=checks)
+
+
+def comparison_metadata(stage: Stage, manifest) -> dict:
+    """Registry versions side by side (table and overlaid loss curves), in the UI and in the serving run."""
+    import tempfile
+    from pathlib import Path
+
+    from lineage.comparison import comparison_markdown, loss_histories, plot_loss_comparison, registry_comparison
+
+    rows = registry_comparison(Registry(stage.tracker.client), stage.store)
+    table = comparison_markdown(rows)
+    metadata = {"model_comparison": MetadataValue.md(table)}
+    run_id = manifest.mlflow_run_id
+    if run_id:
+        stage.tracker.client.log_text(run_id, table, "model_comparison.md")
+    with tempfile.TemporaryDirectory() as scratch:
+        plot = plot_loss_comparison(loss_histories(stage.store, rows), Path(scratch) / "loss_comparison.png")
+        if plot is not None:
+            metadata["loss_comparison"] = png_markdown(plot, "train loss of every registered version, overlaid")
+            if run_id:
+                stage.tracker.client.log_artifact(run_id, str(plot))
+    return metadata
 
 
 def matching_drafter(store, drafter, model, log) -> tuple | None:
