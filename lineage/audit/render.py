@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from typing import Any
 
 Block = tuple
@@ -23,6 +24,8 @@ th { background: #f6f8fa; }
 tr:nth-child(even) td { background: #fbfcfd; }
 code { background: #f6f8fa; padding: 0 .2rem; border-radius: 3px; }
 .fail { color: #b42318; font-weight: 600; } .pass { color: #067647; font-weight: 600; }
+nav.toc { background: #f6f8fa; border: 1px solid #d0d7de; padding: .4rem 1rem; display: inline-block; }
+nav.toc ol { margin: .3rem 0; padding-left: 1.4rem; }
 """
 
 
@@ -67,11 +70,18 @@ def _markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def to_html(blocks: list[Block], title: str) -> str:
+    """The document as one HTML page, a table of contents (every level-2 heading) after its title."""
     body: list[str] = []
+    sections = [block[2] for block in blocks if block[0] == "h" and block[1] == 2]
+    anchors = {text: f"s{number}" for number, text in enumerate(sections, start=1)}
     for block in blocks:
         kind = block[0]
         if kind == "h":
-            body.append(f"<h{block[1]}>{html.escape(block[2])}</h{block[1]}>")
+            anchor = f' id="{anchors[block[2]]}"' if block[1] == 2 else ""
+            body.append(f"<h{block[1]}{anchor}>{html.escape(block[2])}</h{block[1]}>")
+            if block[1] == 1 and sections:
+                links = "".join(f'<li><a href="#{anchors[text]}">{html.escape(text)}</a></li>' for text in sections)
+                body.append(f'<nav class="toc"><strong>Contents</strong><ol>{links}</ol></nav>')
         elif kind == "p":
             body.append(f"<p>{_inline(block[1])}</p>")
         elif kind == "list":
@@ -95,10 +105,18 @@ def _html_table(headers: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(lines)}</tbody></table>"
 
 
+URL = re.compile(r"\bhttps?://[^\s<>\"'`]+")
+
+
 def _inline(text: str) -> str:
-    """Escaped text; `code` spans become <code>, and PASS/FAIL markers get a colour."""
+    """Escaped text; `code` spans become <code>, http(s) addresses links, PASS/FAIL markers get a colour."""
     parts = html.escape(text).split("`")
-    out = "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+    out = "".join(f"<code>{part}</code>" if i % 2 else _links(part) for i, part in enumerate(parts))
     return out.replace("**FAIL**", '<span class="fail">FAIL</span>').replace(
         "**PASS**", '<span class="pass">PASS</span>'
     )
+
+
+def _links(escaped: str) -> str:
+    """http(s) addresses in already-escaped text as links (the crawled URLs, the MLflow runs)."""
+    return URL.sub(lambda match: f'<a href="{match.group(0)}">{match.group(0)}</a>', escaped)

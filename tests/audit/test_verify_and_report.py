@@ -104,6 +104,7 @@ def test_report_files_and_valid_mlbom(lake, tmp_path):
     html = written["report.html"].read_text()
     assert html.startswith("<!DOCTYPE html>") and "<table>" in html and "https://a.example/1" not in html
     assert "<script" not in html and "http-equiv" not in html  # self-contained and inert
+    assert '<nav class="toc">' in html and 'href="#s1"' in html and '<h2 id="s1">' in html  # contents, linked
     markdown = written["report.md"].read_text()
     assert f"## token_shards/{lake.versions['shards_a']}" in markdown and "**PASS**" in markdown
 
