@@ -143,6 +143,7 @@ def produce_artifact(
 
     tags = {"lmforge.dagster_run_id": context.run_id, "lmforge.partition": partition or ""}
     tags.update({upstream_tag(ref): ref.version for ref in refs})
+    tags.update(back_links(asset, version, context.run_id))
     with tracker.run(asset=asset, version=version, tags=tags) as run_id:
         with store.stage(asset, version) as staging:
             stats = dict(build(staging.path))
@@ -237,6 +238,17 @@ def _for_people(value: Any) -> Any:
     if isinstance(value, float) and math.isfinite(value):
         return float(f"{value:.4g}")
     return value
+
+
+def back_links(asset: str, version: str, dagster_run_id: str) -> dict[str, str]:
+    """MLflow run tags that lead back: the Dagster run, the asset's page, the artifact (the run's description, which
+    MLflow renders as Markdown, holds them as links)."""
+    from lineage.settings import Settings
+
+    dagster = Settings.from_env().dagster_ui_url
+    run_url, asset_url = f"{dagster}/runs/{dagster_run_id}", f"{dagster}/assets/{asset}"
+    note = f"[Dagster run]({run_url}) · [{asset} in Dagster]({asset_url}) · [artifact]({lake_link(asset, version)})"
+    return {"lmforge.dagster_run_url": run_url, "mlflow.note.content": note}
 
 
 def lake_link(asset: str, version: str, relative: str = "") -> str:

@@ -65,6 +65,7 @@ def run_ui(dagster_port: int = 3000, mlflow_port: int = 5000) -> int:
             "DAGSTER_HOME": str(settings.dagster_home),
             "LMFORGE_MLFLOW_UI_URL": f"http://127.0.0.1:{mlflow_port}",
             "LMFORGE_LAKE_URL": lake_url or settings.lake_url,
+            "LMFORGE_DAGSTER_UI_URL": f"http://127.0.0.1:{dagster_port}",
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # MLflow 3's job workers: lmforge submits no jobs
             "LMFORGE_CRAWL_SEEDS": os.environ.get("LMFORGE_CRAWL_SEEDS", site),
             "LMFORGE_ALLOW_PRIVATE_HOSTS": os.environ.get("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1"),

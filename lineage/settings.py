@@ -26,6 +26,7 @@ class Settings:
     mlflow_artifact_root: str
     mlflow_ui_url: str
     lake_url: str  # where `lmforge ui` serves the lake read-only over http (file:// links do nothing in a browser)
+    dagster_ui_url: str  # where the Dagster UI answers: MLflow runs link back to their Dagster run and asset
     experiment: str
     model_name: str
     dagster_home: Path
@@ -42,6 +43,7 @@ class Settings:
             mlflow_artifact_root=env.get("LMFORGE_MLFLOW_ARTIFACT_ROOT") or (home / "mlflow" / "artifacts").as_uri(),
             mlflow_ui_url=env.get("LMFORGE_MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/"),
             lake_url=env.get("LMFORGE_LAKE_URL", "http://127.0.0.1:5001").rstrip("/"),
+            dagster_ui_url=env.get("LMFORGE_DAGSTER_UI_URL", "http://127.0.0.1:3000").rstrip("/"),
             experiment=env.get("LMFORGE_EXPERIMENT", "lmforge"),
             model_name=env.get("LMFORGE_MODEL_NAME", "lmforge"),
             dagster_home=Path(env.get("DAGSTER_HOME") or home / "dagster").resolve(),

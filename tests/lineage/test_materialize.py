@@ -146,6 +146,11 @@ def test_artifact_manifest_and_mlflow_run(instance, lmforge_home):
     assert mlflow_run.data.tags["lmforge.asset"] == "shout"
     assert mlflow_run.data.tags["lmforge.version"] == shout_version
     assert mlflow_run.data.tags["lmforge.upstream.words"] == words_version
+    dagster_run = mlflow_run.data.tags["lmforge.dagster_run_url"]  # and back to Dagster, one click
+    assert (
+        dagster_run.startswith(f"{settings.dagster_ui_url}/runs/")
+        and dagster_run in mlflow_run.data.tags["mlflow.note.content"]
+    )
     assert mlflow_run.data.metrics["chars"] == 11
     [dataset_input] = mlflow_run.inputs.dataset_inputs
     assert dataset_input.dataset.name == f"words@{words_version}"
