@@ -3,7 +3,7 @@ against what earlier days kept (the history index), explained; changed pages sup
 
 # No `from __future__ import annotations` in asset modules: Dagster reads config annotations at runtime.
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from assets.common import (
     Produced,
@@ -37,6 +37,7 @@ from resources.tracking import MlflowTrackingResource
 CODE_VERSION = "deduplicated_documents-2"
 HISTORY_INDEX = "deduplicated_documents"  # <store>/index/<this>/<day>/: one history part per day
 S_CURVE_FILE = "s_curve.png"
+CLUSTERS_FILE = "duplicate_clusters.parquet"
 
 DeduplicatedConfig = dagster_config(
     DedupeConfig,
@@ -148,7 +149,32 @@ def dedupe_metadata(produced: Produced) -> dict:
     }
     if produced.path is not None and (produced.path / S_CURVE_FILE).exists():
         metadata["s_curve"] = png_markdown(produced.path / S_CURVE_FILE, "P(candidate | Jaccard)")
+    if produced.path is not None and (produced.path / CLUSTERS_FILE).exists():
+        metadata["duplicate_clusters"] = clusters_table(produced.path / CLUSTERS_FILE)
     return metadata
+
+
+def clusters_table(path, limit: int = 10, examples: int = 2) -> MetadataValue:
+    """The largest duplicate clusters: kept document, how many copies were removed, how alike, which URLs."""
+    import pyarrow.parquet as pq
+
+    clusters: dict[str, list[dict]] = {}
+    for row in pq.read_table(path).to_pylist():
+        clusters.setdefault(row["cluster_id"], []).append(row)
+    if not clusters:
+        return MetadataValue.md("no duplicate cluster: every document is unique within the day")
+    lines = [
+        "| kept document | copies removed | kind | lowest Jaccard | removed, for example |",
+        "|---|---:|---|---:|---|",
+    ]
+    for cluster_id, rows in sorted(clusters.items(), key=lambda item: (-len(item[1]), item[0]))[:limit]:
+        kinds = "/".join(sorted({row["kind"] for row in rows}))
+        urls = ", ".join(str(row.get("url") or row["doc_id"]) for row in rows[:examples])
+        lowest = min(row["similarity"] for row in rows)
+        lines.append(f"| `{cluster_id[:16]}` | {len(rows)} | {kinds} | {lowest:.3f} | {urls} |")
+    if len(clusters) > limit:
+        lines.append(f"| … {len(clusters) - limit} more clusters | | | | |")
+    return MetadataValue.md("\n".join(lines))
 
 
 def _estimate(calibration: dict, name: str):

@@ -38,3 +38,19 @@ def test_failed_urls_are_grouped_by_status(tmp_path):
     table = failed_urls_table(tmp_path / write_fetch_log(rows, tmp_path)).value
     assert "| 404 (http_error) | 2 | http://s/a, http://s/b |" in table and "| timeout | 1 |" in table
     assert "http://s/ok" not in table
+
+
+def test_duplicate_clusters_show_the_largest_first(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from assets.dedupe import clusters_table
+
+    rows = [{"doc_id": f"c{i}", "cluster_id": "keepA", "representative": "keepA", "similarity": 0.9 - i / 100,
+             "kind": "near", "url": f"http://s/a{i}"} for i in range(3)]  # fmt: skip
+    rows.append({"doc_id": "d", "cluster_id": "keepB", "representative": "keepB", "similarity": 1.0, "kind": "exact",
+                 "url": "http://s/b"})  # fmt: skip
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "clusters.parquet")
+    table = clusters_table(tmp_path / "clusters.parquet").value.splitlines()
+    assert table[2].startswith("| `keepA` | 3 | near | 0.880 | http://s/a0, http://s/a1 |")
+    assert table[3].startswith("| `keepB` | 1 | exact | 1.000 |")
