@@ -91,6 +91,7 @@ def test_base_model_run_holds_one_loss_per_logged_step(instance, live):
     assert result.success
     history, ended = loss_history(result)
     assert [point.step for point in history] == [2, 4, 6]  # each logged step once
-    # Live points carry the time they were logged at, before the run ended; the end-of-run history logs time 0.
+    # Live points carry the time they were logged at, before the run ended; the end-of-run history is logged at
+    # the time it is logged (never 0, which MLflow would show as 1970).
     times = [point.timestamp for point in history]
-    assert all(0 < time < ended for time in times) if live else times == [0, 0, 0]
+    assert all(0 < time < ended for time in times) if live else all(time >= ended - 60_000 for time in times)
