@@ -142,6 +142,9 @@ def comparison_metadata(stage: Stage, manifest) -> dict:
 def matching_drafter(store, drafter, model, log) -> tuple | None:
     """(drafter GGUF, record) when the draft_model artifact was distilled from this very model, else None (logged)."""
     served = f"{model.asset}/{model.version}"
+    if drafter.stats.get("enabled") is False:
+        log.info("draft_model is disabled (enabled: false): the artifact carries no drafter")
+        return None
     if drafter.stats.get("teacher") != served:
         log.warning(f"draft_model's teacher is {drafter.stats.get('teacher')}, not {served}: no drafter is carried")
         return None

@@ -73,7 +73,7 @@ def draft_model(
     work = Settings.from_env().home / "work" / "draft_model" / stage.version(draft, upstream)
     directories = {"shards_dir": stage.file(shards), "tokenizer_dir": stage.file(trained_tokenizer),
                    "teacher_dir": str(teacher_dir), "work": work}  # fmt: skip
-    runs = draft.runs(preset_of(teacher_config), _teacher_preset(stage, teacher), directories)
+    runs = draft.runs(preset_of(teacher_config), _teacher_preset(stage, teacher), directories) if draft.enabled else {}
 
     def launch(run) -> dict:
         stats, _ = training_launcher.run_training(
@@ -82,6 +82,8 @@ def draft_model(
         return stats
 
     def build(directory):
+        if not draft.enabled:  # an artifact that says so: serving_model then carries no drafter
+            return {"teacher": f"{teacher.asset}/{teacher.version}", "enabled": False}
         instruction_shards, rows = None, []
         if draft.instruction_steps:
             rows = read_rows(stage.store, instructions, TRAIN)
@@ -120,6 +122,8 @@ def draft_model(
     produced = stage.produce(draft, upstream, build, log_files=(*RUN_OUTPUTS, DRAFTER_GGUF))
     if not produced.reused and produced.path is not None and produced.manifest.mlflow_run_id:
         stage.tracker.log_history_file(produced.manifest.mlflow_run_id, produced.path / METRICS_FILE)
+    if produced.manifest.stats.get("enabled") is False:
+        return materialize_result(produced, {"teacher": produced.manifest.stats["teacher"], "drafter": "disabled"})
     metadata = key_numbers(produced.manifest.stats, STAT_KEYS)
     metadata["teacher"] = produced.manifest.stats["teacher"]
     if produced.path is not None and (produced.path / LOSS_CURVE_FILE).exists():

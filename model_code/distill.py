@@ -172,6 +172,7 @@ def _model(model_or_dir):
 class DraftConfig:
     """How a drafter is distilled from the serving model. Invalid values raise ValueError naming the field."""
 
+    enabled: bool = True  # False: no drafter is trained (hosts where speculation does not pay); serving plainly
     draft_fraction: float = 0.25  # the drafter's parameters / the teacher's
     draft_layers: int = 0  # the drafter's layers (0: chosen with draft_hidden to meet draft_fraction)
     draft_hidden: int = 0  # the drafter's width (0: chosen)

@@ -34,6 +34,7 @@ def new_pages(night: int) -> list[str]:
 def tick(instance, site: str, tmp_path, night: int):
     """The nightly schedule's run request for `night`, executed; the site's seeds are every page so far."""
     config = nightly_config(site, TRAINED, gate=LENIENT_GATE)
+    config["ops"]["draft_model"] = {"config": {"enabled": False}}  # drafting is the lifecycle test's subject
     seeds = [site, *(f"{site}extra{i}.html" for i in range(EXTRA_PAGES))]
     seeds += [f"{site}{name}" for n in range(2, night + 1) for name in new_pages(n)]
     config["ops"]["raw_crawl"]["config"]["seeds"] = seeds

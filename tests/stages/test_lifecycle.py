@@ -27,7 +27,9 @@ SITE_PORT, EXTRA_PAGES = 18643, 8
 TRAINED, UNTRAINED = 3e-3, 1e-9  # base model learning rates: a trained model, and one that stays at its random init
 
 
-def nightly_config(site: str, learning_rate: float, filters: dict | None = None, gate: dict | None = None) -> dict:
+def nightly_config(
+    site: str, learning_rate: float, filters: dict | None = None, gate: dict | None = None, draft: bool = True
+) -> dict:
     """Everything small: the point is the wiring, not the model."""
     return {
         "ops": {
@@ -65,6 +67,7 @@ def nightly_config(site: str, learning_rate: float, filters: dict | None = None,
                     "micro_batch_size": 2,
                     "acceptance_prompts": 2,
                     "acceptance_tokens": 8,
+                    "enabled": draft,
                 }  # fmt: skip
             },
             "serving_model": {"config": gate or {}},
@@ -94,10 +97,10 @@ def world(lmforge_home, tmp_path, monkeypatch):
         yield found
 
 
-def tick(instance, site: str, tmp_path, learning_rate: float = TRAINED, filters: dict | None = None, gate=None):
+def tick(instance, site: str, tmp_path, learning_rate=TRAINED, filters: dict | None = None, gate=None, draft=True):
     """Evaluate the nightly schedule for PARTITION's night and execute its run request."""
     config_file = tmp_path / "nightly.yaml"
-    config_file.write_text(yaml.safe_dump(nightly_config(site, learning_rate, filters, gate)))
+    config_file.write_text(yaml.safe_dump(nightly_config(site, learning_rate, filters, gate, draft)))
     schedule = defs.get_schedule_def("nightly_retrain")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LMFORGE_NIGHTLY_CONFIG", str(config_file))
@@ -156,7 +159,7 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     # Another model, and a gate it cannot pass (on a corpus this small held-out perplexity cannot rank models:
     # a demand of zero quantization divergence fails for certain, and shows the champion staying).
     strict = {"metrics": ["perplexity", "quant_kl"], "max_quant_kl": 0.0}
-    worse = tick(instance, site, tmp_path, UNTRAINED, gate=strict)
+    worse = tick(instance, site, tmp_path, UNTRAINED, gate=strict, draft=False)  # and no drafter for it
     assert not worse.success  # the blocking promotion_gate check fails, so nothing downstream of it runs
     challenger = registry.by_alias("challenger")
     assert challenger.version != champion.version and challenger.gate == "failed"
@@ -179,7 +182,7 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     _opt_out_flags_the_champion(instance, site, tmp_path)
 
     # One filter threshold changed: everything upstream of the filter is reused, everything downstream rebuilt.
-    changed = materialized(tick(instance, site, tmp_path, filters={"gopher_min_words": 49}))
+    changed = materialized(tick(instance, site, tmp_path, filters={"gopher_min_words": 49}, draft=False))
     upstream = ("quality_classifier", "raw_crawl", "documents", "deduplicated_documents")
     assert all(changed[name]["reused"] for name in upstream)
     rebuilt = ("filtered_documents", "training_corpus", "token_shards", "shard_set", "base_model", "sft_model")
@@ -280,6 +283,7 @@ def _serve_and_roll_back(registry, champion, challenger):
         process.wait(timeout=60)
     said = process.stdout.read().decode()
     assert f"v{champion.version} decodes speculatively with its drafter" in said, said
+    assert f"v{challenger.version} carries no drafter: serving it without speculative decoding" in said
     assert main(["serving-report"]) == 0
     assert main(["serve", "--alias", "staging"]) == 2  # an alias that does not exist: listed, refused
 
