@@ -70,11 +70,9 @@ def build_shards_for(corpus: Path, tokenizer_dir: Path, out_dir: Path) -> Path:
 
 def prompts_of(shards: Path, hf_dir: Path, count: int) -> list[list[int]]:
     """`count` prompts of PROMPT_TOKENS real validation tokens each."""
-    from data_code.tokenizer.fingerprint import tokenizer_fingerprint
-    from model_code.export.quality import validation_windows
+    from model_code.export.quality import held_out_prompts
 
-    windows = validation_windows(shards, count * SEQ_LEN, SEQ_LEN, tokenizer_fingerprint(hf_dir))
-    return [window[:PROMPT_TOKENS].tolist() for window in windows[:count]]
+    return held_out_prompts(shards, hf_dir, count, PROMPT_TOKENS, window=SEQ_LEN)
 
 
 def hf_engine(hf_dir: Path):

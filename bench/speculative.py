@@ -70,14 +70,6 @@ def train_models(root: Path, preset: str, steps: int, draft_steps: int, fraction
     }
 
 
-def held_out_prompts(shards: Path, hf_dir: Path, count: int) -> list[list[int]]:
-    from data_code.tokenizer.fingerprint import tokenizer_fingerprint
-    from model_code.export.quality import validation_windows
-
-    windows = validation_windows(shards, count * SEQ_LEN, SEQ_LEN, tokenizer_fingerprint(hf_dir))
-    return [window[:PROMPT_TOKENS].tolist() for window in windows[:count]]
-
-
 def decode(gguf: Path, prompts: list[list[int]], new_tokens: int, threads: int, draft=None, draft_max=4) -> dict:
     """Greedy decoding of every prompt on a real server process: tokens, decode tokens/s, server draft counts."""
     import httpx
@@ -129,11 +121,12 @@ def main() -> dict:
     args = parser.parse_args()
     from model_code.distill import greedy_acceptance
     from model_code.export.gguf import write_gguf
+    from model_code.export.quality import held_out_prompts
 
     steps, draft_steps, prompt_count, new_tokens = (60, 60, 4, 64) if args.quick else (300, 300, 8, 128)
     work = Path(tempfile.mkdtemp(prefix="lmforge-speculative-"))
     models = train_models(work, args.preset, steps, draft_steps, args.draft_fraction)
-    prompts = held_out_prompts(models["shards"], models["target"], prompt_count)
+    prompts = held_out_prompts(models["shards"], models["target"], prompt_count, PROMPT_TOKENS, window=SEQ_LEN)
     acceptance = {name: greedy_acceptance(models["target"], models[name], prompts, new_tokens=32)["acceptance"]
                   for name in ("distilled", "undistilled")}  # fmt: skip
     ggufs = {name: Path(write_gguf(models[name], work / f"{name}-Q8_0.gguf", "Q8_0")["path"])

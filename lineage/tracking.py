@@ -100,8 +100,7 @@ class Tracker:
         now, last = _now_ms(), manifest.stats.get("steps")
         step = last if isinstance(last, int) and not isinstance(last, bool) else 0
         metrics = [Metric(key, value, now, step) for key, value in flatten_metrics(manifest.stats).items()]
-        logged = {(m.key, m.step, m.value) for m in self.client.get_run(run_id).data._metric_objs}  # live history
-        metrics = [m for m in metrics if (m.key, m.step, m.value) not in logged]
+        metrics = self._not_yet_logged(run_id, metrics)  # a live history may hold the final point already
         tags = [RunTag(f"{TAG_PREFIX}uri", manifest.uri), RunTag(f"{TAG_PREFIX}code_version", manifest.code_version)]
         tags.append(RunTag(f"{TAG_PREFIX}complete", "true"))  # the artifact was published: this run made it
         self.client.log_batch(run_id, metrics=metrics[:MAX_METRICS], params=params, tags=tags)
@@ -135,11 +134,14 @@ class Tracker:
             and not isinstance(value, bool)
             and not (isinstance(value, float) and math.isnan(value))
         ]
-        # The summary already logged a run's final numbers at its last step: the same point is not logged twice.
-        logged = {(m.key, m.step, m.value) for m in self.client.get_run(run_id).data._metric_objs}
-        metrics = [m for m in metrics if (m.key, m.step, m.value) not in logged]
+        metrics = self._not_yet_logged(run_id, metrics)  # the summary logged the final point at the last step
         for start in range(0, len(metrics), 1000):  # MLflow accepts at most 1000 metrics per batch
             self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+    def _not_yet_logged(self, run_id: str, metrics: list[Metric]) -> list[Metric]:
+        """`metrics` without the points (key, step, value) the run holds already: none is charted twice."""
+        logged = {(m.key, m.step, m.value) for m in self.client.get_run(run_id).data._metric_objs}
+        return [m for m in metrics if (m.key, m.step, m.value) not in logged]
 
     def log_history_file(self, run_id: str, path: Path, after_step: int = 0) -> None:
         """log_history of a metrics.jsonl file's records with a step after `after_step` (a missing file: none)."""

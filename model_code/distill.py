@@ -228,14 +228,9 @@ class DraftConfig:
 
 def measure_drafters(teacher_dir, drafters: dict, shards_dir, config: DraftConfig) -> dict:
     """{name: greedy_acceptance(...)} of each drafter (name -> HF dir) on the same held-out prompts."""
-    from data_code.tokenizer.fingerprint import tokenizer_fingerprint
-    from model_code.export.quality import validation_windows
+    from model_code.export.quality import held_out_prompts
 
-    length = config.prompt_tokens
-    windows = validation_windows(
-        shards_dir, config.acceptance_prompts * length, length, tokenizer_fingerprint(teacher_dir)
-    )
-    prompts = [window[:length].tolist() for window in windows[: config.acceptance_prompts]]
+    prompts = held_out_prompts(shards_dir, teacher_dir, config.acceptance_prompts, config.prompt_tokens)
     teacher = _model(teacher_dir)
     return {
         name: greedy_acceptance(teacher, path, prompts, config.acceptance_tokens) for name, path in drafters.items()

@@ -48,6 +48,16 @@ def validation_windows(shards_dir: str | Path, max_tokens: int, seq_len: int, ex
     return np.stack([tokens[w * seq_len : (w + 1) * seq_len + 1] for w in range(windows)]).astype(np.int64)
 
 
+def held_out_prompts(
+    shards_dir: str | Path, model_dir: str | Path, count: int, length: int, window: int | None = None
+) -> list[list[int]]:
+    """`count` prompts of the first `length` tokens of consecutive validation windows of `window` tokens (default
+    `length`): real held-out text, checked against the tokenizer of the model in `model_dir`."""
+    window = window or length
+    windows = validation_windows(shards_dir, count * window, window, tokenizer_fingerprint(model_dir))
+    return [tokens[:length].tolist() for tokens in windows[:count]]
+
+
 def _readable(shards_dir, entry: dict, index: dict, manifest: dict) -> np.ndarray:
     """A shard's tokens without the rows a shard set excludes and without its <|pad|> tail."""
     rows = open_shard(shards_dir, entry, index, manifest, sha256=False).reshape(-1, index["row_tokens"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from model_code.distill import greedy_acceptance, parameters_of, preset_of, student_overrides
-from model_code.export.quality import validation_windows
+from model_code.export.quality import held_out_prompts
 from model_code.presets import gpt2_124m, tiny
 from model_code.pretrain import train
 
@@ -28,13 +28,6 @@ def teacher_dir(tmp_path_factory, shards_dir, tokenizer_dir):
     dirs = {"shards_dir": str(shards_dir), "tokenizer_dir": str(tokenizer_dir), "output_dir": str(out)}
     config = PretrainConfig(**{**TINY, **fields, **dirs})
     return Path(train(config)["model_dir"])
-
-
-def held_out_prompts(shards_dir, teacher_dir, count=6, length=16) -> list[list[int]]:
-    from data_code.tokenizer.fingerprint import tokenizer_fingerprint
-
-    windows = validation_windows(shards_dir, 4096, 63, tokenizer_fingerprint(teacher_dir))
-    return [window[:length].tolist() for window in windows[:count]]
 
 
 def test_a_student_has_about_a_quarter_of_the_teachers_parameters():
@@ -64,7 +57,7 @@ def test_distillation_beats_training_from_scratch_on_acceptance(make_config, tea
         == scratch["parameters"]
         < 0.5 * parameters_of(preset_of(json.loads((teacher / "config.json").read_text())))
     )
-    prompts = held_out_prompts(shards_dir, teacher, count=8)
+    prompts = held_out_prompts(shards_dir, teacher, 8, 16, window=63)
     ours = greedy_acceptance(teacher, distilled["model_dir"], prompts, new_tokens=16)
     theirs = greedy_acceptance(teacher, scratch["model_dir"], prompts, new_tokens=16)
     assert ours["positions"] == theirs["positions"] == 8 * 16
