@@ -39,6 +39,8 @@ def demo_run_config(seed_url: str, max_pages: int) -> dict:
             "sft_model": {"config": {"max_steps": 60, "learning_rate": 3e-3, "max_length": 256}},
             "dpo_model": {"config": {"max_steps": 60, "learning_rate": 2e-3, "max_length": 256}},
             "model_evaluation": {"config": {"eval_tokens": 8192, "task_examples": 100, "task_limit": 50}},
+            # The drafter and its undistilled twin, sized for the tiny model: four launches, not minutes of them.
+            "draft_model": {"config": {"max_steps": 100, "instruction_steps": 20}},
         },
     }
 
