@@ -16,43 +16,17 @@ import time
 from cli.demo_site import demo_site
 from cli.runner import execute_job, prepare_environment
 from lineage.settings import Settings
+from pipelines.presets import DEMO_MAX_PAGES, demo_run_config
 
 
-def demo_run_config(seed_url: str, max_pages: int) -> dict:
-    """The whole lifecycle on the tiny preset: sized so that `make demo` ends in minutes on two cores."""
-    return {
-        "ops": {
-            # The demo site is our own process on loopback, so it can take a brisker pace than a stranger's site.
-            "raw_crawl": {
-                "config": {
-                    "seeds": [seed_url],
-                    "max_pages": max_pages,
-                    "max_depth": 3,
-                    "requests_per_second_per_host": 25,
-                }
-            },
-            "documents": {"config": {}},
-            "base_model": {"config": {"preset": "tiny", "max_steps": 300}},
-            "instruction_data": {"config": {"max_examples": 400}},
-            "preference_data": {"config": {"max_examples": 400}},
-            # LoRA on a 0.4M-parameter model needs a larger step than the defaults (sized for real models) to move.
-            "sft_model": {"config": {"max_steps": 60, "learning_rate": 3e-3, "max_length": 256}},
-            "dpo_model": {"config": {"max_steps": 60, "learning_rate": 2e-3, "max_length": 256}},
-            "model_evaluation": {"config": {"eval_tokens": 8192, "task_examples": 100, "task_limit": 50}},
-            # The drafter and its undistilled twin, sized for the tiny model: four launches, not minutes of them.
-            "draft_model": {"config": {"max_steps": 100, "instruction_steps": 20}},
-        },
-    }
-
-
-def run_demo(max_pages: int = 400, partition: str | None = None) -> int:
+def run_demo(max_pages: int = DEMO_MAX_PAGES, partition: str | None = None) -> int:
     settings = Settings.from_env()
     prepare_environment(settings)
     os.environ.setdefault("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")  # the demo site is on loopback
     started = time.perf_counter()
     with demo_site() as (site, description):
         print(f"demo: crawling {site} ({description}), then the whole lifecycle; one line per asset as it completes")
-        result, log_path = execute_job("full_lifecycle", demo_run_config(site, max_pages), partition)
+        result, log_path = execute_job("full_lifecycle", demo_run_config([site], max_pages), partition)
     print(f"  full log: {log_path} (and the run in the Dagster UI: make ui)")
     if not result.success:
         gate = [e for e in result.get_asset_check_evaluations() if e.check_name == "promotion_gate" and not e.passed]

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from data_code.document import SPLITS, TRAIN
 from lineage.settings import Settings, prepare_home
+from pipelines.presets import DEMO_MAX_PAGES
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -290,7 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("init", help="prepare $LMFORGE_HOME").set_defaults(func=_init)
     demo = commands.add_parser("demo", help="run the lifecycle on embedded defaults against a local site")
-    demo.add_argument("--max-pages", type=int, default=400)
+    demo.add_argument(
+        "--max-pages",
+        type=int,
+        default=DEMO_MAX_PAGES,
+        help="pages to crawl (other than the "
+        f"default {DEMO_MAX_PAGES}, the Launchpad's preset no longer builds the same versions)",
+    )
     demo.add_argument("--partition", help="crawl date YYYY-MM-DD (default: today, UTC)")
     demo.set_defaults(func=_demo)
     run = commands.add_parser("run", help="run a job (full_lifecycle, data_refresh, retrain...) with a YAML config")

@@ -5,6 +5,10 @@
 The console gets one line per asset as it completes (what it is, its version, its key numbers, its time) and one
 per failure; every event of the run, training log lines included, goes to $LMFORGE_HOME/logs/<job>-<run id>.log
 and to the Dagster UI, where the run shows like any other.
+
+The run is created with the code location of workspace.yaml as its origin, exactly as the web UI creates one, and
+then executed here (in this process, its steps in process): so it is listed on its job's page and on the timeline,
+and "Re-execute" in the UI launches it again through the instance's run launcher.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from cli.recovery import process_tags, recover_dead_runs
 from lineage.identity import VERSION_KEY
 from lineage.settings import Settings, prepare_home
 from lineage.tracking import Tracker
+
+REPO = Path(__file__).resolve().parent.parent
+WORKSPACE = REPO / "workspace.yaml"
+DEFINITIONS_MODULE = "pipelines.definitions"
 
 # Numbers worth a glance on the console, per asset, in this order (the UI has them all).
 KEY_NUMBERS = (
@@ -98,9 +106,10 @@ def load_run_config(path: str | None) -> dict[str, Any]:
 def execute_job(job_name: str, run_config: dict[str, Any], partition: str | None, *, out: Callable | None = None):
     """Execute `job_name` for `partition` (today, UTC, when the job is partitioned and none is given); prints one
     line per completed asset (to `out`, default the console). Everything else this process and the training
-    processes write — library warnings, progress bars — goes to the log file. Returns (ExecuteInProcessResult,
-    path of the full log)."""
+    processes write — library warnings, progress bars — goes to the log file. Returns (JobExecutionResult, path of
+    the full log)."""
     from dagster import DagsterInstance
+    from dagster._core.execution.api import execute_run
 
     from pipelines.definitions import defs
 
@@ -119,22 +128,61 @@ def execute_job(job_name: str, run_config: dict[str, Any], partition: str | None
     elif partition is not None:
         raise ValueError(f"job {job_name} is not partitioned: drop --partition")
     settings = Settings.from_env()
+    config = {**run_config, "loggers": run_config.get("loggers") or QUIET_CONSOLE}
+    config.setdefault("execution", IN_PROCESS)  # steps in this process: one model in memory, one log, one console
     run_id = str(uuid.uuid4())
     log_path = settings.home / "logs" / f"{job_name}-{run_id}.log"
-    config = {**run_config, "loggers": run_config.get("loggers") or QUIET_CONSOLE}
     with DagsterInstance.get() as instance, console_and_log(log_path) as console:
         out = out or console
         recover_dead_runs(instance, Tracker.from_settings(settings), out=out)  # a killed run never blocks this one
+        run = create_run(instance, job_name, config, partition, run_id)
         with Progress(instance, run_id, log_path, out):
-            result = job.execute_in_process(
-                run_config=config,
-                instance=instance,
-                partition_key=partition,
-                run_id=run_id,
-                tags=process_tags(),
-                raise_on_error=False,
-            )
+            result = execute_run(reconstructable_job(job_name), run, instance, raise_on_error=False)
     return result, log_path
+
+
+IN_PROCESS = {"config": {"in_process": {}}}
+
+
+def reconstructable_job(job_name: str):
+    """The job as Dagster reloads it in another process (a run worker, a re-execution)."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    repository = ReconstructableRepository.for_module(DEFINITIONS_MODULE, "defs", working_directory=str(REPO))
+    return repository.get_reconstructable_job(job_name)
+
+
+def remote_origin(job_name: str):
+    """The job's origin in workspace.yaml's code location: what the web UI files its runs under."""
+    from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.workspace.load import location_origins_from_yaml_paths
+
+    [location] = location_origins_from_yaml_paths([str(WORKSPACE)])
+    return RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLE_REPOSITORY), job_name)
+
+
+SINGLE_REPOSITORY = "__repository__"  # the repository name Dagster gives a module's Definitions
+
+
+def create_run(instance, job_name: str, run_config: dict[str, Any], partition: str | None, run_id: str):
+    """A NOT_STARTED run of `job_name` with workspace.yaml's code-location origin, tagged with this process (so that
+    a dead one is recovered) and its partition. Raises DagsterInvalidConfigError for a run config that does not
+    fit the job, before anything runs."""
+    from dagster._core.execution.api import create_execution_plan
+    from dagster._core.storage.tags import PARTITION_NAME_TAG
+
+    job = reconstructable_job(job_name)
+    tags = {**process_tags(), **({PARTITION_NAME_TAG: partition} if partition else {})}
+    plan = create_execution_plan(job, run_config=run_config, instance_ref=instance.get_ref(), tags=tags)
+    return instance.create_run_for_job(
+        job_def=job.get_definition(),
+        execution_plan=plan,
+        run_id=run_id,
+        run_config=run_config,
+        tags=tags,
+        remote_job_origin=remote_origin(job_name),
+        job_code_origin=job.get_python_origin(),
+    )
 
 
 @contextmanager

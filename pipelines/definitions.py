@@ -27,6 +27,7 @@ from pipelines.automation import (
     build_warc_inbox_sensor,
     run_failure_alert,
 )
+from pipelines.presets import job_config
 from resources.http import HttpFetcherResource
 from resources.lake import ArtifactStoreResource
 from resources.launcher import TrainingLauncherResource
@@ -49,6 +50,12 @@ MODEL_ASSETS = [
     audit_report,
 ]
 ALL_ASSETS = [quality_classifier, *DAY_ASSETS, *CORPUS_ASSETS, *MODEL_ASSETS]
+DATA_ASSETS = [quality_classifier, *DAY_ASSETS, *CORPUS_ASSETS]
+
+
+def _names(assets) -> set[str]:
+    return {key.to_user_string() for asset in assets for key in asset.keys}
+
 
 full_lifecycle = define_asset_job(
     "full_lifecycle",
@@ -57,15 +64,19 @@ full_lifecycle = define_asset_job(
     description="One day end to end: crawl → dedupe (within the day and against history) → filter that day, then "
     "corpus → tokenizer (frozen) → the day's shards → shard set → pretrain → SFT → DPO → drafter, quantize → "
     "evaluate → gate → deploy → audit. Unchanged artifacts are reused, not rebuilt.",
+    # The Launchpad opens with the demo's config (pipelines/presets.py): a run from the UI builds what `make demo`
+    # builds. A partitioned job's config applies only when a run brings none (a schedule's, a CLI's replaces it).
+    config=job_config(_names(ALL_ASSETS)),
 )
 data_refresh = define_asset_job(
     "data_refresh",
-    selection=AssetSelection.assets(quality_classifier, *DAY_ASSETS, *CORPUS_ASSETS),
+    selection=AssetSelection.assets(*DATA_ASSETS),
     partitions_def=daily_partitions,
     description="One crawl day's data: crawl (or ingest WARC files), extract, deduplicate against the day and the "
     "history, filter (blocking contract), then the corpus manifest, the frozen tokenizer, the day's token shards and "
     "the shard set training reads. The quality classifier the filter uses is trained first when it does not exist "
     "yet, and reused otherwise.",
+    config=job_config(_names(DATA_ASSETS)),
 )
 retrain = define_asset_job(
     "retrain",

@@ -59,6 +59,10 @@ def test_data_refresh_runs_on_a_fresh_home_with_one_line_per_asset(lmforge_home,
         [run] = instance.get_runs()
         assert run.status == DagsterRunStatus.SUCCESS and run.tags[PID_TAG] and run.tags[HOST_TAG]
         assert run.tags["dagster/partition"] == DAY
+        # Filed under workspace.yaml's code location, as the UI files its own runs: its job page lists it and
+        # "Re-execute" works (tests/browser/test_rerun_from_ui.py re-executes one).
+        assert run.remote_job_origin.location_name == "definitions.py"
+        assert run.remote_job_origin.job_name == "data_refresh"
 
 
 @pytest.mark.parametrize(
