@@ -30,7 +30,7 @@ from dagster import (
 )
 from pydantic import Field, create_model
 
-from lineage.identity import VERSION_KEY, compute_version, config_fields, versioned_fields
+from lineage.identity import VERSION_KEY, changed_fields, compute_version, config_fields, versioned_fields
 from lineage.manifest import Manifest, UpstreamRef, git_commit, package_versions
 from lineage.store import ArtifactStore
 from lineage.tracking import Tracker, upstream_tag
@@ -164,7 +164,7 @@ def produce_artifact(
             )
             tracker.log_files(run_id, staging.path, [name for name in log_files if (staging.path / name).exists()])
             manifest = store.commit(staging, manifest)
-        tracker.record(run_id, manifest, upstream)
+        tracker.record(run_id, manifest, upstream, changed_fields(config))
     context.log.info(f"{asset}@{version} written to {manifest.uri}")
     return Produced(manifest, False, tracker.run_url(run_id), _local(store, asset, version))
 
@@ -215,7 +215,7 @@ def materialize_result(
     manifest = produced.manifest
     lineage = {
         VERSION_KEY: manifest.version,
-        "uri": MetadataValue.url(manifest.uri) if manifest.uri.startswith("file:") else manifest.uri,
+        "uri": manifest.uri,  # text, not a link: a browser opens no file:// link from an http page ("browse" does)
         "reused": produced.reused,
         "code_version": manifest.code_version,
         "upstream": MetadataValue.json([dataclasses.asdict(ref) for ref in manifest.upstream]),

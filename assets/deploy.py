@@ -40,6 +40,7 @@ from assets.quantize import quantized_model
 from assets.tokens import tokenizer
 from lineage.promotion import deploy_and_gate
 from lineage.registry import Registry
+from lineage.settings import Settings
 from model_code.deploy import HF_DIR, SUMS_FILE, assemble_serving_artifact, gguf_name, gguf_path
 from model_code.gate import GateConfig
 from resources.lake import ArtifactStoreResource
@@ -246,6 +247,10 @@ def audit_report(
         registry.client.set_model_version_tag(
             registry.name, registered.version, "lmforge.audit_report_link", report_link
         )
+        links = {"audit report": report_link, "serving artifact": lake_link(serving.asset, serving.version)}
+        if serving.dagster_run_id:
+            links["Dagster run"] = f"{Settings.from_env().dagster_ui_url}/runs/{serving.dagster_run_id}"
+        registry.describe(registered.version, links)
     stats = produced.manifest.stats
     metadata = {"verified": stats["verified"], "artifacts_audited": stats["artifacts"]}
     return materialize_result(produced, {**metadata, "report": MetadataValue.url(report_link)})

@@ -10,6 +10,7 @@ from assets.partitions import daily_partitions
 from data_code.document import DOCUMENTS_FILE, REJECTIONS_FILE
 from data_code.extract import ExtractConfig, extract_to_parquet
 from resources.lake import ArtifactStoreResource
+from resources.spark import SparkResource
 from resources.tracking import MlflowTrackingResource
 
 CODE_VERSION = "documents-1"
@@ -30,6 +31,7 @@ def documents(
     config: DocumentsConfig,
     artifact_store: ArtifactStoreResource,
     mlflow_tracking: MlflowTrackingResource,
+    spark: SparkResource,
 ) -> MaterializeResult:
     """Extract titles and main text from the day's WARC files; every dropped record is a rejection row."""
     stage = Stage.of(context, artifact_store, mlflow_tracking, CODE_VERSION)
@@ -38,8 +40,9 @@ def documents(
     warcs = [stage.file(crawl, entry.path) for entry in crawl.files if entry.path.endswith((".warc.gz", ".warc"))]
 
     def build(directory):
+        session = spark.session() if extract_config.engine == "spark" else None  # engine: spark, a task per file
         return extract_to_parquet(
-            warcs, str(directory / DOCUMENTS_FILE), str(directory / REJECTIONS_FILE), extract_config
+            warcs, str(directory / DOCUMENTS_FILE), str(directory / REJECTIONS_FILE), extract_config, spark=session
         ).as_stats()
 
     produced = stage.produce(extract_config, [crawl], build)
@@ -57,7 +60,8 @@ def documents_metadata(produced: Produced) -> dict:
         "documents": stats["documents"],
         "rejected": stats["rejected"],
         "characters": stats["chars"],
-        "engine": stats["engine"],
+        "extractor": stats.get("extractor", stats["engine"]),  # artifacts made before: `engine` named the extractor
+        "engine": stats["engine"] if "extractor" in stats else "local",
         "rejections_by_reason": count_table(stats["rejections_by_reason"], "reason"),
         "domains": count_table(stats["domains"], "domain"),
         "languages": count_table(stats["languages"], "language"),

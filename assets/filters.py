@@ -34,6 +34,7 @@ from data_code.filters.stage import filter_documents
 from data_code.funnel import FunnelStep, funnel_markdown, write_funnel
 from lineage.optout import optout_digest, optout_path
 from resources.lake import ArtifactStoreResource
+from resources.spark import SparkResource
 from resources.tracking import MlflowTrackingResource
 
 CLASSIFIER_CODE_VERSION = "quality_classifier-1"
@@ -129,6 +130,7 @@ def filtered_documents(
     config: FilteredConfig,
     artifact_store: ArtifactStoreResource,
     mlflow_tracking: MlflowTrackingResource,
+    spark: SparkResource,
 ) -> MaterializeResult:
     """Opt-out/licence policy, blocklist, language ID, Gopher, C4, FineWeb, quality classifier, PII redaction."""
     stage = Stage.of(context, artifact_store, mlflow_tracking, FILTERED_CODE_VERSION)
@@ -146,7 +148,10 @@ def filtered_documents(
 
     def build(directory):
         documents = stage.file(dedupe, DOCUMENTS_FILE)
-        stats = filter_documents(documents, directory, filter_config, quality_model_path=model_path).as_stats()
+        session = spark.session() if filter_config.engine == "spark" else None  # engine: spark, mapInArrow
+        stats = filter_documents(
+            documents, directory, filter_config, quality_model_path=model_path, spark=session
+        ).as_stats()
         write_funnel(funnel_steps(dedupe.stats, stats), directory)
         result = validate_corpus(str(directory / DOCUMENTS_FILE), contract)
         (directory / "validation.json").write_text(result.to_json())

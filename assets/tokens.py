@@ -40,6 +40,7 @@ from data_code.tokenizer import TokenizerConfig, train_tokenizer
 from lineage.identity import VERSION_KEY, versioned_fields
 from lineage.manifest import Manifest
 from resources.lake import ArtifactStoreResource
+from resources.spark import SparkResource
 from resources.tracking import MlflowTrackingResource
 
 TOKENIZER_CODE_VERSION = "tokenizer-1"
@@ -176,6 +177,7 @@ def token_shards(
     config: TokenShardsConfig,
     artifact_store: ArtifactStoreResource,
     mlflow_tracking: MlflowTrackingResource,
+    spark: SparkResource,
 ) -> MaterializeResult:
     """The day's new and superseding documents only: tokenized on all cores, EOS per document, packed to seq_len,
     split by document, mixed, shuffled."""
@@ -186,7 +188,8 @@ def token_shards(
 
     def build(directory):
         documents = stage.file(day, DOCUMENTS_FILE)
-        stats = build_shards(documents, stage.file(trained), directory, shard_config, allow_empty=True)
+        session = spark.session() if shard_config.engine == "spark" else None  # engine: spark, mapInArrow
+        stats = build_shards(documents, stage.file(trained), directory, shard_config, allow_empty=True, spark=session)
         return {**stats, "checks": run_checks(SHARD_CHECKS, directory)}
 
     produced = stage.produce(shard_config, [day, trained], build, log_files=("index.json", "shards.json"))

@@ -173,7 +173,7 @@ def _time_pipeline(engine: str, warcs: list[str], workdir: str) -> dict:
     from data_code.extract import ExtractConfig, extract_to_parquet
 
     documents, rejections = os.path.join(workdir, f"{engine}.parquet"), os.path.join(workdir, f"{engine}-rej.parquet")
-    stats = extract_to_parquet(warcs, documents, rejections, ExtractConfig(engine=engine, workers=1))
+    stats = extract_to_parquet(warcs, documents, rejections, ExtractConfig(extractor=engine, workers=1))
     return {
         "pipeline_docs_per_s": round(stats.records_read / stats.elapsed_s, 1),
         "pipeline_documents": stats.documents,

@@ -49,6 +49,16 @@ def lake_server(directory: Path, port: int) -> Iterator[str]:
         server.server_close()
 
 
+def _runs_view(settings: Settings, port: int) -> str:
+    """'  (runs: <the experiment's runs page, model-training view>)' once the experiment exists, else ''."""
+    from mlflow.tracking import MlflowClient
+
+    from lineage.tracking import experiment_page
+
+    found = MlflowClient(settings.tracking_uri).get_experiment_by_name(settings.experiment)
+    return f"  (runs: {experiment_page(f'http://127.0.0.1:{port}', found.experiment_id)})" if found else ""
+
+
 def run_ui(dagster_port: int = 3000, mlflow_port: int = 5000) -> int:
     settings = Settings.from_env()
     prepare_home(settings)
@@ -75,11 +85,12 @@ def run_ui(dagster_port: int = 3000, mlflow_port: int = 5000) -> int:
         mlflow = [str(bin_dir / "mlflow"), "ui", "--backend-store-uri", settings.tracking_uri]
         mlflow += ["--default-artifact-root", settings.mlflow_artifact_root, "--host", "127.0.0.1"]
         mlflow += ["--port", str(mlflow_port)]
+        runs_view = _runs_view(settings, mlflow_port)  # before the MLflow server: one process sets up its store
         processes = [
             subprocess.Popen(command, env=env, cwd=REPO, start_new_session=True) for command in (dagster, mlflow)
         ]
         print(f"Dagster UI  http://127.0.0.1:{dagster_port}")
-        print(f"MLflow UI   http://127.0.0.1:{mlflow_port}")
+        print(f"MLflow UI   http://127.0.0.1:{mlflow_port}{runs_view}")
         print(f"demo site   {site}  (default seed of raw_crawl)")
         if lake_url:
             print(f"artifacts   {lake_url}  (the lake, read-only: every artifact link of both UIs)")

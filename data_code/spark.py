@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from functools import partial
 
 INSTALL_JAVA_HINT = "Spark needs a Java 17 runtime: apt-get install -y openjdk-17-jre-headless (or set JAVA_HOME)"
 
@@ -53,6 +55,7 @@ def build_spark_session(
     master is local or on 127.0.0.1. `extra_conf` entries override these defaults. Returns the session.
     """
     java_executable()  # fail here with an install hint, not deep inside py4j with "Java gateway exited"
+    check_master_reachable(master)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
@@ -88,3 +91,77 @@ def build_spark_session(
         )
     session.sparkContext.setLogLevel("WARN")
     return session
+
+
+def check_master_reachable(master: str, timeout_s: float = 5.0) -> None:
+    """For a standalone master (spark://host:port[,host:port]): RuntimeError naming the URL when none of its
+    addresses accepts a connection. Checked before the session starts, so an unreachable cluster fails at once,
+    before any work, instead of after Spark's minute of retries."""
+    if not master.startswith("spark://"):
+        return
+    import socket
+
+    errors = []
+    for address in master.removeprefix("spark://").split(","):
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=timeout_s):
+                return
+        except (OSError, ValueError) as error:
+            errors.append(f"{address}: {error}")
+    raise RuntimeError(f"Spark master {master} cannot be reached ({'; '.join(errors)}): nothing was run")
+
+
+def ordered_map(spark, items: list, function) -> Iterator:
+    """function(item) for every item on the executors, one task per item; yields the results in the items' order.
+
+    The tasks run in parallel; each result is kept by Spark (in executor memory, spilling to disk) until the driver
+    reads it, one task's result at a time, so the driver holds one result and each executor its tasks' results. A
+    lost executor's tasks are run again by Spark (spark.task.maxFailures); a function that raises fails the stage
+    with a RuntimeError naming the item and the error.
+    """
+    from pyspark import StorageLevel
+
+    if not items:
+        return
+    tasks = spark.sparkContext.parallelize(list(enumerate(items)), numSlices=len(items))
+    results = tasks.map(partial(_run_task, function)).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        results.count()  # every task, in parallel; the iterator below then only reads what they kept
+        for index, (failed, value) in results.toLocalIterator():
+            if failed:
+                raise RuntimeError(f"{items[index]}: {value}")
+            yield value
+    finally:
+        results.unpersist()
+
+
+def _run_task(function, indexed):
+    """(index, (False, result)) or (index, (True, 'ErrorType: message')): an error travels back as a value, so it
+    reaches the driver whole instead of as a Java stack trace, and a deterministic one is not retried."""
+    index, item = indexed
+    try:
+        return index, (False, function(item))
+    except Exception as error:  # noqa: BLE001 - every error is reported, with its type, by the driver
+        return index, (True, f"{type(error).__name__}: {error}")
+
+
+def ship_files(spark, paths: list[str | None]) -> list[str | None]:
+    """Send local files to every executor (SparkFiles) once; returns the names to pass to `shipped_path`."""
+    names = []
+    for path in paths:
+        if path is None:
+            names.append(None)
+            continue
+        spark.sparkContext.addFile(path)
+        names.append(os.path.basename(path))
+    return names
+
+
+def shipped_path(name: str | None) -> str | None:
+    """On an executor: the local path of a file `ship_files` sent (None stays None)."""
+    if name is None:
+        return None
+    from pyspark import SparkFiles
+
+    return SparkFiles.get(name)

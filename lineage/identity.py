@@ -23,6 +23,24 @@ def config_fields(config: Any) -> dict[str, Any]:
     return {key: _plain(value) for key, value in dict(config).items()}
 
 
+def changed_fields(config: Any) -> dict[str, Any]:
+    """The fields of a config dataclass whose value is not the field's default (all of a mapping's)."""
+    if not dataclasses.is_dataclass(config):
+        return config_fields(config)
+    changed = {}
+    for field in dataclasses.fields(config):
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            default = dataclasses.MISSING  # a required field: always worth showing
+        value = _plain(getattr(config, field.name))
+        if default is dataclasses.MISSING or value != _plain(default):
+            changed[field.name] = value
+    return changed
+
+
 def versioned_fields(config: Any) -> dict[str, Any]:
     """The config fields that change an artifact's content.
 

@@ -69,6 +69,11 @@ class Registry:
         self.client.set_registered_model_alias(self.name, CHALLENGER, model_version.version)
         return str(model_version.version)
 
+    def describe(self, version: str, links: dict[str, str]) -> None:
+        """The model version's description: Markdown links (the MLflow UI renders them), one click each."""
+        text = " · ".join(f"[{label}]({url})" for label, url in links.items())
+        self.client.update_model_version(self.name, version, description=text)
+
     def find(self, asset: str, version: str) -> RegisteredVersion | None:
         """The model version registered for artifact `asset/version`, if any."""
         query = f"name='{self.name}' and tags.`{TAG_PREFIX}version`='{version}'"

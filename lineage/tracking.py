@@ -1,8 +1,11 @@
 """MLflow recording conventions: one run per materialization, in one experiment.
 
-params = the stage config; metrics = numeric stats; tags = asset, version, partition, Dagster run id and upstream
-versions; inputs = upstream artifacts as MLflow datasets (uri + content digest, never the data itself); the
-manifest is attached to the run as an artifact.
+params = the config fields that differ from their defaults (the whole config is the run's config.json);
+metrics = the top-level numeric stats, at the run's last step and real time, plus per-step histories (the nested
+stats, whose keys grow with the data — domains, reasons, filters — are the run's stats.json, not hundreds of
+columns in the runs table); tags = asset, version, partition, Dagster run id and upstream versions; inputs =
+upstream artifacts as MLflow datasets (uri + content digest, never the data itself); the manifest is attached to
+the run as an artifact.
 """
 
 from __future__ import annotations
@@ -26,6 +29,24 @@ MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on one param value
 MAX_METRICS = 500
 # The experiment opens in MLflow's model-training view (its runs and charts), not the GenAI traces dashboard.
 EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+# The MLflow UI's sidebar mode is a browser setting (default: GenAI), which the experiment's kind does not change;
+# links carry the mode, so that one opens on the runs and their charts, in a fresh browser too.
+TRAINING_VIEW = "?workflowType=machine_learning"
+
+
+def run_page(ui_url: str, experiment_id: str, run_id: str) -> str:
+    """The MLflow UI page of one run, in the model-training view."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}{TRAINING_VIEW}"
+
+
+def run_id_from_page(url: str) -> str:
+    """The run id of a run_page() address."""
+    return url.split("?", 1)[0].rsplit("/", 1)[-1]
+
+
+def experiment_page(ui_url: str, experiment_id: str) -> str:
+    """The MLflow UI page of an experiment's runs, in the model-training view."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs{TRAINING_VIEW}"
 
 
 class Tracker:
@@ -62,7 +83,7 @@ class Tracker:
         return self._experiment_id
 
     def run_url(self, run_id: str) -> str:
-        return f"{self.ui_url}/#/experiments/{self.experiment_id()}/runs/{run_id}"
+        return run_page(self.ui_url, self.experiment_id(), run_id)
 
     @contextmanager
     def run(self, *, asset: str, version: str, tags: Mapping[str, str]) -> Iterator[str]:
@@ -92,14 +113,17 @@ class Tracker:
             self.client.set_terminated(run.info.run_id, "FAILED")
         return [run.info.run_id for run in runs]
 
-    def record(self, run_id: str, manifest: Manifest, upstream_manifests: list[Manifest]) -> None:
-        """Log params, metrics, input datasets and the manifest of a completed artifact."""
-        params = [Param(key, _param_value(value)) for key, value in sorted(manifest.config.items())]
+    def record(
+        self, run_id: str, manifest: Manifest, upstream_manifests: list[Manifest], changed: Mapping[str, Any]
+    ) -> None:
+        """Log params (`changed`: the config fields not at their default), metrics, input datasets, the config, the
+        stats and the manifest of a completed artifact."""
+        params = [Param(key, _param_value(value)) for key, value in sorted(changed.items())]
         # Summary numbers at the run's real time and at its last step (a trained model's `steps`): at step 0 the
         # final val_loss would sit before the history that leads to it, and at time 0 every run would date 1970.
         now, last = _now_ms(), manifest.stats.get("steps")
         step = last if isinstance(last, int) and not isinstance(last, bool) else 0
-        metrics = [Metric(key, value, now, step) for key, value in flatten_metrics(manifest.stats).items()]
+        metrics = [Metric(key, value, now, step) for key, value in summary_metrics(manifest.stats).items()]
         metrics = self._not_yet_logged(run_id, metrics)  # a live history may hold the final point already
         tags = [RunTag(f"{TAG_PREFIX}uri", manifest.uri), RunTag(f"{TAG_PREFIX}code_version", manifest.code_version)]
         tags.append(RunTag(f"{TAG_PREFIX}complete", "true"))  # the artifact was published: this run made it
@@ -120,6 +144,8 @@ class Tracker:
         ]
         if inputs:
             self.client.log_inputs(run_id, datasets=inputs)
+        self.client.log_dict(run_id, manifest.config, "config.json")
+        self.client.log_dict(run_id, manifest.stats, "stats.json")
         self.client.log_text(run_id, manifest.to_json(), "manifest.json")
 
     def log_history(self, run_id: str, records: list[dict]) -> None:
@@ -166,6 +192,15 @@ def upstream_tag(ref: UpstreamRef) -> str:
 def _artifact_dir(relative: str) -> str | None:
     parent = relative.rsplit("/", 1)[0] if "/" in relative else ""
     return parent or None
+
+
+def summary_metrics(stats: Mapping[str, Any]) -> dict[str, float]:
+    """The top-level numbers of an artifact's stats (booleans count; strings, NaN and nested mappings do not)."""
+    return {_metric_key(key): float(value) for key, value in stats.items() if _is_number(value)}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (bool, int, float)) and not (isinstance(value, float) and math.isnan(value))
 
 
 def flatten_metrics(stats: Mapping[str, Any], prefix: str = "") -> dict[str, float]:

@@ -27,3 +27,19 @@ def lmforge_home(tmp_path, monkeypatch, mlflow_uri):
     monkeypatch.delenv("LMFORGE_STORE_ROOT", raising=False)
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     return home
+
+
+@pytest.fixture(scope="session")
+def quality_model(tmp_path_factory) -> tuple[str, dict]:
+    """(model directory, training stats) of a quality classifier trained once per session on the offline demo
+    defaults (default_training_examples, ~3 s)."""
+    from data_code.filters.quality_classifier import (
+        QualityClassifierConfig,
+        default_training_examples,
+        train_quality_classifier,
+    )
+
+    out_dir = tmp_path_factory.mktemp("quality")
+    positives, negatives = default_training_examples(seed=0)
+    stats = train_quality_classifier(positives, negatives, out_dir, QualityClassifierConfig())
+    return str(out_dir), stats

@@ -1,8 +1,14 @@
-"""WARC files -> documents.parquet + rejections.parquet, extracted over a pool of worker processes.
+"""WARC files -> documents.parquet + rejections.parquet, extracted over a pool of worker processes, or on Spark.
 
 Revisit records (a page unchanged since an earlier capture) are counted, by profile, and make no row.
 Records stream through in bounded batches (at most two batches per worker in flight) and results are written in
 input order, so memory stays flat on any crawl size and the output is the same for any number of workers.
+
+On Spark (engine: spark) each WARC file is one task: the executor reads it (a local path or any fsspec URL the
+executors can reach, Common Crawl's s3:// segments included) and extracts it with the very functions of the local
+engine; the driver writes the results in file order. Executors hold the extracted rows of their tasks (a file's
+documents) until the driver has written them; the driver holds one file's rows at a time. Same input, same
+output as the local engine, byte for byte.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from data_code.batching import ParquetSink, map_in_order
 from data_code.document import DOCUMENT_SCHEMA, REJECTION_SCHEMA, rejection
 from data_code.extract.config import REVISIT_PROFILES, ExtractConfig, ExtractStats
 from data_code.extract.record import STAGE, extract_batch
+from data_code.spark import ordered_map
 from data_code.warc import CorruptWarcError, WarcRecord, iter_warc_records
 
 # A response's metadata record follows it within a few records (request, metadata); responses wait this many
@@ -27,7 +34,7 @@ _PAIRING_WINDOW = 8
 
 
 def extract_to_parquet(
-    warc_uris: list[str], documents_path: str, rejections_path: str, config: ExtractConfig
+    warc_uris: list[str], documents_path: str, rejections_path: str, config: ExtractConfig, *, spark=None
 ) -> ExtractStats:
     """Extract every HTML / plain-text response in `warc_uris` into Parquet files; return what happened.
 
@@ -35,18 +42,25 @@ def extract_to_parquet(
     (stage 'extract') in `rejections_path`; a corrupt WARC file adds one 'corrupt_warc' rejection after the
     documents of its valid records. A revisit record makes no row in either file: it is counted in
     stats.revisits and stats.revisits_by_profile. Both files are always written, empty ones included.
-    Raises FileNotFoundError (before writing anything) when a WARC file does not exist.
+    Raises FileNotFoundError (before writing anything) when a WARC file does not exist. `spark`: the SparkSession
+    of engine 'spark' (ValueError without one).
     """
     _check_inputs_exist(warc_uris)
+    if config.engine == "spark" and spark is None:
+        raise ValueError("engine 'spark' needs a SparkSession (the spark resource)")
     started = time.perf_counter()
-    stats = ExtractStats(warc_files=len(warc_uris), engine=config.engine)
+    stats = ExtractStats(warc_files=len(warc_uris), extractor=config.extractor, engine=config.engine)
     tally = _Tally()
     with ExitStack() as stack:
         documents = stack.enter_context(ParquetSink(documents_path, DOCUMENT_SCHEMA))
         rejections = stack.enter_context(ParquetSink(rejections_path, REJECTION_SCHEMA))
         sinks = {"document": documents, "rejection": rejections}  # a revisit writes no row
-        batches = _batches(_work_items(warc_uris), config.batch_records)
-        for results in map_in_order(partial(extract_batch, config=config), batches, config.workers):
+        if config.engine == "spark":
+            outcomes = ordered_map(spark, list(warc_uris), partial(extract_file, config=config))
+        else:
+            batches = _batches(_work_items(warc_uris), config.batch_records)
+            outcomes = map_in_order(partial(extract_batch, config=config), batches, config.workers)
+        for results in outcomes:
             for kind, row in results:
                 if kind in sinks:
                     sinks[kind].write(row)
@@ -54,6 +68,11 @@ def extract_to_parquet(
     tally.fill(stats)
     stats.elapsed_s = round(time.perf_counter() - started, 3)
     return stats
+
+
+def extract_file(uri: str, config: ExtractConfig) -> list[tuple[str, dict]]:
+    """Every outcome of one WARC file, in order (a Spark task: the records never leave the executor)."""
+    return extract_batch(list(_file_items(uri)), config)
 
 
 def _check_inputs_exist(warc_uris: list[str]) -> None:

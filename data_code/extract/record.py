@@ -67,7 +67,7 @@ def extract_record(record: WarcRecord, fields: dict[str, str], config: ExtractCo
     try:
         title, text, signals = _title_text_signals(decoded.text, kind, url, record, config)
     except Exception as error:  # an engine can raise on any odd page; one page must not stop the run
-        return _reject(url, "extraction_failed", f"{config.engine}: {type(error).__name__}: {error}")
+        return _reject(url, "extraction_failed", f"{config.extractor}: {type(error).__name__}: {error}")
     if not text:
         return _reject(url, "empty_text", "no main text extracted", score=0.0)
     if len(text) < config.min_text_chars:
@@ -93,7 +93,7 @@ def _title_text_signals(html: str, kind: str, url: str, record: WarcRecord, conf
         return None, _repair(tidy_text(html)), PageSignals(robots_meta=parse_directives(x_robots_tag or ""))
     tree = parse_html(html)
     signals = read_page_signals(tree, url, x_robots_tag)
-    text = main_text(tree, html, url, config.engine, config.include_tables)
+    text = main_text(tree, html, url, config.extractor, config.include_tables)
     return _repair(signals.title), _repair(text), signals
 
 

@@ -70,6 +70,8 @@ class FilterConfig:
     # Speed-only fields: they never change the output, so they are left out of the artifact version.
     workers: int = field(default_factory=_cpu_count, metadata=_SPEED_ONLY)  # filter processes; 1 = in-process
     batch_documents: int = field(default=256, metadata=_SPEED_ONLY)  # documents per worker task
+    # Both engines give the same output, byte for byte (a test proves it), so the engine is not in the version.
+    engine: str = field(default="local", metadata=_SPEED_ONLY)  # local (process pool) | spark (mapInArrow)
 
     def __post_init__(self):
         for name in (
@@ -80,6 +82,8 @@ class FilterConfig:
             "gopher_dup_ngram_char_fracs",
         ):
             object.__setattr__(self, name, _as_tuple(getattr(self, name)))  # lists from YAML / Dagster config
+        if self.engine not in ("local", "spark"):
+            raise ValueError(f"engine must be 'local' or 'spark', got {self.engine!r}")
         unknown = [name for name in self.enabled if name not in FILTER_NAMES]
         if unknown or len(set(self.enabled)) != len(self.enabled):
             raise ValueError(f"enabled must list distinct filters from {FILTER_NAMES}, got {self.enabled}")

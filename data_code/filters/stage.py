@@ -3,14 +3,23 @@
 Documents stream through in Arrow batches (at most two batches per worker in flight), texts longer than
 `max_text_chars` are cut before they reach a worker, and results are written in input order, so memory stays
 bounded on any corpus and the output is the same for any number of workers.
+
+On Spark (engine: spark) the documents are a DataFrame and mapInArrow runs the same pipeline over each Arrow batch
+of `batch_documents` rows on the executors; the model files (lid.176, the quality classifier) and the list files
+(policy, blocklist, opt-outs) reach them through SparkFiles, not a download each. Each batch's outcome travels
+back keyed by its first row, and the driver merges the outcomes in row order exactly as the local engine does, so
+the outputs are identical. Executors hold one batch and its outcome per running task (and the models); the
+outcomes wait in Spark's storage (memory, spilling to disk) until the driver has merged them, one at a time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import heapq
 import inspect
 import pathlib
+import pickle
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,6 +35,7 @@ from data_code.batching import ParquetSink, map_in_order
 from data_code.document import DOCUMENT_SCHEMA, DOCUMENTS_FILE, REJECTION_SCHEMA, REJECTIONS_FILE
 from data_code.filters.base import DocumentFilter, FilterCounts, FilterPipeline, NonEmptyFilter, PipelineResult
 from data_code.filters.config import FilterConfig
+from data_code.spark import ship_files, shipped_path
 
 REJECTED_SAMPLE_SCHEMA = pa.schema(
     [
@@ -39,11 +49,22 @@ REJECTED_SAMPLE_SCHEMA = pa.schema(
 OUTPUT_FILES = (DOCUMENTS_FILE, REJECTIONS_FILE, "rejected_samples.parquet")
 
 
-def build_filters(config: FilterConfig, quality_model_path: str | None) -> list[DocumentFilter]:
+@dataclass(frozen=True)
+class ModelFiles:
+    """The model files the filters load: the quality classifier's, and lid.176 (None: the installed copy)."""
+
+    quality: str | None = None
+    language: str | None = None
+
+
+def build_filters(
+    config: FilterConfig, quality_model_path: str | None, language_model_path: str | None = None
+) -> list[DocumentFilter]:
     """The enabled filters, in order, behind the non_empty check. Heavy imports happen only for enabled filters."""
+    models = ModelFiles(quality_model_path, language_model_path)
     filters: list[DocumentFilter] = [NonEmptyFilter()]
     for name in config.enabled:
-        filters.append(_FACTORIES[name](config, quality_model_path))
+        filters.append(_FACTORIES[name](config, models))
     return filters
 
 
@@ -66,10 +87,10 @@ def _optout(config, _):
     return OptOutFilter(path if path and pathlib.Path(path).exists() else None)  # no list: nobody opted out
 
 
-def _language(config, _):
+def _language(config, models):
     from data_code.filters.language import LanguageFilter
 
-    return LanguageFilter(config.languages, config.language_threshold)
+    return LanguageFilter(config.languages, config.language_threshold, model_path=models.language)
 
 
 def _gopher_quality(config, _):
@@ -96,12 +117,12 @@ def _fineweb(config, _):
     return FineWebQualityFilter(**_prefixed(config, "fineweb_", FineWebQualityFilter))
 
 
-def _quality(config, quality_model_path):
+def _quality(config, models):
     from data_code.filters.quality_classifier import QualityClassifierFilter
 
-    if quality_model_path is None:
+    if models.quality is None:
         raise ValueError("the 'quality' filter is enabled but no quality_model_path was given")
-    return QualityClassifierFilter(quality_model_path, config.quality_threshold)
+    return QualityClassifierFilter(models.quality, config.quality_threshold)
 
 
 def _pii(config, _):
@@ -182,28 +203,35 @@ def _by_count(item: tuple[str, int]) -> tuple[int, str]:
 
 
 def filter_documents(
-    documents_path: str, out_dir: pathlib.Path, config: FilterConfig, *, quality_model_path: str | None
+    documents_path: str, out_dir: pathlib.Path, config: FilterConfig, *, quality_model_path: str | None, spark=None
 ) -> FilterStats:
     """Run the enabled filters over `documents_path`; write OUTPUT_FILES under `out_dir`; return the stats.
 
     All three files are always written, empty ones included. Raises FileNotFoundError for a missing input and
-    ValueError for a bad policy / blocklist file or a missing quality model, before writing anything.
+    ValueError for a bad policy / blocklist file or a missing quality model, before writing anything. `spark`: the
+    SparkSession of engine 'spark' (ValueError without one).
     """
     started = time.perf_counter()
-    _pipeline(config, quality_model_path)  # fail fast on a bad policy, blocklist or model path
+    models = ModelFiles(quality_model_path)
+    _pipeline(config, models)  # fail fast on a bad policy, blocklist or model path
+    if config.engine == "spark" and spark is None:
+        raise ValueError("engine 'spark' needs a SparkSession (the spark resource)")
     filesystem, path = fsspec.core.url_to_fs(documents_path)
     if not filesystem.exists(path):
         raise FileNotFoundError(f"documents file not found: {documents_path}")
     stats = FilterStats()
     samples = _RejectedSampler(config.rejected_samples_per_reason)
-    run_batch = partial(_filter_batch, config=config, quality_model_path=quality_model_path)
+    run_batch = partial(_filter_batch, config=config, models=models)
     with (
         filesystem.open(path, "rb") as source,
         ParquetSink(str(out_dir / OUTPUT_FILES[0]), DOCUMENT_SCHEMA) as documents,
         ParquetSink(str(out_dir / OUTPUT_FILES[1]), REJECTION_SCHEMA) as rejections,
     ):
-        batches = _read_batches(pq.ParquetFile(source), config, stats)
-        for result in map_in_order(run_batch, batches, config.workers):
+        if config.engine == "spark":
+            results = _spark_results(spark, documents_path, config, models, stats)
+        else:
+            results = map_in_order(run_batch, _read_batches(pq.ParquetFile(source), config, stats), config.workers)
+        for result in results:
             stats.add(result)
             documents.write_many(result.kept)
             rejections.write_many(result.rejections)
@@ -220,26 +248,94 @@ def filter_documents(
 def _read_batches(parquet: pq.ParquetFile, config: FilterConfig, stats: FilterStats) -> Iterator[list[dict]]:
     """Rows of the input in batches, texts cut to max_text_chars here so workers never receive huge strings."""
     for batch in parquet.iter_batches(batch_size=config.batch_documents):
-        text = batch.column("text")
-        too_long = pc.greater(pc.utf8_length(text), config.max_text_chars)
-        stats.truncated_documents += pc.sum(too_long).as_py() or 0
+        rows, truncated = _cut_rows(batch, config)
+        stats.truncated_documents += truncated
         stats.documents_in += batch.num_rows
-        cut = pc.utf8_slice_codeunits(text, 0, config.max_text_chars)
-        yield batch.set_column(batch.schema.get_field_index("text"), "text", cut).to_pylist()
+        yield rows
+
+
+def _cut_rows(batch: pa.RecordBatch, config: FilterConfig) -> tuple[list[dict], int]:
+    """The batch as rows, texts cut to max_text_chars; and how many were cut."""
+    text = batch.column("text")
+    truncated = pc.sum(pc.greater(pc.utf8_length(text), config.max_text_chars)).as_py() or 0
+    cut = pc.utf8_slice_codeunits(text, 0, config.max_text_chars)
+    return batch.set_column(batch.schema.get_field_index("text"), "text", cut).to_pylist(), truncated
 
 
 _PIPELINES: dict[tuple, FilterPipeline] = {}  # one pipeline (loaded models) per worker process
 
 
-def _pipeline(config: FilterConfig, quality_model_path: str | None) -> FilterPipeline:
-    key = (config, quality_model_path)
+def _pipeline(config: FilterConfig, models: ModelFiles) -> FilterPipeline:
+    key = (config, models)
     if key not in _PIPELINES:
-        _PIPELINES[key] = FilterPipeline(build_filters(config, quality_model_path))
+        _PIPELINES[key] = FilterPipeline(build_filters(config, models.quality, models.language))
     return _PIPELINES[key]
 
 
-def _filter_batch(rows: list[dict], config: FilterConfig, quality_model_path: str | None) -> PipelineResult:
-    return _pipeline(config, quality_model_path).run(rows)
+def _filter_batch(rows: list[dict], config: FilterConfig, models: ModelFiles) -> PipelineResult:
+    return _pipeline(config, models).run(rows)
+
+
+SPARK_OUTCOME_SCHEMA = "file string, row long, outcome binary"
+
+
+def _spark_results(spark, documents_path: str, config: FilterConfig, models: ModelFiles, stats: FilterStats):
+    """The PipelineResult of every batch of `batch_documents` rows, computed by mapInArrow, in row order."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    from data_code.filters.language import lid_model_path
+
+    files = {
+        "quality": models.quality,
+        "language": str(lid_model_path()) if "language" in config.enabled else None,
+        "policy_path": config.policy_path,
+        "blocklist_path": config.blocklist_path,
+        "optout_path": config.optout_path
+        if config.optout_path and pathlib.Path(config.optout_path).exists()
+        else None,
+    }
+    shipped = dict(zip(files, ship_files(spark, list(files.values())), strict=True))
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.batch_documents))
+    frame = spark.read.parquet(documents_path).select(
+        *DOCUMENT_SCHEMA.names, F.col("_metadata.file_path").alias("_file"), F.col("_metadata.row_index").alias("_row")
+    )
+    parallelism = spark.sparkContext.defaultParallelism
+    if frame.rdd.getNumPartitions() < parallelism:  # one small file is one partition: spread it over the cores
+        frame = frame.repartitionByRange(parallelism, "_file", "_row")
+    outcomes = frame.mapInArrow(partial(_filter_arrow, config=config, shipped=shipped), SPARK_OUTCOME_SCHEMA)
+    outcomes = outcomes.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        outcomes.count()  # every batch filtered once, in parallel; the sort below reads what they kept
+        for record in outcomes.orderBy("file", "row").toLocalIterator():
+            result, documents_in, truncated = pickle.loads(record["outcome"])
+            stats.documents_in += documents_in
+            stats.truncated_documents += truncated
+            yield result
+    finally:
+        outcomes.unpersist()
+
+
+def _filter_arrow(batches, config: FilterConfig, shipped: dict):
+    """mapInArrow function: each batch of documents -> one row (its first row's file and index, its outcome)."""
+    local = {name: shipped_path(value) for name, value in shipped.items()}
+    lists = {name: local[name] for name in ("policy_path", "blocklist_path", "optout_path") if local[name]}
+    config = dataclasses.replace(config, **lists)  # the executor's copies of the list files
+    models = ModelFiles(local["quality"], local["language"])
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        documents = pa.RecordBatch.from_arrays(
+            [batch.column(field.name).cast(field.type) for field in DOCUMENT_SCHEMA],
+            schema=DOCUMENT_SCHEMA.remove_metadata(),
+        )
+        rows, truncated = _cut_rows(documents, config)
+        outcome = pickle.dumps((_filter_batch(rows, config, models), batch.num_rows, truncated))
+        key = [batch.column("_file")[0].as_py(), batch.column("_row")[0].as_py()]
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([key[0]]), pa.array([key[1]], pa.int64()), pa.array([outcome], pa.binary())],
+            names=["file", "row", "outcome"],
+        )
 
 
 class _RejectedSampler:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from tokenizers import Tokenizer
 
 from data_code.document import TRAIN, VALIDATION
@@ -31,6 +34,7 @@ from data_code.shards.mixture import (
     split_of,
 )
 from data_code.shards.writer import ShuffleBuffer, SplitWriter
+from data_code.spark import ship_files, shipped_path
 from data_code.tokenizer.config import EOS, PAD
 from data_code.tokenizer.corpus import iter_batches, open_documents
 from data_code.tokenizer.fingerprint import TOKENIZER_FILE, tokenizer_fingerprint
@@ -49,9 +53,21 @@ def load_tokenizer(tokenizer_dir: str | Path) -> Tokenizer:
 
 
 def build_shards(
-    documents_path: str, tokenizer_dir: str, out_dir: Path, config: ShardConfig, *, allow_empty: bool = False
+    documents_path: str,
+    tokenizer_dir: str,
+    out_dir: Path,
+    config: ShardConfig,
+    *,
+    allow_empty: bool = False,
+    spark=None,
 ) -> dict:
     """Write the token shards of `documents_path` into `out_dir` and return stats.
+
+    engine 'spark' (with `spark`, the SparkSession): the executors select and encode each Arrow batch (mapInArrow,
+    the tokenizer shipped to them as a file); the token ids come back keyed by their batch's first row and are
+    packed here in row order through the same shuffle buffers and writers, so the shards, the sidecars and the
+    checks are the local engine's, byte for byte. Executors hold one batch of texts and its ids per running task;
+    the encoded batches wait in Spark's storage (spilling to disk) until packed, one at a time.
 
     An empty documents file raises ValueError, unless `allow_empty` (a night that brought no new document: its
     shard directory then has no shard files, and a shard set leaves it out).
@@ -80,16 +96,22 @@ def build_shards(
     buffers = {split: ShuffleBuffer(config.shuffle_buffer, f"{config.seed}:{split}") for split in splits}
     if rates is not None:
         columns.append(config.mixture_field)
-    _encode_and_pack(
-        iter_batches(documents_path, columns, config.batch_documents),
-        tokenizer,
-        config,
-        rates,
-        eos_id,
-        dtype,
-        buffers,
-        writers,
-    )
+    if config.engine == "spark":
+        if spark is None:
+            raise ValueError("engine 'spark' needs a SparkSession (the spark resource)")
+        for kept, ids in _spark_encoded(spark, documents_path, columns, tokenizer_dir, config, rates):
+            _pack(kept, ids, eos_id, dtype, buffers, writers)
+    else:
+        _encode_and_pack(
+            iter_batches(documents_path, columns, config.batch_documents),
+            tokenizer,
+            config,
+            rates,
+            eos_id,
+            dtype,
+            buffers,
+            writers,
+        )
     split_stats = {}
     for split in splits:
         writers[split].add_many(buffers[split].drain())
@@ -125,10 +147,58 @@ def _encode_and_pack(batches, tokenizer, config, rates, eos_id, dtype, buffers, 
             kept = _select(batch, config, rates)
             encoding = encoder.submit(tokenizer.encode_batch_fast, [d[3] for d in kept], add_special_tokens=False)
             if pending is not None:
-                _pack(pending[0], pending[1].result(), eos_id, dtype, buffers, writers)
+                _pack(pending[0], [e.ids for e in pending[1].result()], eos_id, dtype, buffers, writers)
             pending = (kept, encoding)
         if pending is not None:
-            _pack(pending[0], pending[1].result(), eos_id, dtype, buffers, writers)
+            _pack(pending[0], [e.ids for e in pending[1].result()], eos_id, dtype, buffers, writers)
+
+
+def _spark_encoded(spark, documents_path: str, columns: list[str], tokenizer_dir: str, config, rates):
+    """(kept, token ids) of every batch of `batch_documents` rows, encoded on the executors, in row order."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    [shipped] = ship_files(spark, [str(Path(tokenizer_dir) / TOKENIZER_FILE)])
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.batch_documents))
+    frame = spark.read.parquet(documents_path).select(
+        *columns, F.col("_metadata.file_path").alias("_file"), F.col("_metadata.row_index").alias("_row")
+    )
+    parallelism = spark.sparkContext.defaultParallelism
+    if frame.rdd.getNumPartitions() < parallelism:  # one small file is one partition: spread it over the cores
+        frame = frame.repartitionByRange(parallelism, "_file", "_row")
+    encode = partial(_encode_arrow, columns=columns, config=config, rates=rates, tokenizer_file=shipped)
+    encoded = frame.mapInArrow(encode, "file string, row long, outcome binary").persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        encoded.count()  # every batch encoded once, in parallel; the sort below reads what they kept
+        for record in encoded.orderBy("file", "row").toLocalIterator():
+            yield pickle.loads(record["outcome"])
+    finally:
+        encoded.unpersist()
+
+
+_TOKENIZERS: dict[str, Tokenizer] = {}  # one loaded tokenizer per executor Python worker
+
+
+def _encode_arrow(batches, columns: list[str], config: ShardConfig, rates, tokenizer_file: str):
+    """mapInArrow function: each batch -> one row (its first row's file and index, (kept, token ids))."""
+    path = shipped_path(tokenizer_file)
+    if path not in _TOKENIZERS:
+        _TOKENIZERS[path] = load_tokenizer(Path(path).parent)
+    tokenizer = _TOKENIZERS[path]
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        kept = _select(
+            pa.RecordBatch.from_arrays([batch.column(name) for name in columns], names=columns), config, rates
+        )
+        encodings = tokenizer.encode_batch_fast([document[3] for document in kept], add_special_tokens=False)
+        ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in encodings]
+        outcome = pickle.dumps(([(doc_id, split, copies, "") for doc_id, split, copies, _ in kept], ids))
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([batch.column("_file")[0].as_py()]), pa.array([batch.column("_row")[0].as_py()], pa.int64()),
+             pa.array([outcome], pa.binary())],
+            names=["file", "row", "outcome"],
+        )  # fmt: skip
 
 
 def _select(batch, config: ShardConfig, rates: dict | None) -> list[tuple[str, str, int, str]]:
@@ -146,11 +216,10 @@ def _select(batch, config: ShardConfig, rates: dict | None) -> list[tuple[str, s
     return kept
 
 
-def _pack(kept: list, encodings: list, eos_id: int, dtype, buffers: dict, writers: dict) -> None:
+def _pack(kept: list, token_ids: list, eos_id: int, dtype, buffers: dict, writers: dict) -> None:
     """Token ids + EOS of each kept document through its split's shuffle buffer into its split's writer."""
     leaving = {split: [] for split in buffers}
-    for (doc_id, split, copies, _), encoding in zip(kept, encodings, strict=True):
-        ids = encoding.ids
+    for (doc_id, split, copies, _), ids in zip(kept, token_ids, strict=True):
         tokens = np.empty(len(ids) + 1, dtype=dtype)
         tokens[:-1] = ids
         tokens[-1] = eos_id

@@ -25,8 +25,12 @@ class ShardConfig:
     text_field: str = "text"  # Document column holding the text
     # Speed-only: documents per encode_batch call; never changes the shards (a test proves it).
     batch_documents: int = field(default=1024, metadata=_SPEED_ONLY)
+    # Where documents are tokenized: this process (local) or Spark's executors (mapInArrow); the same shards.
+    engine: str = field(default="local", metadata=_SPEED_ONLY)
 
     def __post_init__(self):
+        if self.engine not in ("local", "spark"):
+            raise ValueError(f"engine must be 'local' or 'spark', got {self.engine!r}")
         for name in ("seq_len", "shard_tokens", "shuffle_buffer", "batch_documents"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -14,6 +14,7 @@ from lineage.audit.verify import verify_chain
 from lineage.manifest import now_iso
 from lineage.settings import Settings
 from lineage.store import ArtifactStore
+from lineage.tracking import run_page
 
 AUDIT_FORMAT = 1  # bump when the shape of the audit dict changes
 DATA_ASSETS = (
@@ -113,7 +114,7 @@ class RunLinks:
         if self.client is not None:
             try:
                 experiment_id = self.client.get_run(run_id).info.experiment_id
-                return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+                return run_page(self.ui_url, experiment_id, run_id)
             except MlflowException:
                 pass  # a run of another tracking store: the direct route still names it
         return f"{self.ui_url}/#/runs/{run_id}"

@@ -26,6 +26,7 @@ code { background: #f6f8fa; padding: 0 .2rem; border-radius: 3px; }
 .fail { color: #b42318; font-weight: 600; } .pass { color: #067647; font-weight: 600; }
 nav.toc { background: #f6f8fa; border: 1px solid #d0d7de; padding: .4rem 1rem; display: inline-block; }
 nav.toc ol { margin: .3rem 0; padding-left: 1.4rem; }
+details { margin: .2rem 0 .4rem; } summary { cursor: pointer; } summary h3 { display: inline; font-size: 1rem; }
 """
 
 
@@ -70,27 +71,46 @@ def _markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 def to_html(blocks: list[Block], title: str) -> str:
-    """The document as one HTML page, a table of contents (every level-2 heading) after its title."""
+    """The document as one HTML page: a table of contents (every level-2 heading) after its title, and every
+    level-3 section folded (<details>: its title shows, one click opens it; open when it holds a failure), so that
+    the page is a readable outline, not tens of thousands of pixels of tables. Find in page opens folded ones."""
     body: list[str] = []
     sections = [block[2] for block in blocks if block[0] == "h" and block[1] == 2]
     anchors = {text: f"s{number}" for number, text in enumerate(sections, start=1)}
+    folded: list[str] | None = None  # the open level-3 section: its summary line, then its content
+
+    def fold() -> None:
+        nonlocal folded
+        if folded is not None:
+            opened = " open" if 'class="fail"' in "".join(folded) else ""
+            body.append(f"<details{opened}>{folded[0]}{''.join(folded[1:])}</details>")
+        folded = None
+
     for block in blocks:
         kind = block[0]
-        if kind == "h":
+        out = body if folded is None else folded
+        if kind == "h" and block[1] <= 3:
+            fold()
+            if block[1] == 3:
+                folded = [f"<summary><h3>{html.escape(block[2])}</h3></summary>"]
+                continue
             anchor = f' id="{anchors[block[2]]}"' if block[1] == 2 else ""
             body.append(f"<h{block[1]}{anchor}>{html.escape(block[2])}</h{block[1]}>")
             if block[1] == 1 and sections:
                 links = "".join(f'<li><a href="#{anchors[text]}">{html.escape(text)}</a></li>' for text in sections)
                 body.append(f'<nav class="toc"><strong>Contents</strong><ol>{links}</ol></nav>')
+        elif kind == "h":
+            out.append(f"<h{block[1]}>{html.escape(block[2])}</h{block[1]}>")
         elif kind == "p":
-            body.append(f"<p>{_inline(block[1])}</p>")
+            out.append(f"<p>{_inline(block[1])}</p>")
         elif kind == "list":
             items = "".join(f"<li>{_inline(str(item))}</li>" for item in block[1]) or "<li>(none)</li>"
-            body.append(f"<ul>{items}</ul>")
+            out.append(f"<ul>{items}</ul>")
         elif kind == "table":
-            body.append(_html_table(block[1], block[2]))
+            out.append(_html_table(block[1], block[2]))
         else:
             raise AssertionError(f"unknown block kind {kind!r}")
+    fold()
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"

@@ -105,6 +105,9 @@ def test_report_files_and_valid_mlbom(lake, tmp_path):
     assert html.startswith("<!DOCTYPE html>") and "<table>" in html and "https://a.example/1" not in html
     assert "<script" not in html and "http-equiv" not in html  # self-contained and inert
     assert '<nav class="toc">' in html and 'href="#s1"' in html and '<h2 id="s1">' in html  # contents, linked
+    # Each artifact's Config, Stats and Detail are folded under their titles: an outline, not a wall of tables.
+    assert "<details><summary><h3>Config</h3></summary><table>" in html
+    assert html.count("<details") == html.count("</details>") and "<details open>" not in html  # nothing failed
     markdown = written["report.md"].read_text()
     assert f"## token_shards/{lake.versions['shards_a']}" in markdown and "**PASS**" in markdown
 
@@ -154,3 +157,12 @@ def test_model_card_and_datasheet_come_from_lineage(lake, tmp_path):
     ):
         assert f"## {section}" in datasheet
     assert "https://a.example/" in datasheet  # the crawl seed, from the raw_crawl config
+
+
+def test_a_folded_section_that_holds_a_failure_is_open():
+    from lineage.audit.render import to_html
+
+    blocks = [("h", 1, "Audit"), ("h", 2, "Verification"), ("h", 3, "files (1)")]
+    blocks += [("table", ["path", "result"], [["gguf/model-Q8_0.gguf", "**FAIL**"]]), ("h", 3, "fine"), ("p", "ok")]
+    html = to_html(blocks, "Audit")
+    assert html.count("<details open>") == 1 and "<details><summary><h3>fine</h3></summary><p>ok</p></details>" in html

@@ -16,6 +16,7 @@ import shutil
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lineage.tracking import run_id_from_page
 from tests.browser.dagster_ui import Screenshots, dismiss_community_dialog, run_error_messages, wait_for_run
 from tests.browser.servers import LineageUis, lineage_uis, log_tail
 
@@ -98,18 +99,20 @@ def latest_materialization_mlflow_link(page, uis: LineageUis, run_id: str, shots
     expect(page.get_by_text("Materialized in run")).to_be_visible()
     expect(page.get_by_role("link", name=run_id[:8], exact=True)).to_be_visible()
     link = page.get_by_role("row").filter(has=page.get_by_text("mlflow_run", exact=True)).get_by_role("link").first
-    expect(link).to_have_attribute("href", re.compile(rf"^{re.escape(uis.mlflow_url)}/#/experiments/\w+/runs/\w+$"))
+    expect(link).to_have_attribute(
+        "href", re.compile(rf"^{re.escape(uis.mlflow_url)}/#/experiments/\w+/runs/\w+\?workflowType=machine_learning$")
+    )
     shots.take(page, "materialization-metadata")
     return link
 
 
 def follow_mlflow_link(page, link, shots: Screenshots) -> str:
     """Click the MLflow link (it opens a new tab) and wait for that run's page; returns the MLflow run id."""
-    mlflow_run_id = link.get_attribute("href").rsplit("/", 1)[-1]
+    mlflow_run_id = run_id_from_page(link.get_attribute("href"))
     with page.expect_popup() as popup:
         link.click()
     mlflow_page = popup.value
-    expect(mlflow_page).to_have_url(re.compile(f"/runs/{mlflow_run_id}$"))
+    expect(mlflow_page).to_have_url(re.compile(f"/runs/{mlflow_run_id}"))
     expect(mlflow_page.get_by_text(mlflow_run_id).first).to_be_visible()
     expect(mlflow_page.get_by_text(ASSET).first).to_be_visible()  # the run name
     shots.take(mlflow_page, "mlflow-run")

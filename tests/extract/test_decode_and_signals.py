@@ -147,7 +147,9 @@ def test_extract_text_returns_title_and_main_text(engine):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("engine", "lxml"),
+        ("extractor", "lxml"),
+        ("engine", "trafilatura"),  # the extractor's old field: the error says where it moved
+        ("engine", "dask"),
         ("min_text_chars", -1),
         ("max_replacement_char_ratio", 1.5),
         ("workers", 0),
@@ -161,7 +163,8 @@ def test_invalid_config_names_the_field(field, value):
 
 
 EXTRACT_CHANGES = {  # field: (another valid value, does it change the artifact version?)
-    "engine": ("trafilatura", True),
+    "extractor": ("trafilatura", True),
+    "engine": ("spark", False),
     "min_text_chars": (50, True),
     "max_replacement_char_ratio": (0.2, True),
     "include_tables": (False, True),
@@ -174,6 +177,6 @@ EXTRACT_CHANGES = {  # field: (another valid value, does it change the artifact 
 def test_only_output_fields_change_the_version(name):
     assert set(EXTRACT_CHANGES) == {field.name for field in dataclasses.fields(ExtractConfig)}
     value, changes = EXTRACT_CHANGES[name]
-    base = ExtractConfig(engine="resiliparse", workers=1)
+    base = ExtractConfig(extractor="resiliparse", workers=1)
     changed = dataclasses.replace(base, **{name: value})
     assert (versioned_fields(changed) != versioned_fields(base)) is changes

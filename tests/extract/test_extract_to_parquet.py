@@ -73,7 +73,7 @@ def test_crawl_record_becomes_document_with_exact_provenance(tmp_path):
     assert (doc["language_score"], doc["quality_score"]) == (None, None)
     assert rejections.num_rows == 0
     assert (stats.records_read, stats.documents, stats.rejected) == (1, 1, 0)
-    assert (stats.languages, stats.domains, stats.engine) == ({"en": 1}, {"news.example.org": 1}, "resiliparse")
+    assert (stats.languages, stats.domains, stats.extractor) == ({"en": 1}, {"news.example.org": 1}, "resiliparse")
     assert stats.chars == len(doc["text"])
     assert documents.schema.equals(DOCUMENT_SCHEMA) and rejections.schema.equals(REJECTION_SCHEMA)
 
@@ -225,14 +225,14 @@ def test_missing_warc_raises_before_writing(tmp_path):
     assert not os.path.exists(tmp_path / "out" / "documents.parquet")
 
 
-@pytest.mark.parametrize("engine", ["resiliparse", "trafilatura"])
-def test_both_engines_keep_the_article_and_drop_navigation(tmp_path, engine):
+@pytest.mark.parametrize("extractor", ["resiliparse", "trafilatura"])
+def test_both_extractors_keep_the_article_and_drop_navigation(tmp_path, extractor):
     warc = tmp_path / "crawl.warc.gz"
     write_crawl_warc(warc, [Exchange("https://example.org/otters", realistic_page().encode())])
-    [doc] = run(tmp_path, [warc], engine=engine)[1].to_pylist()
+    [doc] = run(tmp_path, [warc], extractor=extractor)[1].to_pylist()
     assert ARTICLE in " ".join(doc["text"].split())
     for boilerplate in (*NAV_LINKS, FOOTER, "Related stories", "Beavers build a dam"):
-        assert boilerplate not in doc["text"], (engine, boilerplate)
+        assert boilerplate not in doc["text"], (extractor, boilerplate)
 
 
 def test_plain_text_response_is_a_document(tmp_path):

@@ -198,7 +198,7 @@ def test_documents_metadata_shows_unchanged_revisits(tmp_path):
 
 
 def test_documents_metadata_of_an_artifact_made_before_revisits_were_counted():
-    old = ExtractStats(engine="resiliparse").as_stats()
+    old = ExtractStats(extractor="resiliparse").as_stats()
     del old["revisits"], old["revisits_by_profile"]
 
     assert "unchanged_revisits" not in documents_metadata(_produced(old))

@@ -1,5 +1,6 @@
 """The lineage core through real Dagster materializations, a real MLflow SQLite store and a real lake."""
 
+import json
 from dataclasses import dataclass, field
 
 import pytest
@@ -15,6 +16,7 @@ from assets.common import (
     upstream_manifest,
 )
 from lineage.settings import Settings
+from lineage.tracking import run_id_from_page
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
 
@@ -140,7 +142,7 @@ def test_artifact_manifest_and_mlflow_run(instance, lmforge_home):
         link = metadata["shout"]["browse"].replace(settings.lake_url, url)
         assert httpx.get(link + "shout.txt").text == "HEY HEY HEY"
 
-    run_id = metadata["shout"]["mlflow_run"].rsplit("/", 1)[-1]
+    run_id = run_id_from_page(metadata["shout"]["mlflow_run"])
     mlflow_run = client.get_run(run_id)
     assert mlflow_run.info.status == "FINISHED"
     assert mlflow_run.data.tags["lmforge.asset"] == "shout"
@@ -156,9 +158,18 @@ def test_artifact_manifest_and_mlflow_run(instance, lmforge_home):
     assert dataset_input.dataset.name == f"words@{words_version}"
     assert words_version in dataset_input.dataset.source
 
-    words_run = client.get_run(metadata["words"]["mlflow_run"].rsplit("/", 1)[-1])
-    assert words_run.data.params == {"word": "hey", "repeat": "3", "workers": "1"}
-    assert words_run.data.metrics["by_word.hey"] == 3
+    words_run = client.get_run(run_id_from_page(metadata["words"]["mlflow_run"]))
+    # Params: what differs from the defaults (repeat and workers are at theirs); the whole config is config.json.
+    assert words_run.data.params == {"word": "hey"}
+    words_id = words_run.info.run_id
+    assert json.load(open(client.download_artifacts(words_id, "config.json"))) == {
+        "word": "hey",
+        "repeat": 3,
+        "workers": 1,
+    }
+    # Metrics: the top-level numbers; nested stats (their keys grow with the data) are stats.json, not columns.
+    assert words_run.data.metrics == {"count": 3}
+    assert json.load(open(client.download_artifacts(words_id, "stats.json")))["by_word"] == {"hey": 3}
     manifest_text = client.download_artifacts(run_id, "manifest.json")
     assert shout_version in open(manifest_text).read()
 

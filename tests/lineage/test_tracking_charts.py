@@ -24,7 +24,7 @@ def test_a_history_and_its_summary_chart_as_trained(tracker):
     started = time.time() * 1000
     history = [{"step": 10, "val_loss": 6.8, "loss": 7.0}, {"step": 20, "val_loss": 6.2, "loss": 6.1}]
     with tracker.run(asset="base_model", version="v1", tags={}) as run_id:
-        tracker.record(run_id, manifest({"steps": 20, "val_loss": 6.2, "final_loss": 6.1}), [])
+        tracker.record(run_id, manifest({"steps": 20, "val_loss": 6.2, "final_loss": 6.1}), [], {})
         tracker.log_history(run_id, history)
     points = tracker.client.get_metric_history(run_id, "val_loss")
     assert sorted((p.step, p.value) for p in points) == [(10, 6.8), (20, 6.2)]  # no fake step-0 point, none twice
@@ -35,7 +35,7 @@ def test_a_history_and_its_summary_chart_as_trained(tracker):
 
 def test_stats_without_steps_are_one_point_at_step_zero(tracker):
     with tracker.run(asset="documents", version="v1", tags={}) as run_id:
-        tracker.record(run_id, manifest({"documents": 12}), [])
+        tracker.record(run_id, manifest({"documents": 12}), [], {})
     [point] = tracker.client.get_metric_history(run_id, "documents")
     assert point.step == 0 and point.value == 12 and point.timestamp > 0
 

@@ -16,6 +16,7 @@ from assets.pretrain import base_model
 from assets.tokens import shard_set, token_shards, tokenizer
 from data_code.document import DOCUMENTS_FILE
 from lineage.settings import Settings
+from lineage.tracking import run_id_from_page
 from pipelines.definitions import resources
 from resources.lake import ArtifactStoreResource
 from resources.launcher import TrainingLauncherResource
@@ -73,7 +74,7 @@ def instance(lmforge_home, corpus_path):
 def loss_history(result) -> tuple[list, int]:
     """The run's loss points and the time (ms) the run ended."""
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == AssetKey("base_model")]
-    run_id = event.materialization.metadata["mlflow_run"].value.rsplit("/", 1)[-1]
+    run_id = run_id_from_page(event.materialization.metadata["mlflow_run"].value)
     client = MlflowClient(Settings.from_env().tracking_uri)
     return client.get_metric_history(run_id, "loss"), client.get_run(run_id).info.end_time
 

@@ -16,6 +16,7 @@ from assets.common import VERSION_KEY
 from assets.crawl import raw_crawl
 from assets.documents import documents
 from lineage.settings import Settings
+from lineage.tracking import run_id_from_page
 from pipelines.definitions import resources
 from tests.extract.warcs import foreign_response_record, realistic_page
 from tests.stages.site import serve_directory, write_site
@@ -76,7 +77,7 @@ def test_crawl_then_documents(instance, site, lmforge_home):
     assert "sample_document" in docs
 
     client = MlflowClient(Settings.from_env().tracking_uri)
-    docs_run = client.get_run(docs["mlflow_run"].rsplit("/", 1)[-1])
+    docs_run = client.get_run(run_id_from_page(docs["mlflow_run"]))
     assert docs_run.data.tags[f"lmforge.upstream.raw_crawl:{PARTITION}"] == crawl[VERSION_KEY]
     assert docs_run.inputs.dataset_inputs[0].dataset.name == f"raw_crawl@{crawl[VERSION_KEY]}[{PARTITION}]"
 

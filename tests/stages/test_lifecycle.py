@@ -143,6 +143,11 @@ def test_nightly_retrain_promotes_keeps_and_reuses(world):
     audited = made["audit_report"]["lmforge/version"]
     report = ArtifactStore(Settings.from_env().store_root).local_path("audit_report", audited)
     assert "gate: passed" in (report / "report.md").read_text()  # the gate decision, not "-"
+    # One click from the registered model version (MLflow renders its description as Markdown) to the report.
+    described = MlflowClient(Settings.from_env().tracking_uri).get_model_version(registry.name, champion.version)
+    assert (
+        f"[audit report]({Settings.from_env().lake_url}/audit_report/{audited}/report.html)" in described.description
+    )
     assert made["sft_model"]["steps"] == 3 and "loss_mask" in made["sft_model"]
     drafter = made["draft_model"]
     assert 0 <= drafter["acceptance_distilled"] <= 1 and 0 <= drafter["acceptance_undistilled"] <= 1
