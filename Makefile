@@ -35,6 +35,7 @@ test: setup
 bench: setup
 	$(PY) -m bench.extract --json $(LMFORGE_HOME)/bench/extract.json
 	$(PY) -m bench.dedupe --json $(LMFORGE_HOME)/bench/dedupe.json
+	$(PY) -m bench.data_engines --json $(LMFORGE_HOME)/bench/data_engines.json
 	$(PY) -m bench.tokenize --json $(LMFORGE_HOME)/bench/tokenize.json
 	$(PY) -m bench.pretrain --json $(LMFORGE_HOME)/bench/pretrain.json
 	$(PY) -m bench.serve --json $(LMFORGE_HOME)/bench/serve.json

@@ -226,9 +226,12 @@ def test_spark_engine_through_the_asset_keeps_the_same_documents(tmp_path, monke
                         "documents": on_engine,
                         "deduplicated_documents": on_engine,
                         "filtered_documents": {"config": {"engine": engine, "quality_threshold": 0.0}},
+                        "tokenizer": {"config": {"vocab_size": 600}},
+                        "token_shards": {"config": {"engine": engine, "seq_len": 64, "validation_fraction": 0.5}},
                     }
                 }
                 selection = [quality_classifier, raw_crawl, documents, deduplicated_documents, filtered_documents]
+                selection += [training_corpus, tokenizer, token_shards]
                 spark = {"spark": SparkResource(master="local[1]")}
                 result = materialize(
                     selection,
@@ -245,9 +248,17 @@ def test_spark_engine_through_the_asset_keeps_the_same_documents(tmp_path, monke
                 made[engine, name] = (metadata[VERSION_KEY], table.to_pylist())
             assert metadata_of(result, "deduplicated_documents")["engine"] == engine
             assert metadata_of(result, "documents")["engine"] == engine
+            shards = tmp_path / engine / "lake" / "token_shards" / metadata_of(result, "token_shards")[VERSION_KEY]
+            made[engine, "token_shards"] = {
+                str(path.relative_to(shards)): path.read_bytes()
+                for path in sorted(shards.rglob("*"))
+                if path.is_file() and path.name != "manifest.json"  # the lake's manifest: run ids and times
+            }
     for name in ("documents", "deduplicated_documents", "filtered_documents"):
         assert made["spark", name] == made["local", name], name  # the same version, the same documents
     assert len(made["local", "filtered_documents"][1]) < len(made["local", "documents"][1])
+    assert made["spark", "token_shards"] == made["local", "token_shards"]  # token ids, sidecars, index, checks
+    assert any(name.endswith(".bin") for name in made["local", "token_shards"])
 
 
 CRAWL_CLOCK = ["fetch_time", "warc_file", "warc_offset", "warc_record_id"]
