@@ -8,6 +8,7 @@ shared dedupe core they call is the very code the driver imports.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import sys
 from collections.abc import Iterator
@@ -134,6 +135,49 @@ def ordered_map(spark, items: list, function) -> Iterator:
             yield value
     finally:
         results.unpersist()
+
+
+def map_batches_in_order(spark, parquet_path: str, columns: list[str], function, batch_rows: int) -> Iterator:
+    """function(Arrow batch of `columns`) for every batch of up to `batch_rows` rows of the Parquet file(s), on the
+    executors (mapInArrow); yields the outcomes in the files' row order.
+
+    Each outcome (anything picklable) travels back keyed by its batch's first row (file, row index); the outcomes
+    are kept by Spark (memory, spilling to disk) while the driver reads them back in order, one at a time. A file
+    that is one partition is spread over the cores first. Rows arrive as Spark's Arrow types (strings, int64,
+    timestamp[us, UTC]...): cast them where the exact type matters.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_rows))
+    frame = spark.read.parquet(parquet_path).select(
+        *columns, F.col("_metadata.file_path").alias("_file"), F.col("_metadata.row_index").alias("_row")
+    )
+    if frame.rdd.getNumPartitions() < spark.sparkContext.defaultParallelism:
+        frame = frame.repartitionByRange(spark.sparkContext.defaultParallelism, "_file", "_row")
+    keyed = partial(_keyed_outcomes, function=function, columns=columns)
+    outcomes = frame.mapInArrow(keyed, "file string, row long, outcome binary").persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        outcomes.count()  # every batch once, in parallel; the sort below reads what they kept
+        for record in outcomes.orderBy("file", "row").toLocalIterator():
+            yield pickle.loads(record["outcome"])
+    finally:
+        outcomes.unpersist()
+
+
+def _keyed_outcomes(batches, function, columns: list[str]):
+    """mapInArrow function: each non-empty batch -> one row (its first row's file and index, pickled outcome)."""
+    import pyarrow as pa
+
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        outcome = pickle.dumps(function(pa.RecordBatch.from_arrays([batch.column(c) for c in columns], names=columns)))
+        file, row = batch.column("_file")[0].as_py(), batch.column("_row")[0].as_py()
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([file]), pa.array([row], pa.int64()), pa.array([outcome], pa.binary())],
+            names=["file", "row", "outcome"],
+        )
 
 
 def _run_task(function, indexed):

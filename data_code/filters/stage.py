@@ -19,7 +19,6 @@ import hashlib
 import heapq
 import inspect
 import pathlib
-import pickle
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -35,7 +34,7 @@ from data_code.batching import ParquetSink, map_in_order
 from data_code.document import DOCUMENT_SCHEMA, DOCUMENTS_FILE, REJECTION_SCHEMA, REJECTIONS_FILE
 from data_code.filters.base import DocumentFilter, FilterCounts, FilterPipeline, NonEmptyFilter, PipelineResult
 from data_code.filters.config import FilterConfig
-from data_code.spark import ship_files, shipped_path
+from data_code.spark import map_batches_in_order, ship_files, shipped_path
 
 REJECTED_SAMPLE_SCHEMA = pa.schema(
     [
@@ -276,14 +275,8 @@ def _filter_batch(rows: list[dict], config: FilterConfig, models: ModelFiles) ->
     return _pipeline(config, models).run(rows)
 
 
-SPARK_OUTCOME_SCHEMA = "file string, row long, outcome binary"
-
-
 def _spark_results(spark, documents_path: str, config: FilterConfig, models: ModelFiles, stats: FilterStats):
     """The PipelineResult of every batch of `batch_documents` rows, computed by mapInArrow, in row order."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
     from data_code.filters.language import lid_model_path
 
     files = {
@@ -296,46 +289,26 @@ def _spark_results(spark, documents_path: str, config: FilterConfig, models: Mod
         else None,
     }
     shipped = dict(zip(files, ship_files(spark, list(files.values())), strict=True))
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.batch_documents))
-    frame = spark.read.parquet(documents_path).select(
-        *DOCUMENT_SCHEMA.names, F.col("_metadata.file_path").alias("_file"), F.col("_metadata.row_index").alias("_row")
-    )
-    parallelism = spark.sparkContext.defaultParallelism
-    if frame.rdd.getNumPartitions() < parallelism:  # one small file is one partition: spread it over the cores
-        frame = frame.repartitionByRange(parallelism, "_file", "_row")
-    outcomes = frame.mapInArrow(partial(_filter_arrow, config=config, shipped=shipped), SPARK_OUTCOME_SCHEMA)
-    outcomes = outcomes.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        outcomes.count()  # every batch filtered once, in parallel; the sort below reads what they kept
-        for record in outcomes.orderBy("file", "row").toLocalIterator():
-            result, documents_in, truncated = pickle.loads(record["outcome"])
-            stats.documents_in += documents_in
-            stats.truncated_documents += truncated
-            yield result
-    finally:
-        outcomes.unpersist()
+    work = partial(_filter_arrow, config=config, shipped=shipped)
+    for result, documents_in, truncated in map_batches_in_order(
+        spark, documents_path, DOCUMENT_SCHEMA.names, work, config.batch_documents
+    ):
+        stats.documents_in += documents_in
+        stats.truncated_documents += truncated
+        yield result
 
 
-def _filter_arrow(batches, config: FilterConfig, shipped: dict):
-    """mapInArrow function: each batch of documents -> one row (its first row's file and index, its outcome)."""
+def _filter_arrow(batch: pa.RecordBatch, config: FilterConfig, shipped: dict) -> tuple[PipelineResult, int, int]:
+    """On an executor: one batch of documents through the pipeline, with the executor's copies of the files."""
     local = {name: shipped_path(value) for name, value in shipped.items()}
     lists = {name: local[name] for name in ("policy_path", "blocklist_path", "optout_path") if local[name]}
-    config = dataclasses.replace(config, **lists)  # the executor's copies of the list files
-    models = ModelFiles(local["quality"], local["language"])
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        documents = pa.RecordBatch.from_arrays(
-            [batch.column(field.name).cast(field.type) for field in DOCUMENT_SCHEMA],
-            schema=DOCUMENT_SCHEMA.remove_metadata(),
-        )
-        rows, truncated = _cut_rows(documents, config)
-        outcome = pickle.dumps((_filter_batch(rows, config, models), batch.num_rows, truncated))
-        key = [batch.column("_file")[0].as_py(), batch.column("_row")[0].as_py()]
-        yield pa.RecordBatch.from_arrays(
-            [pa.array([key[0]]), pa.array([key[1]], pa.int64()), pa.array([outcome], pa.binary())],
-            names=["file", "row", "outcome"],
-        )
+    config = dataclasses.replace(config, **lists)
+    documents = pa.RecordBatch.from_arrays(
+        [batch.column(field.name).cast(field.type) for field in DOCUMENT_SCHEMA],
+        schema=DOCUMENT_SCHEMA.remove_metadata(),
+    )  # the local engine's types (Spark hands over its own: int64 for int32, and so on)
+    rows, truncated = _cut_rows(documents, config)
+    return _filter_batch(rows, config, ModelFiles(local["quality"], local["language"])), batch.num_rows, truncated
 
 
 class _RejectedSampler:

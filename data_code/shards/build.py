@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import pickle
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +33,7 @@ from data_code.shards.mixture import (
     split_of,
 )
 from data_code.shards.writer import ShuffleBuffer, SplitWriter
-from data_code.spark import ship_files, shipped_path
+from data_code.spark import map_batches_in_order, ship_files, shipped_path
 from data_code.tokenizer.config import EOS, PAD
 from data_code.tokenizer.corpus import iter_batches, open_documents
 from data_code.tokenizer.fingerprint import TOKENIZER_FILE, tokenizer_fingerprint
@@ -155,50 +154,23 @@ def _encode_and_pack(batches, tokenizer, config, rates, eos_id, dtype, buffers, 
 
 def _spark_encoded(spark, documents_path: str, columns: list[str], tokenizer_dir: str, config, rates):
     """(kept, token ids) of every batch of `batch_documents` rows, encoded on the executors, in row order."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
     [shipped] = ship_files(spark, [str(Path(tokenizer_dir) / TOKENIZER_FILE)])
-    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.batch_documents))
-    frame = spark.read.parquet(documents_path).select(
-        *columns, F.col("_metadata.file_path").alias("_file"), F.col("_metadata.row_index").alias("_row")
-    )
-    parallelism = spark.sparkContext.defaultParallelism
-    if frame.rdd.getNumPartitions() < parallelism:  # one small file is one partition: spread it over the cores
-        frame = frame.repartitionByRange(parallelism, "_file", "_row")
-    encode = partial(_encode_arrow, columns=columns, config=config, rates=rates, tokenizer_file=shipped)
-    encoded = frame.mapInArrow(encode, "file string, row long, outcome binary").persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        encoded.count()  # every batch encoded once, in parallel; the sort below reads what they kept
-        for record in encoded.orderBy("file", "row").toLocalIterator():
-            yield pickle.loads(record["outcome"])
-    finally:
-        encoded.unpersist()
+    work = partial(_encode_arrow, config=config, rates=rates, tokenizer_file=shipped)
+    yield from map_batches_in_order(spark, documents_path, columns, work, config.batch_documents)
 
 
 _TOKENIZERS: dict[str, Tokenizer] = {}  # one loaded tokenizer per executor Python worker
 
 
-def _encode_arrow(batches, columns: list[str], config: ShardConfig, rates, tokenizer_file: str):
-    """mapInArrow function: each batch -> one row (its first row's file and index, (kept, token ids))."""
+def _encode_arrow(batch: pa.RecordBatch, config: ShardConfig, rates, tokenizer_file: str) -> tuple[list, list]:
+    """On an executor: the batch's kept documents (without their text) and their token ids."""
     path = shipped_path(tokenizer_file)
     if path not in _TOKENIZERS:
         _TOKENIZERS[path] = load_tokenizer(Path(path).parent)
-    tokenizer = _TOKENIZERS[path]
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        kept = _select(
-            pa.RecordBatch.from_arrays([batch.column(name) for name in columns], names=columns), config, rates
-        )
-        encodings = tokenizer.encode_batch_fast([document[3] for document in kept], add_special_tokens=False)
-        ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in encodings]
-        outcome = pickle.dumps(([(doc_id, split, copies, "") for doc_id, split, copies, _ in kept], ids))
-        yield pa.RecordBatch.from_arrays(
-            [pa.array([batch.column("_file")[0].as_py()]), pa.array([batch.column("_row")[0].as_py()], pa.int64()),
-             pa.array([outcome], pa.binary())],
-            names=["file", "row", "outcome"],
-        )  # fmt: skip
+    kept = _select(batch, config, rates)
+    encodings = _TOKENIZERS[path].encode_batch_fast([document[3] for document in kept], add_special_tokens=False)
+    ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in encodings]
+    return [(doc_id, split, copies, "") for doc_id, split, copies, _ in kept], ids
 
 
 def _select(batch, config: ShardConfig, rates: dict | None) -> list[tuple[str, str, int, str]]:
