@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.data_engines [--quick] --json bench-data-engines.json
 
-Input: real pages, the demo site's (the Python 3.11 manual, Debian's python3.11-doc; the prose test site when it is
-missing), written as WARC files of 25 pages each. Each stage runs on the same input on the local engine (a pool of
+Input: real pages, the demo site's (the Python 3.11 manual, Debian's python3.11-doc, which `make setup` installs),
+written as WARC files of 25 pages each. Each stage runs on the same input on the local engine (a pool of
 2 worker processes: the cores Spark local[2] gets) and on Spark local[2]; the outputs are compared byte for byte.
 Throughput is documents (and MB of input text) per second of wall time, best of two runs. Spark's fixed cost is
 reported twice: starting the session, and running a stage on a single document (task scheduling, Python workers,
@@ -22,6 +22,8 @@ import time
 
 import pyarrow.parquet as pq
 
+from data_code.warc import WarcFileWriter
+
 PAGES = {"quick": 100, "full": 600}
 PAGES_PER_WARC = 25
 REPEATS = 2
@@ -34,10 +36,7 @@ def real_pages(count: int, scratch: pathlib.Path) -> list[tuple[str, bytes]]:
 
     root = PYTHON_MANUAL
     if not (root / "index.html").exists():
-        from tests.stages.prose_site import write_prose_site
-
-        root = scratch / "prose"
-        write_prose_site(root)
+        raise SystemExit(f"bench.data_engines reads the Python manual under {root}: apt-get install python3.11-doc")
     files = sorted(root.rglob("*.html"))
     pages = []
     for number in range(count):
@@ -46,14 +45,23 @@ def real_pages(count: int, scratch: pathlib.Path) -> list[tuple[str, bytes]]:
     return pages
 
 
-def write_warcs(pages: list[tuple[str, bytes]], directory: pathlib.Path) -> list[str]:
-    from tests.extract.warcs import Exchange, write_crawl_warc
-
+def write_warcs(pages: list[tuple[str, bytes]], directory: pathlib.Path, per_file: int = PAGES_PER_WARC) -> list[str]:
+    """The pages as crawl WARC files (gzip, a response and a metadata record per page), `per_file` pages each."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
-    for start in range(0, len(pages), PAGES_PER_WARC):
-        path = directory / f"crawl-{start // PAGES_PER_WARC:04d}.warc.gz"
-        write_crawl_warc(path, [Exchange(url, body) for url, body in pages[start : start + PAGES_PER_WARC]])
+    for start in range(0, len(pages), per_file):
+        path = directory / f"crawl-{start // per_file:04d}.warc.gz"
+        with open(path, "wb") as stream:
+            writer = WarcFileWriter(stream, filename=path.name)
+            for url, body in pages[start : start + per_file]:
+                writer.write_exchange(
+                    url,
+                    request_headers=[("Host", url.split("/")[2])],
+                    status_line="200 OK",
+                    response_headers=[("Content-Type", "text/html; charset=utf-8")],
+                    body=body,
+                    metadata={"robots": "allowed", "depth": "0"},
+                )
         paths.append(str(path))
     return paths
 
@@ -178,19 +186,14 @@ def _text_mb(documents: pathlib.Path) -> float:
 
 def _single_document_inputs(scratch: pathlib.Path, warc: str, documents: pathlib.Path, kept: pathlib.Path) -> dict:
     """Each stage on Spark over one document: its fixed cost."""
-    from tests.extract.warcs import Exchange, write_crawl_warc
-
-    one_warc = scratch / "one" / "one.warc.gz"
-    one_warc.parent.mkdir(parents=True, exist_ok=True)
-    page = real_pages(1, scratch)[0]
-    write_crawl_warc(one_warc, [Exchange(*page)])
+    [one_warc] = write_warcs(real_pages(1, scratch), scratch / "one")
     one_doc, one_kept = scratch / "one" / "documents.parquet", scratch / "one" / "kept.parquet"
     pq.write_table(pq.read_table(documents).slice(0, 1), one_doc)
     pq.write_table(pq.read_table(kept).slice(0, 1), one_kept)
     model = str(scratch / "quality" / "model.bin")
     tokenizer = str(scratch / "tokenizer")
     return {
-        "extraction": lambda out, spark: extract([str(one_warc)], out, "spark", spark),
+        "extraction": lambda out, spark: extract([one_warc], out, "spark", spark),
         "filters": lambda out, spark: filter_(one_doc, out, "spark", model, spark),
         "tokenization": lambda out, spark: tokenize(one_kept, tokenizer, out, "spark", spark),
     }
