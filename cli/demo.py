@@ -69,4 +69,6 @@ def _print_champion(settings: Settings) -> None:
     print(f"\nchampion: {champion.name} v{champion.version} = serving_model/{champion.artifact_version}")
     print("  serve it:     lmforge serve            (OpenAI API on http://127.0.0.1:8080/v1)")
     print(f"  audit report: {report}")
+    if "lmforge.audit_report_link" in champion.tags:
+        print(f"                {champion.tags['lmforge.audit_report_link']}  (over http while `make ui` runs)")
     print(f"  audit again:  lmforge audit models:/{champion.name}@champion")
