@@ -72,7 +72,7 @@ def deduplicated_documents(
 
     def build(directory):
         index = HistoryIndex.load(history, dedupe_config)
-        session = spark.session() if dedupe_config.engine == "spark" else None
+        session = spark.session_for(dedupe_config.engine)
         documents = stage.file(day, DOCUMENTS_FILE)
         stats = deduplicate(documents, directory, dedupe_config, spark_session=session, history=index, day=partition)
         context.log.info(f"predicted peak memory {stats.predicted_peak_memory_bytes / 2**20:.1f} MiB")

@@ -40,7 +40,7 @@ def documents(
     warcs = [stage.file(crawl, entry.path) for entry in crawl.files if entry.path.endswith((".warc.gz", ".warc"))]
 
     def build(directory):
-        session = spark.session() if extract_config.engine == "spark" else None  # engine: spark, a task per file
+        session = spark.session_for(extract_config.engine)
         return extract_to_parquet(
             warcs, str(directory / DOCUMENTS_FILE), str(directory / REJECTIONS_FILE), extract_config, spark=session
         ).as_stats()

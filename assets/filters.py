@@ -148,7 +148,7 @@ def filtered_documents(
 
     def build(directory):
         documents = stage.file(dedupe, DOCUMENTS_FILE)
-        session = spark.session() if filter_config.engine == "spark" else None  # engine: spark, mapInArrow
+        session = spark.session_for(filter_config.engine)
         stats = filter_documents(
             documents, directory, filter_config, quality_model_path=model_path, spark=session
         ).as_stats()

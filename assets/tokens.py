@@ -188,7 +188,7 @@ def token_shards(
 
     def build(directory):
         documents = stage.file(day, DOCUMENTS_FILE)
-        session = spark.session() if shard_config.engine == "spark" else None  # engine: spark, mapInArrow
+        session = spark.session_for(shard_config.engine)
         stats = build_shards(documents, stage.file(trained), directory, shard_config, allow_empty=True, spark=session)
         return {**stats, "checks": run_checks(SHARD_CHECKS, directory)}
 

@@ -135,9 +135,10 @@ def execute_job(job_name: str, run_config: dict[str, Any], partition: str | None
     with DagsterInstance.get() as instance, console_and_log(log_path) as console:
         out = out or console
         recover_dead_runs(instance, Tracker.from_settings(settings), out=out)  # a killed run never blocks this one
-        run = create_run(instance, job_name, config, partition, run_id)
+        reconstructable = reconstructable_job(job_name)
+        run = create_run(instance, reconstructable, config, partition, run_id)
         with Progress(instance, run_id, log_path, out):
-            result = execute_run(reconstructable_job(job_name), run, instance, raise_on_error=False)
+            result = execute_run(reconstructable, run, instance, raise_on_error=False)
     return result, log_path
 
 
@@ -164,23 +165,23 @@ def remote_origin(job_name: str):
 SINGLE_REPOSITORY = "__repository__"  # the repository name Dagster gives a module's Definitions
 
 
-def create_run(instance, job_name: str, run_config: dict[str, Any], partition: str | None, run_id: str):
-    """A NOT_STARTED run of `job_name` with workspace.yaml's code-location origin, tagged with this process (so that
-    a dead one is recovered) and its partition. Raises DagsterInvalidConfigError for a run config that does not
-    fit the job, before anything runs."""
+def create_run(instance, job, run_config: dict[str, Any], partition: str | None, run_id: str):
+    """A NOT_STARTED run of `job` (a reconstructable_job) with workspace.yaml's code-location origin, tagged with
+    this process (so that a dead one is recovered) and its partition. Raises DagsterInvalidConfigError for a run
+    config that does not fit the job, before anything runs."""
     from dagster._core.execution.api import create_execution_plan
     from dagster._core.storage.tags import PARTITION_NAME_TAG
 
-    job = reconstructable_job(job_name)
     tags = {**process_tags(), **({PARTITION_NAME_TAG: partition} if partition else {})}
     plan = create_execution_plan(job, run_config=run_config, instance_ref=instance.get_ref(), tags=tags)
+    definition = job.get_definition()
     return instance.create_run_for_job(
-        job_def=job.get_definition(),
+        job_def=definition,
         execution_plan=plan,
         run_id=run_id,
         run_config=run_config,
         tags=tags,
-        remote_job_origin=remote_origin(job_name),
+        remote_job_origin=remote_origin(definition.name),
         job_code_origin=job.get_python_origin(),
     )
 

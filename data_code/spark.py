@@ -94,6 +94,12 @@ def build_spark_session(
     return session
 
 
+def require_session(engine: str, spark) -> None:
+    """ValueError when a stage's engine is 'spark' but no SparkSession was given."""
+    if engine == "spark" and spark is None:
+        raise ValueError("engine 'spark' needs a SparkSession (the spark resource)")
+
+
 def check_master_reachable(master: str, timeout_s: float = 5.0) -> None:
     """For a standalone master (spark://host:port[,host:port]): RuntimeError naming the URL when none of its
     addresses accepts a connection. Checked before the session starts, so an unreachable cluster fails at once,

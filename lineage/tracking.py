@@ -210,7 +210,7 @@ def flatten_metrics(stats: Mapping[str, Any], prefix: str = "") -> dict[str, flo
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
             flat.update(flatten_metrics(value, f"{name}."))
-        elif isinstance(value, (bool, int, float)) and not (isinstance(value, float) and math.isnan(value)):
+        elif _is_number(value):
             flat[_metric_key(name)] = float(value)
     return flat
 

@@ -26,6 +26,10 @@ class SparkResource(ConfigurableResource):
             self._session = build_spark_session(self.master, driver_memory=self.driver_memory)
         return self._session
 
+    def session_for(self, engine: str):
+        """The SparkSession when a stage's `engine` is 'spark', None for the local engine (no JVM started)."""
+        return self.session() if engine == "spark" else None
+
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._session is not None:
             self._session.stop()

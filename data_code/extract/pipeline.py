@@ -25,7 +25,7 @@ from data_code.batching import ParquetSink, map_in_order
 from data_code.document import DOCUMENT_SCHEMA, REJECTION_SCHEMA, rejection
 from data_code.extract.config import REVISIT_PROFILES, ExtractConfig, ExtractStats
 from data_code.extract.record import STAGE, extract_batch
-from data_code.spark import ordered_map
+from data_code.spark import ordered_map, require_session
 from data_code.warc import CorruptWarcError, WarcRecord, iter_warc_records
 
 # A response's metadata record follows it within a few records (request, metadata); responses wait this many
@@ -46,8 +46,7 @@ def extract_to_parquet(
     of engine 'spark' (ValueError without one).
     """
     _check_inputs_exist(warc_uris)
-    if config.engine == "spark" and spark is None:
-        raise ValueError("engine 'spark' needs a SparkSession (the spark resource)")
+    require_session(config.engine, spark)
     started = time.perf_counter()
     stats = ExtractStats(warc_files=len(warc_uris), extractor=config.extractor, engine=config.engine)
     tally = _Tally()

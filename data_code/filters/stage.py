@@ -34,7 +34,7 @@ from data_code.batching import ParquetSink, map_in_order
 from data_code.document import DOCUMENT_SCHEMA, DOCUMENTS_FILE, REJECTION_SCHEMA, REJECTIONS_FILE
 from data_code.filters.base import DocumentFilter, FilterCounts, FilterPipeline, NonEmptyFilter, PipelineResult
 from data_code.filters.config import FilterConfig
-from data_code.spark import map_batches_in_order, ship_files, shipped_path
+from data_code.spark import map_batches_in_order, require_session, ship_files, shipped_path
 
 REJECTED_SAMPLE_SCHEMA = pa.schema(
     [
@@ -213,8 +213,7 @@ def filter_documents(
     started = time.perf_counter()
     models = ModelFiles(quality_model_path)
     _pipeline(config, models)  # fail fast on a bad policy, blocklist or model path
-    if config.engine == "spark" and spark is None:
-        raise ValueError("engine 'spark' needs a SparkSession (the spark resource)")
+    require_session(config.engine, spark)
     filesystem, path = fsspec.core.url_to_fs(documents_path)
     if not filesystem.exists(path):
         raise FileNotFoundError(f"documents file not found: {documents_path}")

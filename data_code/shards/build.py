@@ -33,7 +33,7 @@ from data_code.shards.mixture import (
     split_of,
 )
 from data_code.shards.writer import ShuffleBuffer, SplitWriter
-from data_code.spark import map_batches_in_order, ship_files, shipped_path
+from data_code.spark import map_batches_in_order, require_session, ship_files, shipped_path
 from data_code.tokenizer.config import EOS, PAD
 from data_code.tokenizer.corpus import iter_batches, open_documents
 from data_code.tokenizer.fingerprint import TOKENIZER_FILE, tokenizer_fingerprint
@@ -95,9 +95,8 @@ def build_shards(
     buffers = {split: ShuffleBuffer(config.shuffle_buffer, f"{config.seed}:{split}") for split in splits}
     if rates is not None:
         columns.append(config.mixture_field)
+    require_session(config.engine, spark)
     if config.engine == "spark":
-        if spark is None:
-            raise ValueError("engine 'spark' needs a SparkSession (the spark resource)")
         for kept, ids in _spark_encoded(spark, documents_path, columns, tokenizer_dir, config, rates):
             _pack(kept, ids, eos_id, dtype, buffers, writers)
     else:
