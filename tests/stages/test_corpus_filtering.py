@@ -1,6 +1,7 @@
 """deduplicated_documents, quality_classifier and filtered_documents through Dagster, with the blocking contract."""
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -205,63 +206,81 @@ def test_malformed_blocklist_names_file_and_line(instance, tmp_path):
 @pytest.mark.spark
 @pytest.mark.slow
 def test_spark_engine_through_the_asset_keeps_the_same_documents(tmp_path, monkeypatch, mlflow_uri):
-    """The SparkResource wiring: engine=spark on documents, deduplicated_documents and filtered_documents
-    materializes the same artifact versions and documents as engine=local. Each engine crawls the site in its own
-    home, so the columns the crawl's own clock writes (fetch time, WARC record ids and offsets) are left out;
-    tests/stages/test_spark_data_engines.py compares the stages on one input, byte for byte."""
+    """The SparkResource wiring: engine=spark on documents, deduplicated_documents, filtered_documents and
+    token_shards materializes the same artifact versions, documents and shard bytes as engine=local.
+
+    The site is crawled once: two crawls of it can fetch its pages in another order (the fetchers run
+    concurrently), and so write another WARC. Each engine then builds every later stage into its own, otherwise
+    empty, artifact store from that one crawl, so that nothing is reused from the other engine's store."""
+    from resources.lake import ArtifactStoreResource
     from resources.spark import SparkResource
 
     monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    monkeypatch.setenv("LMFORGE_HOME", str(tmp_path / "home"))
     write_prose_site(tmp_path / "site")
+    stages = [documents, deduplicated_documents, filtered_documents, training_corpus, tokenizer, token_shards]
     made = {}
-    with serve_directory(tmp_path / "site") as site:
-        for engine in ("local", "spark"):
-            monkeypatch.setenv("LMFORGE_HOME", str(tmp_path / engine))
-            with DagsterInstance.ephemeral() as instance:
-                on_engine = {"config": {"engine": engine}}
-                config = {
-                    "ops": {
-                        "raw_crawl": {"config": {"seeds": [site], "max_pages": 30}},
-                        "documents": on_engine,
-                        "deduplicated_documents": on_engine,
-                        "filtered_documents": {"config": {"engine": engine, "quality_threshold": 0.0}},
-                        "tokenizer": {"config": {"vocab_size": 600}},
-                        "token_shards": {"config": {"engine": engine, "seq_len": 64, "validation_fraction": 0.5}},
-                    }
-                }
-                selection = [quality_classifier, raw_crawl, documents, deduplicated_documents, filtered_documents]
-                selection += [training_corpus, tokenizer, token_shards]
-                spark = {"spark": SparkResource(master="local[1]")}
-                result = materialize(
-                    selection,
-                    instance=instance,
-                    resources={**resources(), **spark},
-                    partition_key=PARTITION,
-                    run_config=config,
-                )
-            assert result.success
-            for name in ("documents", "deduplicated_documents", "filtered_documents"):
-                metadata = metadata_of(result, name)
-                path = tmp_path / engine / "lake" / name / metadata[VERSION_KEY]
-                table = pq.read_table(path / "documents.parquet").drop_columns(CRAWL_CLOCK)
-                made[engine, name] = (metadata[VERSION_KEY], table.to_pylist())
-            assert metadata_of(result, "deduplicated_documents")["engine"] == engine
-            assert metadata_of(result, "documents")["engine"] == engine
-            shards = tmp_path / engine / "lake" / "token_shards" / metadata_of(result, "token_shards")[VERSION_KEY]
-            made[engine, "token_shards"] = {
-                str(path.relative_to(shards)): path.read_bytes()
-                for path in sorted(shards.rglob("*"))
-                if path.is_file() and path.name != "manifest.json"  # the lake's manifest: run ids and times
+    crawl_store = tmp_path / "crawl"
+    with DagsterInstance.ephemeral() as instance, serve_directory(tmp_path / "site") as site:
+        crawled = materialize(
+            [quality_classifier, raw_crawl],
+            instance=instance,
+            resources={**resources(), "artifact_store": ArtifactStoreResource(root=str(crawl_store))},
+            partition_key=PARTITION,
+            run_config={"ops": {"raw_crawl": {"config": {"seeds": [site], "max_pages": 30}}}},
+        )
+    assert crawled.success
+    for engine in ("local", "spark"):
+        store = tmp_path / engine
+        shutil.copytree(crawl_store / "lake", store / "lake")  # the crawl and the classifier, nothing later
+        on_engine = {"config": {"engine": engine}}
+        config = {
+            "ops": {
+                "documents": on_engine,
+                "deduplicated_documents": on_engine,
+                "filtered_documents": {"config": {"engine": engine, "quality_threshold": 0.0}},
+                "tokenizer": {"config": {"vocab_size": 600}},
+                "token_shards": {"config": {"engine": engine, "seq_len": 64, "validation_fraction": 0.5}},
             }
+        }
+        with DagsterInstance.ephemeral() as instance:
+            for event in crawled.get_asset_materialization_events():  # the same crawl, recorded in this instance
+                instance.report_runless_asset_event(event.materialization)
+            result = materialize(
+                [quality_classifier, raw_crawl, *stages],
+                selection=stages,
+                instance=instance,
+                resources={
+                    **resources(),
+                    "artifact_store": ArtifactStoreResource(root=str(store)),
+                    "spark": SparkResource(master="local[1]"),
+                },
+                partition_key=PARTITION,
+                run_config=config,
+            )
+        assert result.success
+        for name in ("documents", "deduplicated_documents", "filtered_documents"):
+            metadata = metadata_of(result, name)
+            table = pq.read_table(store / "lake" / name / metadata[VERSION_KEY] / "documents.parquet")
+            table = table.drop_columns(["warc_file"])  # the absolute path of the crawl's WARC in that store
+            made[engine, name] = (metadata[VERSION_KEY], table.to_pylist())
+        assert metadata_of(result, "documents")["engine"] == engine
+        assert metadata_of(result, "deduplicated_documents")["engine"] == engine
+        shards = store / "lake" / "token_shards" / metadata_of(result, "token_shards")[VERSION_KEY]
+        made[engine, "token_shards"] = {
+            str(path.relative_to(shards)): path.read_bytes()
+            for path in sorted(shards.rglob("*"))
+            if path.is_file() and path.name != "manifest.json"  # the lake's manifest: run ids and times
+        }
     for name in ("documents", "deduplicated_documents", "filtered_documents"):
-        assert made["spark", name] == made["local", name], name  # the same version, the same documents
+        assert made["spark", name][0] == made["local", name][0], name  # the same version
+        for spark_row, local_row in zip(made["spark", name][1], made["local", name][1], strict=True):
+            assert spark_row == local_row, (name, local_row["url"])  # the same documents, in the same order
     assert len(made["local", "filtered_documents"][1]) < len(made["local", "documents"][1])
     assert made["spark", "token_shards"] == made["local", "token_shards"]  # token ids, sidecars, index, checks
     assert any(name.endswith(".bin") for name in made["local", "token_shards"])
 
-
-CRAWL_CLOCK = ["fetch_time", "warc_file", "warc_offset", "warc_record_id"]
 
 
 class FlakyNodeLauncher(TrainingLauncherResource):
