@@ -13,14 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from data_code.document import rejection
+from data_code.filters.kernels import word_count
 
 Decision = bool | tuple  # True | (False, reason) | (False, reason, score) | (False, reason, score, detail)
 EXCERPT_CHARS = 500  # characters of a rejected document's text kept for the rejected-samples table
-
-
-def word_count(text: str) -> int:
-    """Approximate tokens: whitespace-separated words (cheap, tokenizer-independent)."""
-    return len(text.split())
 
 
 class DocumentFilter:

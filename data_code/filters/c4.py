@@ -87,39 +87,60 @@ class C4QualityFilter(DocumentFilter):
         return self._last[1]
 
     def clean(self, text: str) -> CleanedText:
-        """Apply the line rules to `text`; stops early when a page-level rule fires."""
-        kept, sentences = [], 0
+        """Apply the line rules to `text`; stops early when a page-level rule fires.
+
+        The rules are judged line by line, with page-wide shortcuts that cannot change an answer: citation marks
+        are removed from the whole text at once (none spans a line break), a phrase absent from the lowered page
+        is not looked for in its lines, and sentences are counted over all kept lines in one pass.
+        """
+        kept = []
         dropped = dict.fromkeys(("long_word", "no_terminal_punct", "few_words", "javascript", "policy"), 0)
-        for raw_line in text.splitlines():
-            line = _CITATION.sub("", raw_line).strip() if self.remove_citations else raw_line.strip()
+        if self.remove_citations and "[" in text:
+            text = _CITATION.sub("", text)
+        phrases = self._phrases_in(text.lower())
+        for line in text.splitlines():
+            line = line.strip()
             if not line:
                 continue  # blank lines separate paragraphs; they are not content to judge
-            rule = self._line_rule(line)
+            rule = self._line_rule(line, phrases)
             if rule in ("c4_lorem_ipsum", "c4_curly_bracket"):
                 return CleanedText("", 0, rule, dropped)
             if rule:
                 dropped[rule] += 1
                 continue
             kept.append(line)
-            sentences += max(1, len(_SENTENCE_END.findall(line)))
-        return CleanedText("\n".join(kept), sentences, None, dropped)
+        cleaned = "\n".join(kept)
+        # Every kept line counts at least one sentence. One ending in . ! or ? holds a sentence end already; one
+        # ending in a quote may hold none, and then counts one more.
+        sentences = len(_SENTENCE_END.findall(cleaned))
+        sentences += sum(1 for line in kept if line.endswith(('"', "'")) and not _SENTENCE_END.search(line))
+        return CleanedText(cleaned, sentences, None, dropped)
 
-    def _line_rule(self, line: str) -> str | None:
+    def _phrases_in(self, lowered_page: str) -> frozenset[str]:
+        """The enabled rules' phrases that occur in the page (an ASCII phrase in a line's lower() is in the page's)."""
+        phrases = ("lorem ipsum",) * self.filter_lorem_ipsum + ("javascript",) * self.filter_javascript
+        phrases += POLICY_SUBSTRINGS * self.filter_policy
+        return frozenset(phrase for phrase in phrases if phrase in lowered_page)
+
+    def _line_rule(self, line: str, phrases: frozenset[str]) -> str | None:
         """Why `line` goes (a line rule, or a page rule prefixed c4_), or None to keep it."""
-        words = line.split()
-        if any(len(word) > self.max_word_length for word in words):
+        if len(line) > self.max_word_length and any(len(word) > self.max_word_length for word in line.split()):
             return "long_word"
         if not line.endswith(END_PUNCTUATION) or line.endswith("..."):
             return "no_terminal_punct"
-        if len(words) < self.min_words_per_line:
+        least = self.min_words_per_line  # split at most least - 1 times: `least` pieces only with enough words
+        if least > 0 and len(line.split(None, least - 1)) < least:
             return "few_words"
-        lowered = line.lower()
-        if self.filter_lorem_ipsum and "lorem ipsum" in lowered:
+        lowered = line.lower() if phrases else ""
+        if "lorem ipsum" in phrases and "lorem ipsum" in lowered:
             return "c4_lorem_ipsum"
-        if self.filter_javascript and "javascript" in lowered:
+        if "javascript" in phrases and "javascript" in lowered:
             return "javascript"
         if self.filter_curly_bracket and "{" in line:
             return "c4_curly_bracket"
-        if self.filter_policy and any(phrase in lowered for phrase in POLICY_SUBSTRINGS):
+        if self.filter_policy and any(phrase in lowered for phrase in phrases & _POLICY_SET):
             return "policy"
         return None
+
+
+_POLICY_SET = frozenset(POLICY_SUBSTRINGS)

@@ -10,7 +10,7 @@ Text Data at Scale", section 3.4; datatrove's FineWebQualityFilter), with the pu
 from __future__ import annotations
 
 from data_code.filters.base import Decision, DocumentFilter
-from data_code.filters.gopher import find_duplicates
+from data_code.filters.kernels import repeated_lines, word_count
 
 STOP_CHARS = (".", "'", '"', "!", "?")
 
@@ -41,9 +41,9 @@ class FineWebQualityFilter(DocumentFilter):
         if (ratio := sum(len(line) <= self.short_line_chars for line in lines) / len(lines)) >= self.short_line_ratio:
             return False, "fineweb_short_line_ratio", ratio
         characters = len(text) - text.count("\n")
-        duplicated_chars = find_duplicates([line for line in lines if line.strip()])[1]
+        duplicated_chars = repeated_lines(text)[2]  # in lines holding more than whitespace
         if (ratio := duplicated_chars / max(characters, 1)) >= self.char_duplicates_ratio:
             return False, "fineweb_char_dup_ratio", ratio
-        if (ratio := text.count("\n") / max(len(text.split()), 1)) > self.list_ratio:
+        if (ratio := text.count("\n") / max(word_count(text), 1)) > self.list_ratio:
             return False, "fineweb_list_ratio", ratio
         return True

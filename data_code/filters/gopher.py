@@ -2,30 +2,25 @@
 from Training Gopher", appendix A1.1 and table A1), with the thresholds of the paper and of datatrove's
 GopherQualityFilter / GopherRepetitionFilter as keyword defaults.
 
-Words are whitespace tokens with surrounding punctuation stripped (datatrove uses NLTK's tokenizer; the rules
-only need word boundaries, and this keeps NLTK out of the dependencies).
+Words are whitespace tokens with surrounding ASCII punctuation stripped (datatrove uses NLTK's tokenizer; the
+rules only need word boundaries, and this keeps NLTK out of the dependencies). The word statistics and n-gram
+counts run compiled (data_code.filters.kernels), once per document for both filters; the same rules in plain
+Python are data_code.filters.reference, and tests hold the two to the same decisions and scores.
 """
 
 from __future__ import annotations
 
-import re
-import string
-from collections import Counter
+import numpy as np
 
 from data_code.filters.base import Decision, DocumentFilter
+from data_code.filters.kernels import WordStats, analyse, ngram_chars, repeated_lines, repeated_paragraphs
 
 # (n, largest share of characters) for the most frequent n-gram, and for duplicated n-grams (Gopher table A1).
 TOP_NGRAM_CHAR_FRACS = ((2, 0.20), (3, 0.18), (4, 0.16))
 DUP_NGRAM_CHAR_FRACS = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))
 
-STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")  # Gopher's list, matched case-insensitively
+STOP_WORDS = frozenset(("the", "be", "to", "of", "and", "that", "have", "with"))  # Gopher's; any case matches
 BULLETS = ("•", "‣", "◦", "▪", "●", "·", "-", "*")  # characters that start a bullet-point line
-_PARAGRAPH_BREAK = re.compile(r"\n{2,}")
-
-
-def words_of(text: str) -> list[str]:
-    """Whitespace tokens with leading/trailing punctuation removed; pure-punctuation tokens dropped."""
-    return [word for word in (token.strip(string.punctuation) for token in text.split()) if word]
 
 
 class GopherQualityFilter(DocumentFilter):
@@ -54,34 +49,43 @@ class GopherQualityFilter(DocumentFilter):
 
     def filter(self, doc: dict) -> Decision:
         text = doc["text"]
-        words = words_of(text)
-        if len(words) < self.min_words:
-            return False, "gopher_short_document", len(words)
-        if len(words) > self.max_words:
-            return False, "gopher_long_document", len(words)
-        mean_length = sum(map(len, words)) / len(words)
+        stats = analyse(text, BULLETS)
+        if stats.words < self.min_words:
+            return False, "gopher_short_document", stats.words
+        if stats.words > self.max_words:
+            return False, "gopher_long_document", stats.words
+        mean_length = stats.word_chars / stats.words
         if mean_length < self.min_mean_word_length:
             return False, "gopher_mean_word_length_too_short", mean_length
         if mean_length > self.max_mean_word_length:
             return False, "gopher_mean_word_length_too_long", mean_length
-        if (ratio := text.count("#") / len(words)) > self.max_symbol_word_ratio:
+        if (ratio := text.count("#") / stats.words) > self.max_symbol_word_ratio:
             return False, "gopher_too_many_hashes", ratio
-        if (ratio := (text.count("...") + text.count("…")) / len(words)) > self.max_symbol_word_ratio:
+        if (ratio := (text.count("...") + text.count("…")) / stats.words) > self.max_symbol_word_ratio:
             return False, "gopher_too_many_ellipsis", ratio
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        if (ratio := sum(line.startswith(BULLETS) for line in lines) / len(lines)) > self.max_bullet_lines_ratio:
+        if (ratio := stats.bullet_lines / stats.lines) > self.max_bullet_lines_ratio:
             return False, "gopher_too_many_bullet_lines", ratio
-        ellipsis_lines = sum(line.endswith(("...", "…")) for line in lines) / len(lines)
-        if ellipsis_lines > self.max_ellipsis_lines_ratio:
-            return False, "gopher_too_many_ellipsis_lines", ellipsis_lines
-        tokens = text.split()
-        if (ratio := sum(any(c.isalpha() for c in token) for token in tokens) / len(tokens)) < (
-            self.min_alpha_words_ratio
-        ):
+        if (ratio := stats.ellipsis_lines / stats.lines) > self.max_ellipsis_lines_ratio:
+            return False, "gopher_too_many_ellipsis_lines", ratio
+        if (ratio := stats.alpha_tokens / stats.tokens) < self.min_alpha_words_ratio:
             return False, "gopher_too_few_alpha_words", ratio
-        if (stop_words := sum(word.lower() in STOP_WORDS for word in words)) < self.min_stop_words:
+        if (stop_words := stop_word_count(text, stats, STOP_WORDS)) < self.min_stop_words:
             return False, "gopher_too_few_stop_words", stop_words
         return True
+
+
+def stop_word_count(text: str, stats: WordStats, stop_words: frozenset[str]) -> int:
+    """Occurrences of words whose lower case is in `stop_words`, each distinct word looked at once.
+
+    lower() never shortens a word, so only distinct words no longer than the longest stop word can be one.
+    """
+    longest = max(map(len, stop_words), default=0)
+    short = np.flatnonzero(stats.distinct_ends - stats.distinct_starts <= longest)
+    starts, ends = stats.distinct_starts[short].tolist(), stats.distinct_ends[short].tolist()
+    counts = stats.distinct_counts[short].tolist()
+    return sum(
+        count for start, end, count in zip(starts, ends, counts, strict=True) if text[start:end].lower() in stop_words
+    )
 
 
 class GopherRepetitionFilter(DocumentFilter):
@@ -107,73 +111,28 @@ class GopherRepetitionFilter(DocumentFilter):
         text = doc["text"]
         if not text.strip():
             return True  # nothing repeats in an empty text; the non_empty / gopher_quality filters judge it
-        paragraphs = _PARAGRAPH_BREAK.split(text.strip())
-        repeated, repeated_chars = find_duplicates(paragraphs)
-        if (ratio := repeated / len(paragraphs)) > self.dup_para_frac:
+        paragraphs, repeated, repeated_chars = repeated_paragraphs(text)
+        if (ratio := repeated / paragraphs) > self.dup_para_frac:
             return False, "gopher_dup_para_frac", ratio
         if (ratio := repeated_chars / len(text)) > self.dup_para_char_frac:
             return False, "gopher_dup_para_char_frac", ratio
-        lines = [line for line in text.split("\n") if line.strip()]
-        repeated, repeated_chars = find_duplicates(lines)
-        if (ratio := repeated / len(lines)) > self.dup_line_frac:
+        lines, repeated, repeated_chars = repeated_lines(text)
+        if (ratio := repeated / lines) > self.dup_line_frac:
             return False, "gopher_dup_line_frac", ratio
         if (ratio := repeated_chars / len(text)) > self.dup_line_char_frac:
             return False, "gopher_dup_line_char_frac", ratio
-        return self._ngram_decision(words_of(text))
+        return self._ngram_decision(analyse(text, BULLETS))
 
-    def _ngram_decision(self, words: list[str]) -> Decision:
-        word_chars = sum(map(len, words))
+    def _ngram_decision(self, stats: WordStats) -> Decision:
+        word_chars = max(stats.word_chars, 1)
+        largest = max((n for n, _ in (*self.top_ngram_char_fracs, *self.dup_ngram_char_fracs)), default=1)
+        top, duplicated = ngram_chars(stats, largest)
         for n, threshold in self.top_ngram_char_fracs:
-            if (ratio := top_ngram_chars(words, n) / max(word_chars, 1)) > threshold:
+            if (ratio := int(top[n]) / word_chars) > threshold:
                 return False, f"gopher_top_{n}_gram", ratio
         for n, threshold in sorted(self.dup_ngram_char_fracs):
-            if (ratio := duplicate_ngram_chars(words, n) / max(word_chars, 1)) > threshold:
+            if (ratio := int(duplicated[n]) / word_chars) > threshold:
                 return False, f"gopher_dup_{n}_gram", ratio
             if ratio == 0:
                 break  # no n-gram repeats, so no longer one does either
         return True
-
-
-def find_duplicates(items: list[str]) -> tuple[int, int]:
-    """(items equal to an earlier item, characters in those items)."""
-    seen: set[str] = set()
-    repeated = repeated_chars = 0
-    for item in items:
-        if item in seen:
-            repeated += 1
-            repeated_chars += len(item)
-        else:
-            seen.add(item)
-    return repeated, repeated_chars
-
-
-def top_ngram_chars(words: list[str], n: int) -> int:
-    """Word characters covered by the most frequent n-gram (0 unless it occurs at least twice)."""
-    counts = Counter(_ngrams(words, n))
-    if not counts:
-        return 0
-    ngram, occurrences = counts.most_common(1)[0]
-    return sum(map(len, ngram)) * occurrences if occurrences > 1 else 0
-
-
-def duplicate_ngram_chars(words: list[str], n: int) -> int:
-    """Word characters inside any n-gram that occurs more than once, each word counted once.
-
-    Every occurrence of a repeated n-gram counts (as RedPajama-V2's rps_doc_frac_chars_dupe_ngrams); datatrove
-    counts only the repeats, which is up to half as strict.
-    """
-    ngrams = _ngrams(words, n)
-    if len(set(ngrams)) == len(ngrams):
-        return 0  # the common case for prose: nothing repeats, no need to mark words
-    first_seen: dict[tuple[str, ...], int] = {}
-    covered = [False] * len(words)
-    for i, ngram in enumerate(ngrams):
-        first = first_seen.setdefault(ngram, i)
-        if first != i:
-            covered[first : first + n] = [True] * n
-            covered[i : i + n] = [True] * n
-    return sum(len(word) for word, is_covered in zip(words, covered, strict=True) if is_covered)
-
-
-def _ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
-    return list(zip(*(words[i:] for i in range(n)), strict=False))  # shifted copies: shortest one ends it

@@ -20,8 +20,12 @@ import ipaddress
 import math
 import re
 from collections import Counter
+from collections.abc import Iterator
+
+import numpy as np
 
 from data_code.filters.base import Decision, DocumentFilter
+from data_code.filters.kernels import pii_candidates
 
 PLACEHOLDERS = {
     "secret": "<SECRET>",
@@ -55,8 +59,13 @@ def find_pii(text: str) -> dict[str, int]:
 
 def redact_pii(text: str, types: tuple[str, ...] = PII_TYPES) -> tuple[str, dict[str, int]]:
     """`text` with PII of `types` replaced by placeholders, and type -> replacements made."""
+    return redact_spans(text, _spans(text), types)
+
+
+def redact_spans(text: str, spans: list[tuple[int, int, str | None]], types: tuple[str, ...]):
+    """`text` with the `spans` of `types` replaced by their placeholders, and type -> replacements made."""
     pieces, counts, position = [], Counter(), 0
-    for start, end, kind in _spans(text):
+    for start, end, kind in spans:
         if kind in types:
             pieces += [text[position:start], PLACEHOLDERS[kind]]
             counts[kind] += 1
@@ -66,7 +75,12 @@ def redact_pii(text: str, types: tuple[str, ...] = PII_TYPES) -> tuple[str, dict
 
 
 def _spans(text: str) -> list[tuple[int, int, str | None]]:
-    """Non-overlapping (start, end, type) spans, claimed in PII_TYPES order; type None marks text left alone."""
+    """Non-overlapping (start, end, type) spans, claimed in PII_TYPES order; type None marks text left alone.
+
+    Each pattern is tried only where one of its matches can start (kernels.pii_candidates), with
+    `pattern.match(text, start)`: a match sees the whole text around it (lookbehinds, lookaheads, word boundaries),
+    so the matches are exactly those of `pattern.finditer(text)`, found without scanning the text per pattern.
+    """
     claimed: list[tuple[int, int, str | None]] = []  # sorted by start, never overlapping
 
     def claim(start: int, end: int, kind: str | None) -> None:
@@ -74,23 +88,33 @@ def _spans(text: str) -> list[tuple[int, int, str | None]]:
         if (i == 0 or claimed[i - 1][1] <= start) and (i == len(claimed) or claimed[i][0] >= end):
             claimed.insert(i, (start, end, kind))
 
-    for match in _PEM.finditer(text):
+    starts = pii_candidates(text)
+    for match in _matches(_PEM, text, starts.pem):
         claim(match.start(), match.end(), "secret")
-    for match in _TOKEN.finditer(text):
+    for match in _matches(_TOKEN, text, starts.token):
         claim(match.start(), match.end(), "secret")
-    for match in _ASSIGNED_SECRET.finditer(text):
+    for match in _matches(_ASSIGNED_SECRET, text, starts.secret):
         if _entropy(match.group("value")) >= 3.0:
             claim(match.start("value"), match.end("value"), "secret")
-    for match in _EMAIL.finditer(text):
+    for match in _matches(_EMAIL, text, starts.email):
         claim(match.start(), match.end(), "email")
-    for match in _CARD.finditer(text):  # digit runs failing Luhn are claimed as None so no later rule reads them
+    for match in _matches(_CARD, text, starts.card):  # digit runs failing Luhn: claimed as None, read no more
         claim(match.start(), match.end(), "credit_card" if luhn_valid(match.group()) else None)
-    for pattern in (_IPV4, _IPV6):
-        for match in pattern.finditer(text):
+    for pattern, candidates in ((_IPV4, starts.ipv4), (_IPV6, starts.ipv6)):
+        for match in _matches(pattern, text, candidates):
             claim(match.start(), match.end(), "ip_address" if _is_public_ip(match.group()) else None)
-    for match in _PHONE.finditer(text):
+    for match in _matches(_PHONE, text, starts.phone):
         claim(match.start(), match.end(), "phone")
     return claimed
+
+
+def _matches(pattern: re.Pattern, text: str, starts: np.ndarray) -> Iterator[re.Match]:
+    """pattern.finditer(text), given every position where a match can start (ascending)."""
+    end = 0
+    for start in starts.tolist():
+        if start >= end and (match := pattern.match(text, start)):
+            yield match
+            end = match.end()
 
 
 def luhn_valid(number: str) -> bool:
@@ -127,8 +151,11 @@ class PIIRedactionFilter(DocumentFilter):
     def filter(self, doc: dict) -> Decision:
         return True
 
+    def redact(self, text: str) -> tuple[str, dict[str, int]]:
+        return redact_pii(text, self.types)
+
     def transform(self, doc: dict) -> dict:
-        text, counts = redact_pii(doc["text"], self.types)
+        text, counts = self.redact(doc["text"])
         if not counts:
             return doc
         for kind, found in counts.items():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from data_code.filters.gopher import GopherQualityFilter, GopherRepetitionFilter, duplicate_ngram_chars
+from data_code.filters.gopher import GopherQualityFilter, GopherRepetitionFilter
+from data_code.filters.reference import duplicate_ngram_chars
 from tests.filters.texts import GOOD_TEXT, make_doc
 
 LINES = GOOD_TEXT.splitlines()
