@@ -37,6 +37,40 @@ def demo_site() -> Iterator[tuple[str, str]]:
             yield url, "Python's documentation server (pydoc)"
 
 
+def site_pages(limit: int | None = None) -> Iterator[tuple[str, str]]:
+    """(URL path, HTML) of the demo site's pages without serving them: the Python manual's files, in path order,
+    else the standard library's modules as pydoc renders them (for benchmarks and tests that need real pages)."""
+    if (PYTHON_MANUAL / "index.html").exists():
+        paths = sorted(PYTHON_MANUAL.rglob("*.html"))[:limit]
+        for path in paths:
+            yield str(path.relative_to(PYTHON_MANUAL)), path.read_text(encoding="utf-8", errors="replace")
+        return
+    import pkgutil
+    import pydoc
+
+    skip = {
+        "antigravity",
+        "this",
+        "idlelib",
+        "tkinter",
+        "turtle",
+        "turtledemo",
+        "__hello__",
+        "__phello__",
+    }  # side effects
+    names = sorted(m.name for m in pkgutil.iter_modules() if m.name in sys.stdlib_module_names and m.name not in skip)
+    count = 0
+    for name in names:
+        if limit is not None and count >= limit:
+            return
+        try:
+            module = __import__(name)
+        except Exception:  # noqa: BLE001 - a module that cannot be imported here has no page
+            continue
+        yield f"{name}.html", pydoc.html.page(pydoc.describe(module), pydoc.html.document(module, name))
+        count += 1
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - http.server's signature
         pass
