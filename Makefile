@@ -36,6 +36,8 @@ bench: setup
 	$(PY) -m bench.extract --json $(LMFORGE_HOME)/bench/extract.json
 	$(PY) -m bench.dedupe --json $(LMFORGE_HOME)/bench/dedupe.json
 	$(PY) -m bench.data_engines --json $(LMFORGE_HOME)/bench/data_engines.json
+	$(VENV)/bin/pip install -q -c constraints.txt -e '.[filters-compare]'
+	$(PY) -m bench.filters --json $(LMFORGE_HOME)/bench/filters.json
 	$(PY) -m bench.tokenize --json $(LMFORGE_HOME)/bench/tokenize.json
 	$(PY) -m bench.pretrain --json $(LMFORGE_HOME)/bench/pretrain.json
 	$(PY) -m bench.serve --json $(LMFORGE_HOME)/bench/serve.json

@@ -97,17 +97,21 @@ class WordStats(NamedTuple):
         return int(self.word_ids.shape[0])
 
 
-_last_analysis: list = [None, None]  # (text, WordStats) of the latest call: two filters in a row ask for the same
+_last_analysis: list = [(None, None, None)]  # [(text, bullets, WordStats)] of the latest call, read in one step
 
 
 def analyse(text: str, bullets: str) -> WordStats:
-    """Word and line statistics of `text` (lines starting with a character of `bullets` are bullet lines)."""
-    if _last_analysis[0] is text and _last_analysis[1][0] == bullets:
-        return _last_analysis[1][1]
+    """Word and line statistics of `text` (lines starting with a character of `bullets` are bullet lines).
+
+    The latest answer is kept: the Gopher quality and repetition filters ask in turn about the same text.
+    """
+    last_text, last_bullets, last_stats = _last_analysis[0]
+    if last_text is text and last_bullets == bullets:
+        return last_stats
     space, alpha, _, punctuation, line_break = tables()
     bullet_codes = np.array([ord(c) for c in bullets], dtype=np.uint32)
     stats = WordStats(*_analyse(code_points(text), space, alpha, punctuation, line_break, bullet_codes))
-    _last_analysis[:] = [text, (bullets, stats)]
+    _last_analysis[0] = (text, bullets, stats)
     return stats
 
 
