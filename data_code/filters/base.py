@@ -152,4 +152,5 @@ class NonEmptyFilter(DocumentFilter):
     name = "non_empty"
 
     def filter(self, doc: dict) -> Decision:
-        return True if (doc.get("text") or "").split() else (False, "no_words")
+        text = doc.get("text") or ""
+        return True if text and not text.isspace() else (False, "no_words")  # as text.split(), without the list

@@ -125,8 +125,7 @@ class GopherRepetitionFilter(DocumentFilter):
 
     def _ngram_decision(self, stats: WordStats) -> Decision:
         word_chars = max(stats.word_chars, 1)
-        largest = max((n for n, _ in (*self.top_ngram_char_fracs, *self.dup_ngram_char_fracs)), default=1)
-        top, duplicated = ngram_chars(stats, largest)
+        top, duplicated = ngram_chars(stats, {n for n, _ in (*self.top_ngram_char_fracs, *self.dup_ngram_char_fracs)})
         for n, threshold in self.top_ngram_char_fracs:
             if (ratio := int(top[n]) / word_chars) > threshold:
                 return False, f"gopher_top_{n}_gram", ratio

@@ -238,87 +238,103 @@ def _line_shape(cps, space, line_break, bullets):
     return lines, bullet_lines, ellipsis_lines
 
 
-def ngram_chars(stats: WordStats, largest_n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(top, duplicated), indexed by n up to `largest_n`: characters of the most frequent n-gram times its count
-    (0 unless it repeats; ties go to the n-gram seen first), and characters of words inside any repeated n-gram."""
-    return _ngram_chars(stats.word_ids, stats.word_lengths, largest_n, stats.distinct_counts.shape[0])
+def ngram_chars(stats: WordStats, sizes) -> tuple[np.ndarray, np.ndarray]:
+    """(top, duplicated), indexed by n for each n in `sizes` (0 elsewhere): characters of the most frequent n-gram
+    times its count (0 unless it repeats; ties go to the n-gram seen first), and characters of words inside any
+    repeated n-gram."""
+    wanted = np.zeros(max(sizes, default=0) + 1, np.bool_)
+    wanted[list(sizes)] = True
+    return _ngram_chars(stats.word_ids, stats.word_lengths, wanted, stats.distinct_counts.shape[0])
 
 
 @numba.njit(cache=True, nogil=True)
-def _ngram_chars(word_ids, lengths, largest_n, distinct_words):
+def _ngram_chars(word_ids, lengths, wanted, distinct_words):
+    largest_n = wanted.shape[0] - 1
     words = word_ids.shape[0]
     top = np.zeros(largest_n + 1, np.int64)
     duplicated = np.zeros(largest_n + 1, np.int64)
     prefix = np.zeros(words + 1, np.int64)
     for w in range(words):
         prefix[w + 1] = prefix[w] + lengths[w]
-    ids = word_ids.copy()  # level n: ids of the n-grams starting at each position, by first occurrence
+    # Level n: the id of the n-gram at each position (numbered by first occurrence), each id's count and first place.
+    ids = word_ids.copy()
+    counts = np.zeros(max(distinct_words, 1), np.int64)
+    first = np.full(max(distinct_words, 1), -1, np.int64)
+    for p in range(words):
+        counts[ids[p]] += 1
+        if first[ids[p]] == -1:
+            first[ids[p]] = p
     id_count = distinct_words
     for n in range(1, largest_n + 1):
         if n > 1:
-            ids, id_count = _extend(ids, word_ids, n, distinct_words)
+            ids, counts, first, id_count = _extend(ids, counts, word_ids, n, distinct_words)
         positions = ids.shape[0]
-        if positions == 0:
-            break
-        if id_count == positions:
+        if positions == 0 or id_count == positions:
             break  # no n-gram repeats, so no longer one does: the rest stays 0
-        counts = np.zeros(id_count, np.int64)
-        first = np.full(id_count, -1, np.int64)
-        for p in range(positions):
-            counts[ids[p]] += 1
-            if first[ids[p]] == -1:
-                first[ids[p]] = p
+        if not wanted[n]:
+            continue
         best = 0
         for u in range(id_count):  # ids are numbered by first occurrence: the first maximum is the earliest
             if counts[u] > counts[best]:
                 best = u
         if counts[best] > 1:
             top[n] = (prefix[first[best] + n] - prefix[first[best]]) * counts[best]
-        depth = np.zeros(words + 1, np.int64)
+        covered_until = 0  # words before this index are covered by a repeated n-gram seen so far
+        chars = 0
         for p in range(positions):
             if counts[ids[p]] > 1:
-                depth[p] += 1
-                depth[p + n] -= 1
-        covered = 0
-        chars = 0
-        for w in range(words):
-            covered += depth[w]
-            if covered > 0:
-                chars += lengths[w]
+                for w in range(max(p, covered_until), p + n):
+                    chars += lengths[w]
+                covered_until = max(covered_until, p + n)
         duplicated[n] = chars
     return top, duplicated
 
 
 @numba.njit(cache=True, nogil=True)
-def _extend(previous, word_ids, n, distinct_words):
-    """Ids of the n-grams from the ids of the (n-1)-grams: each is the pair (n-1-gram, next word), numbered anew."""
+def _extend(previous, previous_counts, word_ids, n, distinct_words):
+    """The n-grams from the (n-1)-grams: (ids, counts, first places, id count). An n-gram is the pair (n-1-gram,
+    next word); one whose (n-1)-gram occurs once occurs once too, and takes a fresh id without a table lookup."""
     positions = word_ids.shape[0] - n + 1
     if positions <= 0:
-        return np.empty(0, np.int64), 0
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), 0
+    repeated = 0
+    for p in range(positions):
+        if previous_counts[previous[p]] > 1:
+            repeated += 1
     size = 2
-    while size < 2 * positions:
+    while size < 2 * repeated:
         size *= 2
     mask = np.uint64(size - 1)
     slot_key = np.full(size, -1, np.int64)
     slot_id = np.empty(size, np.int64)
     ids = np.empty(positions, np.int64)
+    counts = np.zeros(positions, np.int64)
+    first = np.empty(positions, np.int64)
     count = 0
     width = max(distinct_words, 1)  # word ids are below it
     for p in range(positions):
-        key = previous[p] * width + word_ids[p + n - 1]  # < 2**62 for any text a filter sees
-        slot = (np.uint64(key) * _MIX) & mask
-        while True:
-            if slot_key[slot] == -1:
-                slot_key[slot] = key
-                slot_id[slot] = count
-                ids[p] = count
-                count += 1
-                break
-            if slot_key[slot] == key:
-                ids[p] = slot_id[slot]
-                break
-            slot = (slot + np.uint64(1)) & mask
-    return ids, count
+        if previous_counts[previous[p]] == 1:
+            u = count
+            count += 1
+            first[u] = p
+        else:
+            key = previous[p] * width + word_ids[p + n - 1]  # < 2**62 for any text a filter sees
+            slot = (np.uint64(key) * _MIX) & mask
+            while True:
+                if slot_key[slot] == -1:
+                    slot_key[slot] = key
+                    u = count
+                    slot_id[slot] = u
+                    count += 1
+                    first[u] = p
+                    break
+                if slot_key[slot] == key:
+                    u = slot_id[slot]
+                    break
+                slot = (slot + np.uint64(1)) & mask
+        ids[p] = u
+        counts[u] += 1
+    return ids, counts, first, count
 
 
 def repeated_lines(text: str) -> tuple[int, int, int]:
