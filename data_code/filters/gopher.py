@@ -2,8 +2,8 @@
 from Training Gopher", appendix A1.1 and table A1), with the thresholds of the paper and of datatrove's
 GopherQualityFilter / GopherRepetitionFilter as keyword defaults.
 
-Words are whitespace tokens with surrounding ASCII punctuation stripped (datatrove uses NLTK's tokenizer; the
-rules only need word boundaries, and this keeps NLTK out of the dependencies). The word statistics and n-gram
+Words are whitespace tokens with surrounding ASCII punctuation stripped (datatrove uses spaCy's tokenizer; the
+rules only need word boundaries, and this keeps spaCy out of the dependencies). The word statistics and n-gram
 counts run compiled (data_code.filters.kernels), once per document for both filters; the same rules in plain
 Python are data_code.filters.reference, and tests hold the two to the same decisions and scores.
 """
