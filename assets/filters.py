@@ -15,6 +15,9 @@ from dagster import (
     AssetExecutionContext,
     MaterializeResult,
     MetadataValue,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     asset,
 )
 from pydantic import Field
@@ -30,8 +33,9 @@ from data_code.files import file_sha256
 from data_code.filters.config import FilterConfig
 from data_code.filters.quality_classifier import QualityClassifierConfig, train_quality_classifier
 from data_code.filters.quality_examples import default_training_examples, load_examples
+from data_code.filters.rules import rules_digest
 from data_code.filters.stage import filter_documents
-from data_code.funnel import FunnelStep, funnel_markdown, write_funnel
+from data_code.funnel import FunnelStep, funnel_markdown, language_funnel_markdown, write_funnel
 from lineage.optout import optout_digest, optout_path
 from resources.lake import ArtifactStoreResource
 from resources.spark import SparkResource
@@ -157,7 +161,11 @@ def filtered_documents(
         (directory / "validation.json").write_text(result.to_json())
         return {**stats, "contract": {"success": result.success, "failures": result.failures}}
 
-    identity = {"contract": repr(contract), "optout": optout_digest(filter_config.optout_path)}
+    identity = {
+        "contract": repr(contract),
+        "optout": optout_digest(filter_config.optout_path),
+        "rules": rules_digest(filter_config),  # the language rule sets' files, shipped and rules_dir's
+    }
     produced = stage.produce(
         filter_config, [dedupe, classifier], build, extra_identity=identity, log_files=FUNNEL_FILES
     )
@@ -172,8 +180,15 @@ def filtered_metadata(produced: Produced, dedupe) -> dict:
         "documents_in": stats["documents_in"],
         "documents_kept": stats["documents_kept"],
         "tokens_kept": stats["tokens_kept"],
-        "funnel": MetadataValue.md(funnel_markdown(funnel_steps(dedupe.stats, stats))),
+        "funnel": MetadataValue.md(
+            "\n\n".join(
+                part
+                for part in (funnel_markdown(funnel_steps(dedupe.stats, stats)), language_funnel_markdown(stats))
+                if part
+            )
+        ),
         "rejected_by_reason": count_table(stats["rejected_by_reason"], "reason"),
+        "rejected_by_language": rejected_by_language_table(stats.get("rejected_by_language", {})),
         "pii_redacted": count_table(stats.get("pii", {}), "type"),
         "languages": count_table(stats.get("languages", {}), "language"),
     }
@@ -182,6 +197,21 @@ def filtered_metadata(produced: Produced, dedupe) -> dict:
     if produced.path is not None and (produced.path / "rejected_samples.parquet").exists():
         metadata["rejected_samples"] = rejected_samples_table(produced.path / "rejected_samples.parquet")
     return metadata
+
+
+def rejected_by_language_table(rejected: dict[str, dict[str, int]]) -> MetadataValue:
+    """(language, reason, documents): every drop with the language it was judged in."""
+    schema = TableSchema(
+        columns=[TableColumn("language", "string"), TableColumn("reason", "string"), TableColumn("count", "int")]
+    )
+    rows = sorted(
+        ((language, reason, count) for language, reasons in rejected.items() for reason, count in reasons.items()),
+        key=lambda row: (-row[2], row[0], row[1]),
+    )
+    records = [
+        TableRecord({"language": lang or "?", "reason": reason, "count": count}) for lang, reason, count in rows
+    ]
+    return MetadataValue.table(records, schema=schema)
 
 
 def rejected_samples_table(path, per_reason: int = 3, chars: int = 160) -> MetadataValue:
@@ -194,10 +224,11 @@ def rejected_samples_table(path, per_reason: int = 3, chars: int = 160) -> Metad
         if shown.get(key, 0) < per_reason:
             shown[key] = shown.get(key, 0) + 1
             text = " ".join((row.get("text") or "").split())[:chars]
-            rows.append(f"| {row['stage']} | {row['reason']} | {row.get('url') or '-'} | {_cell(text)} |")
+            language = row.get("language") or "-"
+            rows.append(f"| {row['stage']} | {row['reason']} | {language} | {row.get('url') or '-'} | {_cell(text)} |")
     if not rows:
         return MetadataValue.md("no document was rejected")
-    header = ["| filter | reason | url | text (start) |", "|---|---|---|---|"]
+    header = ["| filter | reason | language | url | text (start) |", "|---|---|---|---|---|"]
     return MetadataValue.md("\n".join(header + rows))
 
 

@@ -82,7 +82,8 @@ def datatrove_steps() -> dict:
         )
         from datatrove.pipeline.formatters import PIIFormatter
     except ImportError as error:
-        raise SystemExit(f"bench.filters compares with datatrove: pip install -e '.[filters-compare]' ({error})")
+        message = f"bench.filters compares with datatrove: pip install -e '.[filters-compare]' ({error})"
+        raise SystemExit(message) from error
 
     from data_code.filters.gopher import DUP_NGRAM_CHAR_FRACS, TOP_NGRAM_CHAR_FRACS
 

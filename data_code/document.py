@@ -49,6 +49,8 @@ REJECTION_SCHEMA = pa.schema(
         pa.field("reason", pa.string(), nullable=False),  # machine-readable, e.g. not_html, near_duplicate_of:<id>
         pa.field("score", pa.float64()),
         pa.field("detail", pa.string()),  # human-readable context (file, offset, exception text)
+        # The document's language at the decision: declared (html lang) before the language filter, detected after.
+        pa.field("language", pa.string()),
     ]
 )
 
@@ -63,6 +65,14 @@ def domain_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
-def rejection(stage: str, reason: str, *, doc_id=None, url=None, score=None, detail=None) -> dict:
+def rejection(stage: str, reason: str, *, doc_id=None, url=None, score=None, detail=None, language=None) -> dict:
     """One row of REJECTION_SCHEMA as a dict."""
-    return {"doc_id": doc_id, "url": url, "stage": stage, "reason": reason, "score": score, "detail": detail}
+    return {
+        "doc_id": doc_id,
+        "url": url,
+        "stage": stage,
+        "reason": reason,
+        "score": score,
+        "detail": detail,
+        "language": language,
+    }

@@ -35,6 +35,26 @@ def funnel_markdown(steps: list[FunnelStep], *, top_domains: int = 10) -> str:
     return "\n".join(lines)
 
 
+def language_funnel_markdown(filter_stats: dict) -> str:
+    """Markdown: documents kept per language after each filter, from the language filter on ('' if none ran).
+
+    Before the language filter a document's language is only declared (html lang), so the table starts there.
+    """
+    filters = filter_stats.get("filters", {})
+    order = [name for name in filter_stats.get("filter_order", list(filters)) if name in filters]
+    if "language" not in order:
+        return ""
+    steps = order[order.index("language") :]
+    languages = filters["language"].get("languages", {})
+    lines = ["| language | detected | " + " | ".join(steps) + " | % kept |", "|---|---:|" + "---:|" * (len(steps) + 1)]
+    for language, counts in languages.items():
+        kept = [filters[name].get("languages", {}).get(language, {}).get("documents_kept", 0) for name in steps]
+        cells = " | ".join(f"{count:,}" for count in kept)
+        detected = counts["documents_in"]
+        lines.append(f"| {language or '?'} | {detected:,} | {cells} | {_share(kept[-1], detected)} |")
+    return "\n".join(lines)
+
+
 def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "–"
 

@@ -339,6 +339,7 @@ def match_history(
     kept = np.ones(count, bool)
     kept[within_removed] = False
     urls, doc_ids = documents.column("url").to_pylist(), documents.column("doc_id").to_pylist()
+    languages = documents.column("language").to_pylist() if "language" in documents.column_names else [None] * count
     exact, bands = hash_texts(documents.column("text").combine_chunks(), config)
     newest = np.array([history.newest_of_url.get(url, -1) for url in urls], np.int64)
     same_text = (
@@ -397,6 +398,7 @@ def match_history(
             "reason": [reasons[row][0] for row in removed],
             "score": [float(reasons[row][1]) for row in removed],
             "detail": ["against history" for _ in removed],
+            "language": [languages[row] for row in removed],
         },
         schema=REJECTION_SCHEMA,
     )

@@ -144,6 +144,7 @@ def _rejections(joined: pa.Table) -> pa.Table:
             "reason": reasons,
             "score": joined.column("similarity"),
             "detail": pa.array([f"cluster {c}" for c in joined.column("cluster_id").to_pylist()], pa.string()),
+            "language": joined.column("language"),
         },
         schema=REJECTION_SCHEMA,
     )
@@ -184,14 +185,14 @@ def deduplicate(
     for name in ("candidate_pairs", "verified_pairs", "verification_store_bytes"):
         setattr(stats, name, int(engine_counters.get(name, 0)))
     removed, joined = _removed_rows(str(documents_path), clusters)
-    urls = pq.read_table(documents_path, columns=["doc_id", "url"]).take(pa.array(removed))
+    urls = pq.read_table(documents_path, columns=["doc_id", "url", "language"]).take(pa.array(removed))
     matched = None
     if history is not None:
-        day_documents = pq.read_table(documents_path, columns=["doc_id", "url", "text"])
+        day_documents = pq.read_table(documents_path, columns=["doc_id", "url", "text", "language"])
         matched = match_history(day_documents, removed, history, day, config)
         removed = np.union1d(removed, matched.removed)
     _write_kept(str(documents_path), out_dir, removed, config, stats)
-    joined = joined.append_column("url", urls.column("url"))
+    joined = joined.append_column("url", urls.column("url")).append_column("language", urls.column("language"))
     pq.write_table(
         joined.select(DUPLICATE_CLUSTER_SCHEMA.names).cast(DUPLICATE_CLUSTER_SCHEMA),
         out_dir / "duplicate_clusters.parquet",

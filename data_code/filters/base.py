@@ -51,6 +51,9 @@ class FilterCounts:
     rejected_by_reason: Counter = field(default_factory=Counter)
     kept_by_domain: Counter = field(default_factory=Counter)
     counters: Counter = field(default_factory=Counter)  # the filter's own counts (DocumentFilter.count)
+    # By the document's language as the filter left it (declared until the language filter sets it).
+    in_by_language: Counter = field(default_factory=Counter)
+    kept_by_language: Counter = field(default_factory=Counter)
 
     def merge(self, other: FilterCounts) -> None:
         self.documents_in += other.documents_in
@@ -60,6 +63,8 @@ class FilterCounts:
         self.rejected_by_reason.update(other.rejected_by_reason)
         self.kept_by_domain.update(other.kept_by_domain)
         self.counters.update(other.counters)
+        self.in_by_language.update(other.in_by_language)
+        self.kept_by_language.update(other.kept_by_language)
 
     def as_dict(self) -> dict:
         return {
@@ -70,6 +75,10 @@ class FilterCounts:
             "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
             "kept_by_domain": dict(sorted(self.kept_by_domain.items(), key=lambda item: (-item[1], item[0]))),
             "counters": dict(sorted(self.counters.items())),
+            "languages": {
+                language: {"documents_in": count, "documents_kept": self.kept_by_language[language]}
+                for language, count in sorted(self.in_by_language.items(), key=lambda item: (-item[1], item[0]))
+            },
         }
 
 
@@ -116,10 +125,19 @@ class FilterPipeline:
             counts.documents_in += 1
             counts.tokens_in += tokens
             keep, reason, score, detail = _normalize(each.filter(doc), each.name)
+            language = doc.get("language") or ""  # as the filter left it: the language filter sets it
+            counts.in_by_language[language] += 1
             if not keep:
                 counts.rejected_by_reason[reason] += 1
-                row = rejection(each.name, reason, doc_id=doc.get("doc_id"), url=doc.get("url"), score=score)
-                row["detail"] = detail
+                row = rejection(
+                    each.name,
+                    reason,
+                    doc_id=doc.get("doc_id"),
+                    url=doc.get("url"),
+                    score=score,
+                    detail=detail,
+                    language=doc.get("language"),
+                )
                 result.rejections.append(row)
                 result.excerpts.append(doc["text"][:EXCERPT_CHARS])
                 return False
@@ -130,6 +148,7 @@ class FilterPipeline:
                 tokens = word_count(doc["text"])
             counts.documents_kept += 1
             counts.tokens_kept += tokens
+            counts.kept_by_language[language] += 1
             counts.kept_by_domain[doc.get("domain") or ""] += 1
         return True
 

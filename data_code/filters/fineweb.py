@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from data_code.filters.base import Decision, DocumentFilter
 from data_code.filters.kernels import repeated_lines, word_count
+from data_code.filters.segment import word_view
 
 STOP_CHARS = (".", "'", '"', "!", "?")
 
@@ -27,8 +28,11 @@ class FineWebQualityFilter(DocumentFilter):
         short_line_chars: int = 30,  # a line this long or shorter (in characters) is short
         char_duplicates_ratio: float = 0.01,  # characters in duplicated lines / all non-newline characters
         list_ratio: float = 0.3,  # newlines per word above which the page is a list
+        stop_chars: tuple[str, ...] = STOP_CHARS,  # what a line ending in punctuation ends with
+        segmenter: str = "whitespace",  # how words are counted (data_code.filters.segment)
     ):
         super().__init__()
+        self.stop_chars, self.segmenter = tuple(stop_chars), segmenter
         self.line_punct_ratio, self.short_line_ratio = line_punct_ratio, short_line_ratio
         self.short_line_chars, self.char_duplicates_ratio = short_line_chars, char_duplicates_ratio
         self.list_ratio = list_ratio
@@ -36,14 +40,18 @@ class FineWebQualityFilter(DocumentFilter):
     def filter(self, doc: dict) -> Decision:
         text = doc["text"]
         lines = text.split("\n")
-        if (ratio := sum(line.endswith(STOP_CHARS) for line in lines) / len(lines)) <= self.line_punct_ratio:
-            return False, "fineweb_line_punct_ratio", ratio
-        if (ratio := sum(len(line) <= self.short_line_chars for line in lines) / len(lines)) >= self.short_line_ratio:
-            return False, "fineweb_short_line_ratio", ratio
+        if self.line_punct_ratio is not None:  # None: the check is off
+            ratio = sum(line.endswith(self.stop_chars) for line in lines) / len(lines)
+            if ratio <= self.line_punct_ratio:
+                return False, "fineweb_line_punct_ratio", ratio
+        if self.short_line_ratio is not None:
+            ratio = sum(len(line) <= self.short_line_chars for line in lines) / len(lines)
+            if ratio >= self.short_line_ratio:
+                return False, "fineweb_short_line_ratio", ratio
         characters = len(text) - text.count("\n")
         duplicated_chars = repeated_lines(text)[2]  # in lines holding more than whitespace
         if (ratio := duplicated_chars / max(characters, 1)) >= self.char_duplicates_ratio:
             return False, "fineweb_char_dup_ratio", ratio
-        if (ratio := text.count("\n") / max(word_count(text), 1)) > self.list_ratio:
+        if (ratio := text.count("\n") / max(word_count(word_view(text, self.segmenter)), 1)) > self.list_ratio:
             return False, "fineweb_list_ratio", ratio
         return True

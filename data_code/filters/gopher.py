@@ -13,7 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from data_code.filters.base import Decision, DocumentFilter
-from data_code.filters.kernels import WordStats, analyse, ngram_chars, repeated_lines, repeated_paragraphs
+from data_code.filters.kernels import (
+    WordStats,
+    analyse,
+    ngram_chars,
+    repeated_lines,
+    repeated_paragraphs,
+    unicode_punctuation,
+)
+from data_code.filters.segment import word_view
 
 # (n, largest share of characters) for the most frequent n-gram, and for duplicated n-grams (Gopher table A1).
 TOP_NGRAM_CHAR_FRACS = ((2, 0.20), (3, 0.18), (4, 0.16))
@@ -38,9 +46,13 @@ class GopherQualityFilter(DocumentFilter):
         max_bullet_lines_ratio: float = 0.9,  # share of non-empty lines starting with a bullet
         max_ellipsis_lines_ratio: float = 0.3,  # share of non-empty lines ending with an ellipsis
         min_alpha_words_ratio: float = 0.8,  # share of tokens holding at least one alphabetic character
-        min_stop_words: int = 2,  # occurrences of STOP_WORDS
+        min_stop_words: int = 2,  # occurrences of `stop_words`
+        stop_words: frozenset[str] = STOP_WORDS,  # lower case
+        segmenter: str = "whitespace",  # how words are found (data_code.filters.segment)
+        unicode_words: bool = False,  # strip Unicode punctuation and symbols from words, not only ASCII's
     ):
         super().__init__()
+        self.stop_words, self.words = stop_words, _WordReader(segmenter, unicode_words)
         self.min_words, self.max_words = min_words, max_words
         self.min_mean_word_length, self.max_mean_word_length = min_mean_word_length, max_mean_word_length
         self.max_symbol_word_ratio = max_symbol_word_ratio
@@ -49,7 +61,7 @@ class GopherQualityFilter(DocumentFilter):
 
     def filter(self, doc: dict) -> Decision:
         text = doc["text"]
-        stats = analyse(text, BULLETS)
+        words_text, stats = self.words(text)
         if stats.words < self.min_words:
             return False, "gopher_short_document", stats.words
         if stats.words > self.max_words:
@@ -69,7 +81,7 @@ class GopherQualityFilter(DocumentFilter):
             return False, "gopher_too_many_ellipsis_lines", ratio
         if (ratio := stats.alpha_tokens / stats.tokens) < self.min_alpha_words_ratio:
             return False, "gopher_too_few_alpha_words", ratio
-        if (stop_words := stop_word_count(text, stats, STOP_WORDS)) < self.min_stop_words:
+        if (stop_words := stop_word_count(words_text, stats, self.stop_words)) < self.min_stop_words:
             return False, "gopher_too_few_stop_words", stop_words
         return True
 
@@ -101,8 +113,11 @@ class GopherRepetitionFilter(DocumentFilter):
         dup_para_char_frac: float = 0.2,
         top_ngram_char_fracs: tuple[tuple[int, float], ...] = TOP_NGRAM_CHAR_FRACS,
         dup_ngram_char_fracs: tuple[tuple[int, float], ...] = DUP_NGRAM_CHAR_FRACS,
+        segmenter: str = "whitespace",  # how the n-grams' words are found (data_code.filters.segment)
+        unicode_words: bool = False,
     ):
         super().__init__()
+        self.words = _WordReader(segmenter, unicode_words)
         self.dup_line_frac, self.dup_para_frac = dup_line_frac, dup_para_frac
         self.dup_line_char_frac, self.dup_para_char_frac = dup_line_char_frac, dup_para_char_frac
         self.top_ngram_char_fracs, self.dup_ngram_char_fracs = top_ngram_char_fracs, dup_ngram_char_fracs
@@ -112,16 +127,16 @@ class GopherRepetitionFilter(DocumentFilter):
         if not text.strip():
             return True  # nothing repeats in an empty text; the non_empty / gopher_quality filters judge it
         paragraphs, repeated, repeated_chars = repeated_paragraphs(text)
-        if (ratio := repeated / paragraphs) > self.dup_para_frac:
+        if _above(ratio := repeated / paragraphs, self.dup_para_frac):
             return False, "gopher_dup_para_frac", ratio
-        if (ratio := repeated_chars / len(text)) > self.dup_para_char_frac:
+        if _above(ratio := repeated_chars / len(text), self.dup_para_char_frac):
             return False, "gopher_dup_para_char_frac", ratio
         lines, repeated, repeated_chars = repeated_lines(text)
-        if (ratio := repeated / lines) > self.dup_line_frac:
+        if _above(ratio := repeated / lines, self.dup_line_frac):
             return False, "gopher_dup_line_frac", ratio
-        if (ratio := repeated_chars / len(text)) > self.dup_line_char_frac:
+        if _above(ratio := repeated_chars / len(text), self.dup_line_char_frac):
             return False, "gopher_dup_line_char_frac", ratio
-        return self._ngram_decision(analyse(text, BULLETS))
+        return self._ngram_decision(self.words(text)[1])
 
     def _ngram_decision(self, stats: WordStats) -> Decision:
         word_chars = max(stats.word_chars, 1)
@@ -135,3 +150,18 @@ class GopherRepetitionFilter(DocumentFilter):
             if ratio == 0:
                 break  # no n-gram repeats, so no longer one does either
         return True
+
+
+def _above(ratio: float, threshold: float | None) -> bool:
+    return threshold is not None and ratio > threshold  # None: the check is off
+
+
+class _WordReader:
+    """The words of a text as one language's rules see them: (the text they are read from, their statistics)."""
+
+    def __init__(self, segmenter: str, unicode_words: bool):
+        self.segmenter, self.strip = segmenter, unicode_punctuation() if unicode_words else None
+
+    def __call__(self, text: str) -> tuple[str, WordStats]:
+        words_text = word_view(text, self.segmenter)
+        return words_text, analyse(words_text, BULLETS, self.strip)

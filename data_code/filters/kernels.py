@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from functools import cache
 from typing import NamedTuple
 
@@ -97,22 +98,36 @@ class WordStats(NamedTuple):
         return int(self.word_ids.shape[0])
 
 
-_last_analysis: list = [(None, None, None)]  # [(text, bullets, WordStats)] of the latest call, read in one step
+_last_analysis: list = [(None, None, None, None)]  # [(text, bullets, strip, WordStats)] of the latest call
 
 
-def analyse(text: str, bullets: str) -> WordStats:
+def analyse(text: str, bullets: str, strip: np.ndarray | None = None) -> WordStats:
     """Word and line statistics of `text` (lines starting with a character of `bullets` are bullet lines).
 
-    The latest answer is kept: the Gopher quality and repetition filters ask in turn about the same text.
+    Words are tokens with the characters of `strip` (a bool per code point; None: ASCII punctuation) cut from
+    both ends. The latest answer is kept: the Gopher quality and repetition filters ask in turn about one text.
     """
-    last_text, last_bullets, last_stats = _last_analysis[0]
-    if last_text is text and last_bullets == bullets:
+    last_text, last_bullets, last_strip, last_stats = _last_analysis[0]
+    if last_text is text and last_bullets == bullets and last_strip is strip:
         return last_stats
     space, alpha, _, punctuation, line_break = tables()
     bullet_codes = np.array([ord(c) for c in bullets], dtype=np.uint32)
-    stats = WordStats(*_analyse(code_points(text), space, alpha, punctuation, line_break, bullet_codes))
-    _last_analysis[0] = (text, bullets, stats)
+    strip_table = punctuation if strip is None else strip
+    stats = WordStats(*_analyse(code_points(text), space, alpha, strip_table, line_break, bullet_codes))
+    _last_analysis[0] = (text, bullets, strip, stats)
     return stats
+
+
+@cache
+def unicode_punctuation() -> np.ndarray:
+    """A bool per code point: Unicode punctuation and symbols (categories P* and S*), ASCII punctuation included.
+
+    The words of the rule sets beyond English: a token of only these (。 「 」 ・ € …) is not a word.
+    """
+    table = np.zeros(UNICODE_SIZE, np.bool_)
+    table[[c for c in range(UNICODE_SIZE) if unicodedata.category(chr(c))[0] in "PS"]] = True
+    table[[ord(c) for c in string.punctuation]] = True
+    return table
 
 
 @numba.njit(cache=True, nogil=True)

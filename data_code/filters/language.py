@@ -45,14 +45,26 @@ def predict_labels(model, text: str, k: int = 1) -> list[tuple[str, float]]:
 
 
 class LanguageFilter(DocumentFilter):
-    """Keeps documents in `languages`; sets `language` and `language_score` (probability of the top language)."""
+    """Keeps documents in `languages`; sets `language` and `language_score` (probability of the top language).
+
+    `ruled`: the languages with a rule set (None: all). A kept language without one is dropped, or kept unjudged
+    with `unruled="keep"`, and counted either way (`unruled:<lang>`).
+    """
 
     name = "language"
 
-    def __init__(self, languages: tuple[str, ...] = ("en",), threshold: float = 0.65, model_path: str | None = None):
+    def __init__(
+        self,
+        languages: tuple[str, ...] = ("en",),
+        threshold: float = 0.65,
+        model_path: str | None = None,
+        ruled: frozenset[str] | None = None,
+        unruled: str = "drop",
+    ):
         super().__init__()
         self.languages, self.threshold = frozenset(languages), threshold
         self.model_path = str(model_path or lid_model_path())
+        self.ruled, self.unruled = ruled, unruled
 
     def filter(self, doc: dict) -> Decision:
         predictions = predict_labels(load_fasttext_model(self.model_path), doc["text"])
@@ -65,4 +77,8 @@ class LanguageFilter(DocumentFilter):
             return False, f"language_not_allowed:{language}", score
         if score < self.threshold:
             return False, "language_score_below_threshold", score, f"language={language}"
+        if self.ruled is not None and language not in self.ruled:
+            self.count(f"unruled:{language}")
+            if self.unruled == "drop":
+                return False, f"language_without_rules:{language}", score
         return True

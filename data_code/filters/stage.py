@@ -33,7 +33,8 @@ import pyarrow.parquet as pq
 from data_code.batching import ParquetSink, map_in_order
 from data_code.document import DOCUMENT_SCHEMA, DOCUMENTS_FILE, REJECTION_SCHEMA, REJECTIONS_FILE
 from data_code.filters.base import DocumentFilter, FilterCounts, FilterPipeline, NonEmptyFilter, PipelineResult
-from data_code.filters.config import FilterConfig
+from data_code.filters.config import ROUTED_FILTERS, FilterConfig
+from data_code.filters.rules import ByLanguage, LanguageRules, load_rule_sets
 from data_code.spark import map_batches_in_order, require_session, ship_files, shipped_path
 
 REJECTED_SAMPLE_SCHEMA = pa.schema(
@@ -42,6 +43,7 @@ REJECTED_SAMPLE_SCHEMA = pa.schema(
         pa.field("url", pa.string()),
         pa.field("stage", pa.string(), nullable=False),
         pa.field("reason", pa.string(), nullable=False),
+        pa.field("language", pa.string()),  # the document's language at the decision
         pa.field("text", pa.string()),  # the first 500 characters the rejecting filter saw
     ]
 )
@@ -59,11 +61,26 @@ class ModelFiles:
 def build_filters(
     config: FilterConfig, quality_model_path: str | None, language_model_path: str | None = None
 ) -> list[DocumentFilter]:
-    """The enabled filters, in order, behind the non_empty check. Heavy imports happen only for enabled filters."""
+    """The enabled filters, in order, behind the non_empty check. Heavy imports happen only for enabled filters.
+
+    The filters that judge by language (ROUTED_FILTERS) get one copy per rule set (data_code.filters.rules), each
+    built from that language's config; a document meets the copy of the language the language filter found.
+    """
     models = ModelFiles(quality_model_path, language_model_path)
+    rule_sets = load_rule_sets(config)
     filters: list[DocumentFilter] = [NonEmptyFilter()]
     for name in config.enabled:
-        filters.append(_FACTORIES[name](config, models))
+        if name == "language":
+            filters.append(_language(config, models, frozenset(rule_sets)))
+        elif name in ROUTED_FILTERS:
+            copies = {
+                language: _FACTORIES[name](rules.config, models, rules)
+                for language, rules in rule_sets.items()
+                if name not in rules.skip
+            }
+            filters.append(ByLanguage(name, copies, by_language="language" in config.enabled))
+        else:
+            filters.append(_FACTORIES[name](config, models))
     return filters
 
 
@@ -86,37 +103,48 @@ def _optout(config, _):
     return OptOutFilter(path if path and pathlib.Path(path).exists() else None)  # no list: nobody opted out
 
 
-def _language(config, models):
+def _language(config, models, ruled):
     from data_code.filters.language import LanguageFilter
 
-    return LanguageFilter(config.languages, config.language_threshold, model_path=models.language)
+    return LanguageFilter(
+        config.languages,
+        config.language_threshold,
+        model_path=models.language,
+        ruled=ruled,
+        unruled=config.unruled_languages,
+    )
 
 
-def _gopher_quality(config, _):
+def _gopher_quality(config, _, rules: LanguageRules):
     from data_code.filters.gopher import GopherQualityFilter
 
-    return GopherQualityFilter(**_prefixed(config, "gopher_", GopherQualityFilter))
+    words = {"segmenter": rules.segmenter, "unicode_words": rules.unicode_words}
+    return GopherQualityFilter(
+        **_prefixed(config, "gopher_", GopherQualityFilter), stop_words=rules.stop_words, **words
+    )
 
 
-def _gopher_repetition(config, _):
+def _gopher_repetition(config, _, rules: LanguageRules):
     from data_code.filters.gopher import GopherRepetitionFilter
 
-    return GopherRepetitionFilter(**_prefixed(config, "gopher_", GopherRepetitionFilter))
+    words = {"segmenter": rules.segmenter, "unicode_words": rules.unicode_words}
+    return GopherRepetitionFilter(**_prefixed(config, "gopher_", GopherRepetitionFilter), **words)
 
 
-def _c4(config, _):
+def _c4(config, _, rules: LanguageRules):
     from data_code.filters.c4 import C4QualityFilter
 
     return C4QualityFilter(min_sentences=config.c4_min_sentences, min_words_per_line=config.c4_min_words_per_line)
 
 
-def _fineweb(config, _):
+def _fineweb(config, _, rules: LanguageRules):
     from data_code.filters.fineweb import FineWebQualityFilter
 
-    return FineWebQualityFilter(**_prefixed(config, "fineweb_", FineWebQualityFilter))
+    parameters = _prefixed(config, "fineweb_", FineWebQualityFilter)
+    return FineWebQualityFilter(**parameters, stop_chars=rules.fineweb_stop_chars, segmenter=rules.segmenter)
 
 
-def _quality(config, models):
+def _quality(config, models, rules: LanguageRules):
     from data_code.filters.quality_classifier import QualityClassifierFilter
 
     if models.quality is None:
@@ -162,11 +190,14 @@ class FilterStats:
     filters: dict[str, FilterCounts] = field(default_factory=dict)  # filter name -> funnel, in pipeline order
     domains_in: Counter = field(default_factory=Counter)
     domains_kept: Counter = field(default_factory=Counter)
+    rejected_by_language: Counter = field(default_factory=Counter)  # (language, reason) -> documents
+    rule_sets: dict[str, dict] = field(default_factory=dict)  # language -> where its rules come from, segmenter
     elapsed_s: float = 0.0
 
     def add(self, result: PipelineResult) -> None:
         for name, counts in result.counts.items():
             self.filters.setdefault(name, FilterCounts()).merge(counts)
+        self.rejected_by_language.update((row["language"] or "", row["reason"]) for row in result.rejections)
         self.domains_in.update(result.domains_in)
         self.domains_kept.update(result.domains_kept)
 
@@ -193,8 +224,16 @@ class FilterStats:
             "pii": {kind: pii[kind] for kind in sorted(pii) if not kind.startswith("documents_")},
             "pii_documents": {k.removeprefix("documents_with_"): n for k, n in sorted(pii.items()) if "_with_" in k},
             "languages": dict(sorted(((k.removeprefix("language:"), n) for k, n in language.items()), key=_by_count)),
+            "rejected_by_language": self._rejected_by_language(),
+            "rule_sets": self.rule_sets,
             "elapsed_s": self.elapsed_s,
         }
+
+    def _rejected_by_language(self) -> dict[str, dict[str, int]]:
+        nested: dict[str, dict[str, int]] = {}
+        for (language, reason), count in sorted(self.rejected_by_language.items()):
+            nested.setdefault(language, {})[reason] = count
+        return nested
 
 
 def _by_count(item: tuple[str, int]) -> tuple[int, str]:
@@ -217,7 +256,7 @@ def filter_documents(
     filesystem, path = fsspec.core.url_to_fs(documents_path)
     if not filesystem.exists(path):
         raise FileNotFoundError(f"documents file not found: {documents_path}")
-    stats = FilterStats()
+    stats = FilterStats(rule_sets=rule_set_summary(config))
     samples = _RejectedSampler(config.rejected_samples_per_reason)
     run_batch = partial(_filter_batch, config=config, models=models)
     with (
@@ -258,6 +297,16 @@ def _cut_rows(batch: pa.RecordBatch, config: FilterConfig) -> tuple[list[dict], 
     truncated = pc.sum(pc.greater(pc.utf8_length(text), config.max_text_chars)).as_py() or 0
     cut = pc.utf8_slice_codeunits(text, 0, config.max_text_chars)
     return batch.set_column(batch.schema.get_field_index("text"), "text", cut).to_pylist(), truncated
+
+
+def rule_set_summary(config: FilterConfig) -> dict[str, dict]:
+    """language -> the source, segmenter and skipped filters of its rule set (for the stats and the audit)."""
+    if "language" not in config.enabled:
+        return {"en": {"source": "filter config", "segmenter": "whitespace", "skip": [], "note": "no language filter"}}
+    return {
+        language: {"source": rules.source, "segmenter": rules.segmenter, "skip": sorted(rules.skip)}
+        for language, rules in load_rule_sets(config).items()
+    }
 
 
 _PIPELINES: dict[tuple, FilterPipeline] = {}  # one pipeline (loaded models) per worker process
@@ -326,7 +375,7 @@ class _RejectedSampler:
             identity = f"{row['reason']}\n{row['doc_id'] or row['url']}"
             key = int.from_bytes(hashlib.sha256(identity.encode()).digest()[:8], "big")
             heap = self._heaps.setdefault(row["reason"], [])
-            sample = {name: row[name] for name in ("doc_id", "url", "stage", "reason")} | {"text": excerpt}
+            sample = {name: row[name] for name in ("doc_id", "url", "stage", "reason", "language")} | {"text": excerpt}
             entry = (-key, -self._seen, sample)
             self._seen += 1
             if len(heap) < self.per_reason:

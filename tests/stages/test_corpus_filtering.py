@@ -282,7 +282,6 @@ def test_spark_engine_through_the_asset_keeps_the_same_documents(tmp_path, monke
     assert any(name.endswith(".bin") for name in made["local", "token_shards"])
 
 
-
 class FlakyNodeLauncher(TrainingLauncherResource):
     """First attempt: training starts, writes a checkpoint, then its node is lost (SIGKILL); later attempts are
     normal launches. Stands in for a GPU node failing mid-run."""
