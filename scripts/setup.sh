@@ -28,6 +28,20 @@ if [ ! -f /usr/share/doc/python3.11/html/index.html ] && command -v apt-get >/de
   (apt-get update -qq && apt-get install -y -qq python3.11-doc >/dev/null) || echo "setup: python3.11-doc unavailable; the demo will crawl pydoc" >&2
 fi
 
+# The multilingual filter tests crawl documentation Debian ships translated (the Debian Reference and FAQ).
+MULTILINGUAL_DOCS="debian-reference-en debian-reference-de debian-reference-fr debian-reference-es debian-reference-ja
+  debian-reference-zh-cn debian-faq-de debian-faq-fr debian-faq-ja debian-faq-zh-cn debian-faq-ko"
+if [ ! -f /usr/share/debian-reference/index.zh-cn.html ] || [ ! -d /usr/share/doc/debian/FAQ/ko ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    echo "setup: installing Debian's translated documentation (the multilingual filter tests' site)" >&2
+    # shellcheck disable=SC2086
+    (apt-get update -qq && apt-get install -y -qq --no-install-recommends $MULTILINGUAL_DOCS >/dev/null) ||
+      echo "setup: Debian's translated documentation is unavailable; tests/stages/test_multilingual_site.py will fail" >&2
+  else
+    echo "setup: install $MULTILINGUAL_DOCS for the multilingual filter tests" >&2
+  fi
+fi
+
 # fasttext has no Linux wheel on PyPI: pip compiles it (g++, about a minute). llama.cpp comes prebuilt (xllamacpp).
 if ! command -v g++ >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
   echo "setup: installing g++ (pip compiles fasttext)" >&2
