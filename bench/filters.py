@@ -168,6 +168,37 @@ def _best(function):
     return best, result
 
 
+DEBIAN_REFERENCE = pathlib.Path("/usr/share/debian-reference")
+DEBIAN_LANGUAGES = {"en": "en", "de": "de", "fr": "fr", "es": "es", "ja": "ja", "zh-cn": "zh"}  # file -> lid.176
+
+
+def per_language_speed(quick: bool) -> dict:
+    """The whole chain behind language ID, each language judged by its rule set, on the Debian Reference's
+    translations (when installed): MB/s and kept share per language. Segmentation (jieba, Sudachi) is the cost."""
+    from data_code.extract.page import extract_text
+    from data_code.filters import FilterConfig, build_filters
+    from data_code.filters.base import FilterPipeline
+
+    if not DEBIAN_REFERENCE.is_dir():
+        return {}
+    config = FilterConfig(languages=tuple(DEBIAN_LANGUAGES.values()), enabled=("language", *CHAIN))
+    pipeline = FilterPipeline(build_filters(config, None))
+    report = {}
+    for name, language in DEBIAN_LANGUAGES.items():
+        documents = []
+        for path in sorted(DEBIAN_REFERENCE.glob(f"ch*.{name}.html"))[: 3 if quick else None]:
+            text = extract_text(path.read_bytes(), f"http://127.0.0.1/{path.name}", "resiliparse")[1]
+            documents.append({"doc_id": path.name, "url": path.name, "domain": "127.0.0.1", "text": text[:100_000]})
+        pipeline.run(documents[:1])  # load the segmenter outside the timing
+        seconds, result = _best(lambda documents=documents: pipeline.run(documents))
+        report[language] = {
+            "documents": len(documents),
+            "mb_per_s": _rate(documents, seconds)[1],
+            "kept": len(result.kept),
+        }
+    return report
+
+
 def _rate(documents: list[dict], seconds: float) -> tuple[float, float]:
     megabytes = sum(len(doc["text"].encode()) for doc in documents) / 1e6
     return round(len(documents) / seconds, 1), round(megabytes / seconds, 2)
@@ -213,6 +244,7 @@ def run_bench(quick: bool) -> dict:
         "speedup_vs_datatrove": round(datatrove_seconds / prefix_seconds, 1),
         "per_filter_mb_per_s": per_filter_speed(documents, megabytes),
         "agreement": agreement(prefix, {doc["doc_id"] for doc in prefix_result.kept}, datatrove_kept),
+        "per_language": per_language_speed(quick),
         "machine": _machine(),
     }
 
@@ -249,6 +281,11 @@ def print_table(report: dict) -> None:
         "each lmforge filter alone, MB/s: " + ", ".join(f"{k} {v}" for k, v in report["per_filter_mb_per_s"].items())
     )
     print("agreement with datatrove: " + ", ".join(f"{k} {v:.1%}" for k, v in report["agreement"].items()))
+    if report["per_language"]:
+        print("language ID + each language's rules, Debian Reference, MB/s (kept/pages): ", end="")
+        print(
+            ", ".join(f"{k} {v['mb_per_s']} ({v['kept']}/{v['documents']})" for k, v in report["per_language"].items())
+        )
 
 
 def main(argv=None) -> dict:

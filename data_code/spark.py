@@ -197,13 +197,13 @@ def _run_task(function, indexed):
 
 
 def ship_files(spark, paths: list[str | None]) -> list[str | None]:
-    """Send local files to every executor (SparkFiles) once; returns the names to pass to `shipped_path`."""
+    """Send local files or directories to every executor (SparkFiles) once; the names to pass to `shipped_path`."""
     names = []
     for path in paths:
         if path is None:
             names.append(None)
             continue
-        spark.sparkContext.addFile(path)
+        spark.sparkContext.addFile(path, recursive=os.path.isdir(path))
         names.append(os.path.basename(path))
     return names
 

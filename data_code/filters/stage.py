@@ -335,6 +335,7 @@ def _spark_results(spark, documents_path: str, config: FilterConfig, models: Mod
         "optout_path": config.optout_path
         if config.optout_path and pathlib.Path(config.optout_path).exists()
         else None,
+        "rules_dir": config.rules_dir,  # a directory: SparkFiles sends it whole
     }
     shipped = dict(zip(files, ship_files(spark, list(files.values())), strict=True))
     work = partial(_filter_arrow, config=config, shipped=shipped)
@@ -349,7 +350,7 @@ def _spark_results(spark, documents_path: str, config: FilterConfig, models: Mod
 def _filter_arrow(batch: pa.RecordBatch, config: FilterConfig, shipped: dict) -> tuple[PipelineResult, int, int]:
     """On an executor: one batch of documents through the pipeline, with the executor's copies of the files."""
     local = {name: shipped_path(value) for name, value in shipped.items()}
-    lists = {name: local[name] for name in ("policy_path", "blocklist_path", "optout_path") if local[name]}
+    lists = {name: local[name] for name in ("policy_path", "blocklist_path", "optout_path", "rules_dir") if local[name]}
     config = dataclasses.replace(config, **lists)
     documents = pa.RecordBatch.from_arrays(
         [batch.column(field.name).cast(field.type) for field in DOCUMENT_SCHEMA],

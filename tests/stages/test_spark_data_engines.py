@@ -14,6 +14,7 @@ import dataclasses
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -25,6 +26,7 @@ from cli.demo_site import PYTHON_MANUAL
 from data_code.extract.config import ExtractConfig
 from data_code.extract.pipeline import extract_to_parquet
 from data_code.filters.config import FilterConfig
+from data_code.filters.rules import SHIPPED_RULES
 from data_code.filters.stage import OUTPUT_FILES, filter_documents
 from data_code.shards.build import build_shards
 from data_code.shards.config import ShardConfig
@@ -134,6 +136,45 @@ def test_extraction_and_filters_on_spark_equal_the_local_engine(spark, warcs, tm
     files = shard_files(local / "shards")
     assert files == shard_files(remote / "shards") and shards["shards"] > 2
     same_bytes(local / "shards", remote / "shards", files)  # token ids, sidecars (token -> doc_id), index
+
+
+def test_language_rule_sets_on_spark_equal_the_local_engine(spark, tmp_path, quality_model):
+    """Debian's translated manual through the per-language rules, with a rules_dir the executors receive whole."""
+    reference = Path("/usr/share/debian-reference")
+    pages = [
+        page for name in ("en", "de", "fr", "ja", "zh-cn") for page in sorted(reference.glob(f"ch0[1-4].{name}.html"))
+    ]
+    assert pages, "Debian's translated documentation is not installed (bash scripts/setup.sh)"
+    warc = tmp_path / "debian.warc.gz"
+    write_crawl_warc(warc, [Exchange(f"http://docs.example.org/{page.name}", page.read_bytes()) for page in pages])
+    extract([str(warc)], tmp_path / "documents", "local")
+    rules = tmp_path / "my-rules"
+    shutil.copytree(SHIPPED_RULES, rules)
+    (rules / "ja.rules").write_text((rules / "ja.rules").read_text() + "gopher_min_alpha_words_ratio = 0.5\n")
+    config = FilterConfig(
+        workers=2,
+        batch_documents=3,
+        languages=("en", "de", "fr", "ja", "zh"),
+        rules_dir=str(rules),
+        quality_threshold=0.2,
+    )
+    model = os.path.join(quality_model[0], "model.bin")
+    made = {}
+    for engine, session in (("local", None), ("spark", spark)):
+        out = tmp_path / engine
+        out.mkdir()
+        stats = filter_documents(
+            str(tmp_path / "documents" / OUTPUT_FILES[0]),
+            out,
+            dataclasses.replace(config, engine=engine),
+            quality_model_path=model,
+            spark=session,
+        )
+        made[engine] = comparable(stats.as_stats())
+    assert made["spark"] == made["local"]
+    same_bytes(tmp_path / "local", tmp_path / "spark", OUTPUT_FILES)
+    languages = made["local"]["filters"]["gopher_quality"]["languages"]
+    assert {"en", "de", "fr", "ja", "zh"} <= set(languages) and languages["ja"]["documents_kept"] > 0
 
 
 def test_the_break_in_a_warc_file_is_named_with_its_offset(spark, warcs, tmp_path):
