@@ -184,3 +184,21 @@ def test_a_rules_dir_adds_and_replaces_languages_and_changes_the_digest(tmp_path
     assert rule_sets["pl"].stop_words == {"i", "w"} and rule_sets["de"].source == str(directory / "de.rules")
     result = FilterPipeline(build_filters(config, None)).run([doc(GERMAN)])
     assert [(row["reason"], row["language"]) for row in result.rejections] == [("gopher_short_document", "de")]
+
+
+def test_odd_documents_get_their_reason_under_every_rule_set():
+    languages = ("en", "de", "fr", "es", "zh", "ja", "th")
+    pipeline = FilterPipeline(build_filters(FilterConfig(languages=languages, enabled=ROUTED), None))
+    odd = {
+        "punctuation": ("!!! ... ??? --- ;;; ((( ))) " * 20, ("gopher_quality", "gopher_short_document")),
+        "emoji": ("😀🎉🔥 👍🏽 🚀✨ " * 30, ("language", "language_not_allowed:it")),
+        "cjk punctuation": ("。，、「」『』！？" * 40, ("gopher_quality", "gopher_short_document")),
+        "thai digits": ("๑๒๓๔๕ ๖๗๘๙๐ " * 40, ("language", "language_undetected")),
+        "zero-width": ("\u200b\u200c\u200d" * 100, ("language", "language_undetected")),
+    }
+    for name, (text, expected) in odd.items():
+        result = pipeline.run([doc(text, doc_id=name)])
+        assert [(row["stage"], row["reason"]) for row in result.rejections] == [expected], name
+    mixed = "Linux 内核是一个自由软件。The kernel is free software. カーネルはフリーソフトウェアです。"
+    result = pipeline.run([doc(mixed * 10)])  # judged by the rules of the script lid.176 finds most of
+    assert result.rejections[0]["language"] in ("zh", "ja") and result.rejections[0]["reason"] == "gopher_top_2_gram"
