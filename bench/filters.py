@@ -187,7 +187,7 @@ def per_language_speed(quick: bool) -> dict:
     for name, language in DEBIAN_LANGUAGES.items():
         documents = []
         for path in sorted(DEBIAN_REFERENCE.glob(f"ch*.{name}.html"))[: 3 if quick else None]:
-            text = extract_text(path.read_bytes(), f"http://127.0.0.1/{path.name}", "resiliparse")[1]
+            text = extract_text(path.read_text(encoding="utf-8"), f"http://127.0.0.1/{path.name}", "resiliparse")[1]
             documents.append({"doc_id": path.name, "url": path.name, "domain": "127.0.0.1", "text": text[:100_000]})
         pipeline.run(documents[:1])  # load the segmenter outside the timing
         seconds, result = _best(lambda documents=documents: pipeline.run(documents))
