@@ -216,11 +216,13 @@ def _signals(rows: list[dict], listed: bool) -> dict[str, Any]:
 
 
 def _rejections(store: ArtifactStore, manifest: Manifest) -> dict[str, Any]:
-    table = read_table(store, manifest.asset, manifest.version, REJECTIONS_FILE, columns=["stage", "reason"])
+    """Rejections counted by stage and reason, and by the language of the decision where the rows carry it."""
+    table = read_table(store, manifest.asset, manifest.version, REJECTIONS_FILE)
     if table is None:
         return {"total": 0, "by_stage_reason": []}
-    counts = Counter(zip(table.column("stage").to_pylist(), table.column("reason").to_pylist(), strict=True))
-    rows = [{"stage": stage, "reason": reason, "count": count} for (stage, reason), count in counts.most_common()]
+    keys = [name for name in ("stage", "reason", "language") if name in table.column_names]  # older rows: no language
+    counts = Counter(zip(*(table.column(name).to_pylist() for name in keys), strict=True))
+    rows = [dict(zip(keys, key, strict=True)) | {"count": count} for key, count in counts.most_common()]
     return {"total": table.num_rows, "by_stage_reason": rows}
 
 

@@ -216,6 +216,10 @@ def _audit_and_ask(site, champion):
     assert {"raw_crawl", "token_shards", "shard_set", "base_model", "sft_model", "dpo_model", "quantized_model"} <= {
         a["asset"] for a in report["artifacts"]
     }
+    filtered = [a for a in report["artifacts"] if a["asset"] == "filtered_documents"]
+    decisions = [row for a in filtered for row in a["detail"]["rejections"]["by_stage_reason"]]
+    noai = [row for row in decisions if row["reason"] == "opt_out:noai"]
+    assert noai and set(noai[0]) == {"stage", "reason", "language", "count"}  # each decision with its language
     from lineage.audit import which_models
 
     store = ArtifactStore(Settings.from_env().store_root)
