@@ -22,11 +22,13 @@ def test_rejected_samples_show_a_few_per_reason(tmp_path):
 
     rows = [{"doc_id": f"d{i}", "url": f"http://site/{i}", "stage": "gopher_quality", "reason": "too_few_words",
              "text": f"short page {i} | nav"} for i in range(5)]  # fmt: skip
-    rows.append({"doc_id": "x", "url": None, "stage": "language", "reason": "not_en", "text": "Bonjour tout le monde"})
+    french = {"stage": "language", "reason": "language_not_allowed:fr", "language": "fr"}
+    rows.append({"doc_id": "x", "url": None, **french, "text": "Bonjour tout le monde"})
     pq.write_table(pa.Table.from_pylist(rows, schema=REJECTED_SAMPLE_SCHEMA), tmp_path / "rejected.parquet")
     table = rejected_samples_table(tmp_path / "rejected.parquet").value
     assert table.count("too_few_words") == 3 and "Bonjour tout le monde" in table
     assert "short page 0 \\| nav" in table  # a pipe in the text does not break the table
+    assert "| language | language_not_allowed:fr | fr | - | Bonjour" in table  # the language of the decision
 
 
 def test_failed_urls_are_grouped_by_status(tmp_path):
