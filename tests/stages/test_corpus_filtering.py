@@ -46,16 +46,6 @@ def classifier_instance(tmp_path_factory):
     return tmp_path_factory.mktemp("shared")
 
 
-@pytest.fixture
-def instance(lmforge_home, monkeypatch):
-    monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
-    with DagsterInstance.ephemeral() as ephemeral:
-        # A small classifier is enough here (and trains in a second): the full default is tested in tests/filters.
-        small = {"ops": {"quality_classifier": {"config": {"epoch": 5, "bucket": 20000}}}}
-        assert materialize([quality_classifier], instance=ephemeral, resources=resources(), run_config=small).success
-        yield ephemeral
-
-
 def run(instance, selection, crawl_config, **kwargs):
     ops = {"raw_crawl": {"config": crawl_config}}
     ops.update({"filtered_documents": {"config": kwargs["filters"]}} if "filters" in kwargs else {})

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, materialize
 
 from assets.common import VERSION_KEY
 from assets.crawl import raw_crawl
 from assets.dedupe import deduplicated_documents
 from assets.documents import documents
-from assets.filters import filtered_documents, quality_classifier
+from assets.filters import filtered_documents
 from data_code.filters.gopher import GopherQualityFilter
 from pipelines.definitions import resources
 from tests.stages.site import serve_directory
@@ -60,15 +60,6 @@ def language_of(url: str) -> str | None:
     if len(parts) < 3:
         return None
     return {**REFERENCE_LANGUAGES, **FAQ_LANGUAGES}[parts[-2]]
-
-
-@pytest.fixture
-def instance(lmforge_home, monkeypatch):
-    monkeypatch.setenv("LMFORGE_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
-    with DagsterInstance.ephemeral() as ephemeral:
-        small = {"ops": {"quality_classifier": {"config": {"epoch": 5, "bucket": 20000}}}}
-        assert materialize([quality_classifier], instance=ephemeral, resources=resources(), run_config=small).success
-        yield ephemeral
 
 
 def metadata_of(result, name):
