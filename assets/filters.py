@@ -180,13 +180,9 @@ def filtered_metadata(produced: Produced, dedupe) -> dict:
         "documents_in": stats["documents_in"],
         "documents_kept": stats["documents_kept"],
         "tokens_kept": stats["tokens_kept"],
-        "funnel": MetadataValue.md(
-            "\n\n".join(
-                part
-                for part in (funnel_markdown(funnel_steps(dedupe.stats, stats)), language_funnel_markdown(stats))
-                if part
-            )
-        ),
+        "funnel": MetadataValue.md(funnel_markdown(funnel_steps(dedupe.stats, stats))),
+        # Its own entry: the UI folds a long Markdown value behind a button, and the funnel must stay in view.
+        "funnel_by_language": MetadataValue.md(language_funnel_markdown(stats) or "no language filter ran"),
         "rejected_by_reason": count_table(stats["rejected_by_reason"], "reason"),
         "rejected_by_language": rejected_by_language_table(stats.get("rejected_by_language", {})),
         "pii_redacted": count_table(stats.get("pii", {}), "type"),

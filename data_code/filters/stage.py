@@ -350,7 +350,8 @@ def _spark_results(spark, documents_path: str, config: FilterConfig, models: Mod
 def _filter_arrow(batch: pa.RecordBatch, config: FilterConfig, shipped: dict) -> tuple[PipelineResult, int, int]:
     """On an executor: one batch of documents through the pipeline, with the executor's copies of the files."""
     local = {name: shipped_path(value) for name, value in shipped.items()}
-    lists = {name: local[name] for name in ("policy_path", "blocklist_path", "optout_path", "rules_dir") if local[name]}
+    names = ("policy_path", "blocklist_path", "optout_path", "rules_dir")
+    lists = {name: local[name] for name in names if local[name]}
     config = dataclasses.replace(config, **lists)
     documents = pa.RecordBatch.from_arrays(
         [batch.column(field.name).cast(field.type) for field in DOCUMENT_SCHEMA],

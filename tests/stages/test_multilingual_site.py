@@ -128,7 +128,7 @@ def test_debian_translations_are_judged_by_their_own_rules(instance, tmp_path, l
     # The rejections and the funnel show the language of each decision.
     assert all(row["language"] for row in rejections if row["stage"] not in ("non_empty", "language"))
     for language in RULED:
-        assert f"| {language} |" in filtered["funnel"]
+        assert f"| {language} |" in filtered["funnel_by_language"]
 
 
 def _table_text(table) -> str:
