@@ -282,10 +282,8 @@ def print_table(report: dict) -> None:
     )
     print("agreement with datatrove: " + ", ".join(f"{k} {v:.1%}" for k, v in report["agreement"].items()))
     if report["per_language"]:
-        print("language ID + each language's rules, Debian Reference, MB/s (kept/pages): ", end="")
-        print(
-            ", ".join(f"{k} {v['mb_per_s']} ({v['kept']}/{v['documents']})" for k, v in report["per_language"].items())
-        )
+        cells = [f"{k} {v['mb_per_s']} ({v['kept']}/{v['documents']})" for k, v in report["per_language"].items()]
+        print("language ID + each language's rules, Debian Reference, MB/s (kept/pages): " + ", ".join(cells))
 
 
 def main(argv=None) -> dict:

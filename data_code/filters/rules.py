@@ -55,29 +55,26 @@ def english_rules(config: FilterConfig) -> LanguageRules:
 
 def load_rule_sets(config: FilterConfig) -> dict[str, LanguageRules]:
     """language -> rules: English, the shipped languages, then config.rules_dir's (which may replace them)."""
-    files = _rule_files(SHIPPED_RULES)
-    if config.rules_dir is not None:
-        directory = Path(config.rules_dir)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"rules_dir is not a directory: {directory}")
-        files |= _rule_files(directory)
     rule_sets = {"en": english_rules(config)}
-    for language, path in sorted(files.items()):
+    for language, path in sorted(_rule_files(config).items()):
         rule_sets[language] = load_language_rules(path, config)
     return rule_sets
 
 
-def _rule_files(directory: Path) -> dict[str, Path]:
-    return {path.stem: path for path in directory.glob("*.rules")}
+def _rule_files(config: FilterConfig) -> dict[str, Path]:
+    """language -> its .rules file in effect: the shipped ones, replaced or added to by config.rules_dir's."""
+    directories = [SHIPPED_RULES]
+    if config.rules_dir is not None:
+        directories.append(Path(config.rules_dir))
+        if not directories[-1].is_dir():
+            raise FileNotFoundError(f"rules_dir is not a directory: {directories[-1]}")
+    return {path.stem: path for directory in directories for path in directory.glob("*.rules")}
 
 
 def rules_digest(config: FilterConfig) -> str:
     """sha256 of the rule files in effect (shipped, then rules_dir's): changing one changes the artifact."""
-    files = _rule_files(SHIPPED_RULES)
-    if config.rules_dir is not None and Path(config.rules_dir).is_dir():
-        files |= _rule_files(Path(config.rules_dir))
     digest = hashlib.sha256()
-    for language, path in sorted(files.items()):
+    for language, path in sorted(_rule_files(config).items()):
         stop_words = path.with_suffix(".stopwords")
         for each in (path, stop_words):
             digest.update(f"{language}/{each.suffix}\n".encode())

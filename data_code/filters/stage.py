@@ -67,7 +67,7 @@ def build_filters(
     built from that language's config; a document meets the copy of the language the language filter found.
     """
     models = ModelFiles(quality_model_path, language_model_path)
-    rule_sets = load_rule_sets(config)
+    rule_sets = reachable_rule_sets(config)
     filters: list[DocumentFilter] = [NonEmptyFilter()]
     for name in config.enabled:
         if name == "language":
@@ -299,13 +299,21 @@ def _cut_rows(batch: pa.RecordBatch, config: FilterConfig) -> tuple[list[dict], 
     return batch.set_column(batch.schema.get_field_index("text"), "text", cut).to_pylist(), truncated
 
 
+def reachable_rule_sets(config: FilterConfig) -> dict[str, LanguageRules]:
+    """The rule sets a document can meet: those of the kept languages, or English alone without a language filter.
+
+    The others are never used, so their filters are not built (nor their segmenters and tables loaded).
+    """
+    rule_sets = load_rule_sets(config)
+    kept = config.languages if "language" in config.enabled else ("en",)
+    return {language: rules for language, rules in rule_sets.items() if language in kept}
+
+
 def rule_set_summary(config: FilterConfig) -> dict[str, dict]:
     """language -> the source, segmenter and skipped filters of its rule set (for the stats and the audit)."""
-    if "language" not in config.enabled:
-        return {"en": {"source": "filter config", "segmenter": "whitespace", "skip": [], "note": "no language filter"}}
     return {
         language: {"source": rules.source, "segmenter": rules.segmenter, "skip": sorted(rules.skip)}
-        for language, rules in load_rule_sets(config).items()
+        for language, rules in reachable_rule_sets(config).items()
     }
 
 
