@@ -180,6 +180,7 @@ def filtered_metadata(produced: Produced, dedupe) -> dict:
         "documents_in": stats["documents_in"],
         "documents_kept": stats["documents_kept"],
         "tokens_kept": stats["tokens_kept"],
+        "engine": stats.get("engine", "local"),  # artifacts made before it was recorded ran locally
         "funnel": MetadataValue.md(funnel_markdown(funnel_steps(dedupe.stats, stats))),
         # Its own entry: the UI folds a long Markdown value behind a button, and the funnel must stay in view.
         "funnel_by_language": MetadataValue.md(language_funnel_markdown(stats) or "no language filter ran"),

@@ -296,6 +296,7 @@ def shards_metadata(stats: dict) -> dict:
         for split in SPLITS
     }
     metadata |= {"shard_files": stats["shards"], "tokens_per_s": round(stats.get("tokens_per_s", 0))}
+    metadata["engine"] = stats.get("engine", "local")  # artifacts made before it was recorded ran locally
     if stats.get("mixture"):
         metadata["mixture"] = MetadataValue.md(_mixture_markdown(stats["mixture"]))
     return metadata

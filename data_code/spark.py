@@ -7,12 +7,14 @@ shared dedupe core they call is the very code the driver imports.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import shutil
 import sys
 from collections.abc import Iterator
 from functools import partial
+from pathlib import Path
 
 INSTALL_JAVA_HINT = "Spark needs a Java 17 runtime: apt-get install -y openjdk-17-jre-headless (or set JAVA_HOME)"
 
@@ -197,15 +199,52 @@ def _run_task(function, indexed):
 
 
 def ship_files(spark, paths: list[str | None]) -> list[str | None]:
-    """Send local files or directories to every executor (SparkFiles) once; the names to pass to `shipped_path`."""
+    """Send local files or directories to every executor (SparkFiles) once; the names to pass to `shipped_path`.
+
+    SparkFiles keys what it sends by base name alone, so each path travels under a name made unique by its content,
+    `<sha256[:16]>-<base name>`: two artifacts' `model.bin` never collide on an executor, and sending the same
+    content again (the next partition of a backfill) is a no-op. The staged copies are hard links where the
+    filesystem allows, in the session's own SparkFiles directory, removed when the session stops.
+    """
+    from pyspark import SparkFiles
+
+    staging = os.path.join(SparkFiles.getRootDirectory(), "lmforge-staged")
     names = []
     for path in paths:
         if path is None:
             names.append(None)
             continue
-        spark.sparkContext.addFile(path, recursive=os.path.isdir(path))
-        names.append(os.path.basename(path))
+        name = f"{_content_digest(path)}-{os.path.basename(os.path.normpath(path))}"
+        staged = os.path.join(staging, name)
+        if not os.path.exists(staged):
+            os.makedirs(staging, exist_ok=True)
+            if os.path.isdir(path):
+                shutil.copytree(path, staged, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(path, staged)
+        spark.sparkContext.addFile(staged, recursive=os.path.isdir(staged))
+        names.append(name)
     return names
+
+
+def _content_digest(path: str) -> str:
+    """sha256 of a file's bytes, or of a directory's relative paths and file bytes (16 hex characters)."""
+    digest = hashlib.sha256()
+    files = [path] if os.path.isfile(path) else sorted(str(p) for p in Path(path).rglob("*") if p.is_file())
+    for file in files:
+        digest.update(os.path.relpath(file, path).encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(partial(handle.read, 1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _link_or_copy(source: str, target: str) -> str:
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem, or one without hard links
+        shutil.copy2(source, target)
+    return target
 
 
 def shipped_path(name: str | None) -> str | None:

@@ -192,6 +192,7 @@ class FilterStats:
     domains_kept: Counter = field(default_factory=Counter)
     rejected_by_language: Counter = field(default_factory=Counter)  # (language, reason) -> documents
     rule_sets: dict[str, dict] = field(default_factory=dict)  # language -> where its rules come from, segmenter
+    engine: str = "local"  # where the filters ran: local processes or Spark executors
     elapsed_s: float = 0.0
 
     def add(self, result: PipelineResult) -> None:
@@ -226,6 +227,7 @@ class FilterStats:
             "languages": dict(sorted(((k.removeprefix("language:"), n) for k, n in language.items()), key=_by_count)),
             "rejected_by_language": self._rejected_by_language(),
             "rule_sets": self.rule_sets,
+            "engine": self.engine,
             "elapsed_s": self.elapsed_s,
         }
 
@@ -256,7 +258,7 @@ def filter_documents(
     filesystem, path = fsspec.core.url_to_fs(documents_path)
     if not filesystem.exists(path):
         raise FileNotFoundError(f"documents file not found: {documents_path}")
-    stats = FilterStats(rule_sets=rule_set_summary(config))
+    stats = FilterStats(rule_sets=rule_set_summary(config), engine=config.engine)
     samples = _RejectedSampler(config.rejected_samples_per_reason)
     run_batch = partial(_filter_batch, config=config, models=models)
     with (

@@ -131,6 +131,7 @@ def build_shards(
         **{f"{key}_{split}": value for split, stats in split_stats.items() for key, value in stats.items()},
         "shards": sum(stats["shards"] for stats in split_stats.values()),
         "mixture": mixture_table(counts, rates)[:MIXTURE_TABLE_ROWS] if counts is not None else [],
+        "engine": config.engine,
         "elapsed_s": round(elapsed, 3),
         "tokens_per_s": round(tokens / elapsed, 1) if elapsed > 0 else 0.0,
     }

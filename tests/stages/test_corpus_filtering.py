@@ -255,8 +255,8 @@ def test_spark_engine_through_the_asset_keeps_the_same_documents(tmp_path, monke
             table = pq.read_table(store / "lake" / name / metadata[VERSION_KEY] / "documents.parquet")
             table = table.drop_columns(["warc_file"])  # the absolute path of the crawl's WARC in that store
             made[engine, name] = (metadata[VERSION_KEY], table.to_pylist())
-        assert metadata_of(result, "documents")["engine"] == engine
-        assert metadata_of(result, "deduplicated_documents")["engine"] == engine
+        for name in ("documents", "deduplicated_documents", "filtered_documents", "token_shards"):
+            assert metadata_of(result, name)["engine"] == engine, name
         shards = store / "lake" / "token_shards" / metadata_of(result, "token_shards")[VERSION_KEY]
         made[engine, "token_shards"] = {
             str(path.relative_to(shards)): path.read_bytes()

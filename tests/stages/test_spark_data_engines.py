@@ -30,7 +30,7 @@ from data_code.filters.rules import SHIPPED_RULES
 from data_code.filters.stage import OUTPUT_FILES, filter_documents
 from data_code.shards.build import build_shards
 from data_code.shards.config import ShardConfig
-from data_code.spark import build_spark_session, ordered_map
+from data_code.spark import build_spark_session, ordered_map, ship_files, shipped_path
 from data_code.tokenizer.config import TokenizerConfig
 from data_code.tokenizer.train import train_tokenizer
 from tests.extract.warcs import Exchange, write_crawl_warc
@@ -94,7 +94,7 @@ def tokenize(documents: Path, tokenizer_dir: str, out: Path, engine: str, spark=
     config = ShardConfig(engine=engine, seq_len=64, shard_tokens=65 * 40, shuffle_buffer=16, validation_fraction=0.2)
     config = dataclasses.replace(config, batch_documents=5)
     stats = build_shards(str(documents), tokenizer_dir, out, config, spark=spark)
-    return {key: value for key, value in stats.items() if key not in ("elapsed_s", "tokens_per_s")}
+    return {key: value for key, value in stats.items() if key not in ("elapsed_s", "tokens_per_s", "engine")}
 
 
 def trained_tokenizer(documents: Path, out: Path) -> str:
@@ -201,6 +201,27 @@ def test_spark_without_a_session_and_an_unknown_engine_are_refused(warcs, tmp_pa
         FilterConfig(engine="ray")
 
 
+def test_files_of_the_same_name_reach_the_executors_each_with_its_own_content(spark, tmp_path):
+    # Two artifacts' model.bin and two rules directories: SparkFiles keys by base name, lmforge by content too.
+    paths = []
+    for number in range(2):
+        directory = tmp_path / f"artifact-{number}"
+        (directory / "rules").mkdir(parents=True)
+        (directory / "model.bin").write_text(f"model {number}")
+        (directory / "rules" / "de.rules").write_text(f"min_doc_words = {number + 10}")
+        paths += [str(directory / "model.bin"), str(directory / "rules")]
+    names = ship_files(spark, [*paths, None])
+    assert len(set(names[:4])) == 4 and names[4] is None
+    assert ship_files(spark, paths[:1]) == names[:1]  # the same content again: the same name, sent once
+
+    def read(name):
+        path = shipped_path(name)
+        return Path(path).read_text() if os.path.isfile(path) else (Path(path) / "de.rules").read_text()
+
+    seen = list(ordered_map(spark, names[:4], read))
+    assert seen == ["model 0", "min_doc_words = 10", "model 1", "min_doc_words = 11"]
+
+
 def test_a_missing_file_on_an_executor_fails_naming_it(spark, tmp_path):
     missing = str(tmp_path / "gone.warc.gz")
     with pytest.raises(RuntimeError, match="gone.warc.gz"):
@@ -217,7 +238,7 @@ CLUSTER_DRIVER = textwrap.dedent(
     """
     import json, os, signal, sys
     from pathlib import Path
-    from data_code.spark import build_spark_session, ordered_map
+    from data_code.spark import build_spark_session, ordered_map, ship_files, shipped_path
     from tests.stages.test_spark_data_engines import extract, filter_, tokenize
 
     master, warcs, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
