@@ -1,21 +1,26 @@
-"""What SFT and DPO share: TRL arguments that are safe on a CPU, the LoRA config, the metrics callback, and the
-finished run's files (adapter/, model/, metrics.jsonl, loss_curve.png).
+"""What SFT and DPO share: TRL arguments that are safe on a CPU, the LoRA config, the metrics callback, one LoRA
+fit from trainer to merged model (`fit_lora`), and the finished run's files (adapter/, model/, metrics.jsonl,
+loss_curve.png).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from peft import LoraConfig
 from transformers import TrainerCallback
 
-from model_code.outputs import LOSS_CURVE_FILE, METRICS_FILE, plot_loss_curve
+from model_code.outputs import LOSS_CURVE_FILE, METRICS_FILE, MODEL_DIR, plot_loss_curve
 
 ADAPTER_DIR = "adapter"
+WORK_DIR = "_trainer"  # the trainer's scratch output_dir inside out_dir, removed when training ends
 # The tokenizer's files a model directory carries; copied byte for byte so the chat template hash is unchanged.
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -140,3 +145,72 @@ def parameter_counts(model) -> dict:
     """trainable_parameters (the LoRA weights) and total_parameters of a PEFT model."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return {"trainable_parameters": trainable, "total_parameters": sum(p.numel() for p in model.parameters())}
+
+
+@dataclass
+class LoraFit:
+    """A finished LoRA run: the merged model (saved under out_dir/model/), its logs, and the run's summary."""
+
+    merged: torch.nn.Module
+    metrics: MetricsCallback
+    summary: dict  # loss_summary's keys and parameter_counts'
+
+
+def fit_lora(
+    trainer_class,
+    arguments,
+    model,
+    dataset,
+    tokenizer,
+    config,
+    model_dir: str | Path,
+    out_dir: Path,
+    on_log: Callable[[dict], None] | None,
+) -> LoraFit:
+    """Train a LoRA adapter on `model` with a TRL trainer, then write out_dir/adapter/ and the merged out_dir/model/
+    (with the tokenizer files of `model_dir`); the trainer's scratch directory is removed. `arguments`: its
+    SFTConfig / DPOConfig, built on trainer_arguments(config, out_dir / WORK_DIR)."""
+    metrics = MetricsCallback(out_dir, on_log)
+    trainer = without_console_logs(
+        trainer_class(
+            model=model,
+            args=arguments,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora_config(config),
+            callbacks=[metrics],
+        )
+    )
+    started = time.perf_counter()
+    trainer.train()
+    runtime = time.perf_counter() - started
+    counts = parameter_counts(trainer.model)
+    trainer.model.save_pretrained(out_dir / ADAPTER_DIR)
+    merged = save_merged(trainer.model, model_dir, out_dir / MODEL_DIR)
+    shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
+    return LoraFit(merged, metrics, {**loss_summary(metrics, trainer.state.global_step, runtime), **counts})
+
+
+def loss_summary(metrics: MetricsCallback, steps: int, runtime_s: float) -> dict:
+    """steps, first and last logged train loss, the run's mean train loss, runtime_s."""
+    losses = [record["loss"] for record in metrics.records if record.get("loss") is not None]
+    return {
+        "steps": steps,
+        "train_loss_first": losses[0] if losses else None,
+        "train_loss_last": losses[-1] if losses else None,
+        "train_loss": metrics.summary.get("train_loss"),
+        "runtime_s": round(runtime_s, 3),
+    }
+
+
+def checked_rows(rows: list[dict], name: str, check: Callable[[dict], dict], allow_empty: bool = False) -> list[dict]:
+    """Each row through `check`; ValueError naming `name` and the index of the first bad row (or an empty list)."""
+    if not rows and not allow_empty:
+        raise ValueError(f"{name} is empty")
+    checked = []
+    for index, row in enumerate(rows):
+        try:
+            checked.append(check(row))
+        except ValueError as error:
+            raise ValueError(f"{name}[{index}]: {error}") from None
+    return checked

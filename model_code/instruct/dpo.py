@@ -7,8 +7,6 @@ rewards/margins, rewards/accuracies, logps/chosen, ...), out_dir/loss_curve.png.
 
 from __future__ import annotations
 
-import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,19 +15,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import DPOConfig, DPOTrainer
 
 from data_code.instruct.schema import PREFERENCE_KEYS, check_preference_row
-from model_code.instruct.common import (
-    ADAPTER_DIR,
-    MetricsCallback,
-    lora_config,
-    parameter_counts,
-    save_merged,
-    trainer_arguments,
-    without_console_logs,
-    write_loss_curve,
-)
+from model_code.instruct.common import WORK_DIR, checked_rows, fit_lora, trainer_arguments, write_loss_curve
 from model_code.instruct.config import DpoConfig
 from model_code.instruct.logprob import implicit_reward_accuracy, preference_accuracy
-from model_code.instruct.sft import WORK_DIR, loss_summary
 from model_code.instruct.template import chat_template_hash
 from model_code.outputs import MODEL_DIR
 
@@ -60,33 +48,15 @@ def train_dpo(
     set_seed(config.seed)
     model = AutoModelForCausalLM.from_pretrained(str(sft_model_dir))
     before = preference_accuracy(model, tokenizer, validation, config.max_length)
-    metrics = MetricsCallback(out_dir, on_log)
     arguments = DPOConfig(**trainer_arguments(config, out_dir / WORK_DIR), beta=config.beta)
     dataset = Dataset.from_list(train)
-    trainer = without_console_logs(
-        DPOTrainer(
-            model=model,
-            args=arguments,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=lora_config(config),
-            callbacks=[metrics],
-        )
-    )
-    started = time.perf_counter()
-    trainer.train()
-    runtime = time.perf_counter() - started
-    counts = parameter_counts(trainer.model)
-    trainer.model.save_pretrained(out_dir / ADAPTER_DIR)
-    merged = save_merged(trainer.model, sft_model_dir, out_dir / MODEL_DIR)
-    shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
-    after = preference_accuracy(merged, tokenizer, validation, config.max_length)
-    write_loss_curve(metrics.records, out_dir, "DPO train loss", "DPO loss: -log sigmoid(beta x margin), per pair")
+    fit = fit_lora(DPOTrainer, arguments, model, dataset, tokenizer, config, sft_model_dir, out_dir, on_log)
+    after = preference_accuracy(fit.merged, tokenizer, validation, config.max_length)
+    write_loss_curve(fit.metrics.records, out_dir, "DPO train loss", "DPO loss: -log sigmoid(beta x margin), per pair")
     return {
-        **loss_summary(metrics, trainer.state.global_step, runtime),
+        **fit.summary,
         "pairs": len(train),
-        **counts,
-        **_late_rewards(metrics.records),
+        **_late_rewards(fit.metrics.records),
         "validation_pairs": after["pairs"],
         "validation_preference_accuracy_before": before["preference_accuracy"],
         "validation_preference_accuracy": after["preference_accuracy"],
@@ -99,16 +69,8 @@ def train_dpo(
 
 def _pairs(rows: list[dict], name: str, allow_empty: bool = False) -> list[dict]:
     """prompt/chosen/rejected of each row, checked; ValueError naming `name` and the index of a bad row."""
-    if not rows and not allow_empty:
-        raise ValueError(f"{name} is empty")
-    pairs = []
-    for index, row in enumerate(rows):
-        try:
-            checked = check_preference_row(row)
-        except ValueError as error:
-            raise ValueError(f"{name}[{index}]: {error}") from None
-        pairs.append({key: checked[key] for key in PREFERENCE_KEYS})
-    return pairs
+    pairs = checked_rows(rows, name, check_preference_row, allow_empty)
+    return [{key: pair[key] for key in PREFERENCE_KEYS} for pair in pairs]
 
 
 def _late_rewards(records: list[dict]) -> dict:

@@ -9,8 +9,6 @@ out_dir/loss_curve.png   train loss against tokens seen
 
 from __future__ import annotations
 
-import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,22 +17,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 from trl import SFTConfig, SFTTrainer
 
 from data_code.instruct.schema import check_chat_row
-from model_code.instruct.common import (
-    ADAPTER_DIR,
-    MetricsCallback,
-    lora_config,
-    parameter_counts,
-    save_merged,
-    trainer_arguments,
-    without_console_logs,
-    write_loss_curve,
-)
+from model_code.instruct.common import WORK_DIR, checked_rows, fit_lora, trainer_arguments, write_loss_curve
 from model_code.instruct.config import SftConfig
 from model_code.instruct.mask_audit import audit_loss_mask
 from model_code.instruct.template import chat_template_hash
 from model_code.outputs import MODEL_DIR
-
-WORK_DIR = "_trainer"  # the trainer's scratch output_dir inside out_dir, removed when training ends
 
 
 def train_sft(
@@ -54,63 +41,20 @@ def train_sft(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = _chat_rows(train_rows)
+    rows = checked_rows(train_rows, "train_rows", check_chat_row)
     tokenizer = AutoTokenizer.from_pretrained(str(base_model_dir))
     audit = mask_audit or audit_loss_mask(tokenizer, rows, config.max_length)
     if audit["fully_masked_after_truncation"] == len(rows):
         raise ValueError(f"max_length={config.max_length} truncates away every assistant turn; raise max_length")
     set_seed(config.seed)  # before the LoRA weights are initialized
     model = AutoModelForCausalLM.from_pretrained(str(base_model_dir))
-    metrics = MetricsCallback(out_dir, on_log)
     arguments = SFTConfig(**trainer_arguments(config, out_dir / WORK_DIR), assistant_only_loss=True)
     dataset = Dataset.from_list([{"messages": row["messages"]} for row in rows])
-    trainer = without_console_logs(
-        SFTTrainer(
-            model=model,
-            args=arguments,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=lora_config(config),
-            callbacks=[metrics],
-        )
-    )
-    started = time.perf_counter()
-    trainer.train()
-    runtime = time.perf_counter() - started
-    counts = parameter_counts(trainer.model)
-    trainer.model.save_pretrained(out_dir / ADAPTER_DIR)
-    save_merged(trainer.model, base_model_dir, out_dir / MODEL_DIR)
-    shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
-    write_loss_curve(metrics.records, out_dir, "SFT train loss (assistant tokens)")
+    fit = fit_lora(SFTTrainer, arguments, model, dataset, tokenizer, config, base_model_dir, out_dir, on_log)
+    write_loss_curve(fit.metrics.records, out_dir, "SFT train loss (assistant tokens)")
     return {
-        **loss_summary(metrics, trainer.state.global_step, runtime),
+        **fit.summary,
         "examples": len(rows),
-        **counts,
         "chat_template_hash": chat_template_hash(out_dir / MODEL_DIR),
         "mask_audit": audit,
-    }
-
-
-def _chat_rows(rows: list[dict]) -> list[dict]:
-    """The rows checked as chat rows; ValueError naming the first bad one's index."""
-    if not rows:
-        raise ValueError("train_rows is empty")
-    checked = []
-    for index, row in enumerate(rows):
-        try:
-            checked.append(check_chat_row(row))
-        except ValueError as error:
-            raise ValueError(f"train_rows[{index}]: {error}") from None
-    return checked
-
-
-def loss_summary(metrics: MetricsCallback, steps: int, runtime_s: float) -> dict:
-    """steps, first and last logged train loss, the run's mean train loss, runtime_s."""
-    losses = [record["loss"] for record in metrics.records if record.get("loss") is not None]
-    return {
-        "steps": steps,
-        "train_loss_first": losses[0] if losses else None,
-        "train_loss_last": losses[-1] if losses else None,
-        "train_loss": metrics.summary.get("train_loss"),
-        "runtime_s": round(runtime_s, 3),
     }
