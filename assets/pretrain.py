@@ -41,7 +41,7 @@ CODE_VERSION = "base_model-3"
 RUN_DIRS = ("shards_dir", "tokenizer_dir", "output_dir")  # set from lineage, not config: not part of the version
 PLACEHOLDER = "set-by-the-asset"
 STAT_KEYS = ("steps", "tokens_seen", "parameters", "final_loss", "val_loss", "val_bpb", "tokens_per_s")
-STAT_KEYS += ("device", "processes", "resumed_from_step")
+STAT_KEYS += ("device", "processes", "cpu_threads", "resumed_from_step")
 
 CONTINUATION_FIELDS = ("init_from", "train_days")  # set from the continuation plan, not config
 

@@ -181,6 +181,7 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
         "skipped_checkpoints": skipped,
         "accumulation_steps": setup.accumulation_steps,
         "processes": accelerator.num_processes,
+        "cpu_threads": torch.get_num_threads(),  # per process (the launcher shares the cores out)
         "device": str(accelerator.device),
         "mixed_precision": mixed_precision,
         "model_dir": str(model_dir),

@@ -4,6 +4,7 @@ one thing that cannot exist on this machine is the cluster)."""
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from dagster import AssetExecutionContext, DagsterInstance, MaterializeResult, asset, materialize
@@ -50,12 +51,26 @@ def test_launcher_runs_training_through_pipes(mode, tmp_path, make_config, monke
             shared_dir=str(tmp_path / "shared"),
         )
     messages = run_training(launcher, config_path, result_path)
-    assert json.loads(result_path.read_text())["steps"] == 4
+    result = json.loads(result_path.read_text())
+    assert result["steps"] == 4
+    # accelerate launch alone would give the lone process one thread (OMP_NUM_THREADS=1): locally it gets them all.
+    assert result["cpu_threads"] == (len(os.sched_getaffinity(0)) if mode == "local" else 1)
     assert any('"loss"' in message for message in messages)  # metrics arrived through Pipes while training
     if mode == "slurm":
         called = (tmp_path / "srun.log").read_text()
         assert called.startswith("--partition=gpu --gpus-per-node=1 ") and "resources.pretrain_process" in called
         assert os.listdir(tmp_path / "shared") == []  # the message file was read and cleaned up
+
+
+def test_cpu_threads_are_shared_out_among_local_processes():
+    cores = len(os.sched_getaffinity(0))
+    command = TrainingLauncherResource(num_processes=2).command(Path("run.json"), Path("result.json"))
+    assert command[command.index("--num_cpu_threads_per_process") + 1] == str(max(1, cores // 2))
+    pinned = TrainingLauncherResource(mode="slurm", cpu_threads_per_process=16).command(Path("c"), Path("r"))
+    assert pinned[pinned.index("--num_cpu_threads_per_process") + 1] == "16"
+    assert "--num_cpu_threads_per_process" not in TrainingLauncherResource(mode="slurm").command(Path("c"), Path("r"))
+    with pytest.raises(ValueError, match="cpu_threads_per_process: must be >= 0"):
+        TrainingLauncherResource(cpu_threads_per_process=-1).command(Path("c"), Path("r"))
 
 
 def test_unknown_mode_is_refused():
