@@ -4,6 +4,7 @@ one thing that cannot exist on this machine is the cluster)."""
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,11 @@ def test_launcher_runs_training_through_pipes(mode, tmp_path, make_config, monke
 
 def test_cpu_threads_are_shared_out_among_local_processes():
     cores = len(os.sched_getaffinity(0))
+    alone = TrainingLauncherResource()  # one local process: started directly, its threads in the environment
+    assert alone.command(Path("c"), Path("r"))[:3] == [sys.executable, "-m", "resources.pretrain_process"]
+    assert alone.client().env["OMP_NUM_THREADS"] == str(cores)
+    flagged = TrainingLauncherResource(launch_args=["--mixed_precision", "no"]).command(Path("c"), Path("r"))
+    assert flagged[1] == "launch" and "--mixed_precision" in flagged  # launch flags: accelerate launch it is
     command = TrainingLauncherResource(num_processes=2).command(Path("run.json"), Path("result.json"))
     assert command[command.index("--num_cpu_threads_per_process") + 1] == str(max(1, cores // 2))
     pinned = TrainingLauncherResource(mode="slurm", cpu_threads_per_process=16).command(Path("c"), Path("r"))
