@@ -42,8 +42,10 @@ MIXTURE_TABLE_ROWS = 50  # sources listed in the stats, largest first
 
 
 def load_tokenizer(tokenizer_dir: str | Path) -> Tokenizer:
-    """The saved tokenizer, set to encode special-token text as plain text; ValueError when EOS/PAD are missing."""
-    tokenizer = Tokenizer.from_file(str(Path(tokenizer_dir) / TOKENIZER_FILE))
+    """The saved tokenizer (its directory, or its tokenizer.json under any name: a file shipped to a Spark executor
+    is renamed), set to encode special-token text as plain text; ValueError when EOS/PAD are missing."""
+    path = Path(tokenizer_dir)
+    tokenizer = Tokenizer.from_file(str(path if path.is_file() else path / TOKENIZER_FILE))
     tokenizer.encode_special_tokens = True
     for token in (EOS, PAD):
         if tokenizer.token_to_id(token) is None:
@@ -166,7 +168,7 @@ def _encode_arrow(batch: pa.RecordBatch, config: ShardConfig, rates, tokenizer_f
     """On an executor: the batch's kept documents (without their text) and their token ids."""
     path = shipped_path(tokenizer_file)
     if path not in _TOKENIZERS:
-        _TOKENIZERS[path] = load_tokenizer(Path(path).parent)
+        _TOKENIZERS[path] = load_tokenizer(path)
     kept = _select(batch, config, rates)
     encodings = _TOKENIZERS[path].encode_batch_fast([document[3] for document in kept], add_special_tokens=False)
     ids = [np.asarray(encoding.ids, dtype=np.int64) for encoding in encodings]
