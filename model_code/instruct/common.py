@@ -168,8 +168,8 @@ def fit_lora(
     on_log: Callable[[dict], None] | None,
 ) -> LoraFit:
     """Train a LoRA adapter on `model` with a TRL trainer, then write out_dir/adapter/ and the merged out_dir/model/
-    (with the tokenizer files of `model_dir`); the trainer's scratch directory is removed. `arguments`: its
-    SFTConfig / DPOConfig, built on trainer_arguments(config, out_dir / WORK_DIR)."""
+    (with the tokenizer files of `model_dir`); the trainer's scratch directory (`arguments.output_dir`) is removed.
+    `arguments`: its SFTConfig / DPOConfig, built on trainer_arguments(config, out_dir / WORK_DIR)."""
     metrics = MetricsCallback(out_dir, on_log)
     trainer = without_console_logs(
         trainer_class(
@@ -187,7 +187,7 @@ def fit_lora(
     counts = parameter_counts(trainer.model)
     trainer.model.save_pretrained(out_dir / ADAPTER_DIR)
     merged = save_merged(trainer.model, model_dir, out_dir / MODEL_DIR)
-    shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
+    shutil.rmtree(arguments.output_dir, ignore_errors=True)
     return LoraFit(merged, metrics, {**loss_summary(metrics, trainer.state.global_step, runtime), **counts})
 
 
