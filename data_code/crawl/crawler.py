@@ -1,6 +1,10 @@
 """The crawler: breadth-first from seeds, polite (robots.txt, per-host rate limits), safe (address checks on
 every hop) and honest (one fetch-log row per URL attempted, success or failure).
 
+The pages a crawl fetches do not depend on timing: a depth's frontier is its parents' links in the order the
+parents were queued (not the order their fetches finished), and URLs are taken from it in that order until
+max_pages pages succeeded. A slow or loaded machine therefore fetches the same pages as an idle one.
+
     from data_code.crawl import CrawlConfig, crawl
     summary = crawl(CrawlConfig(seeds=("https://example.com/",)), out_dir)
 """
@@ -79,8 +83,10 @@ class _Crawl:
         return self.rows, self.sink.files
 
     async def _crawl_level(self, frontier: list[str], depth: int) -> list[str]:
-        """Fetch every URL of one depth with `concurrency` workers; return the next depth's URLs."""
-        queue, next_frontier = deque(frontier), []
+        """Fetch every URL of one depth with `concurrency` workers; return the next depth's URLs, in frontier order
+        of the pages that link to them (each URL under its first such page), whatever order the fetches ended in."""
+        queue = deque(enumerate(frontier))
+        links: dict[int, list[str]] = {}  # frontier position of a fetched page -> the links it lets us follow
 
         async def worker():
             while queue and await self._reserve_page():
@@ -89,11 +95,15 @@ class _Crawl:
                     return
                 ok = False
                 try:
-                    ok = await self._visit(queue.popleft(), depth, next_frontier)
+                    position, url = queue.popleft()
+                    ok = await self._visit(url, depth, links.setdefault(position, []))
                 finally:
                     await self._release_page(ok=ok)
 
         await asyncio.gather(*(worker() for _ in range(self.config.concurrency)))
+        next_frontier: list[str] = []
+        for position in sorted(links):
+            self._queue_links(links[position], depth + 1, next_frontier)
         return next_frontier
 
     async def _reserve_page(self) -> bool:
@@ -112,12 +122,12 @@ class _Crawl:
             self.pages_ok += ok
             self.budget.notify_all()
 
-    async def _visit(self, url: str, depth: int, next_frontier: list[str]) -> bool:
-        """Fetch one URL, store it and queue its links; record its row whatever happens. True when ok."""
+    async def _visit(self, url: str, depth: int, links: list[str]) -> bool:
+        """Fetch one URL, store it and collect its links; record its row whatever happens. True when ok."""
         row, trace, started = FetchRow(url=url, depth=depth), Trace(), time.monotonic()
         try:
             exchange = await self.fetcher.fetch_with_redirects(url, trace, before_hop=self._hop_check(row))
-            await self._store_page(row, exchange, next_frontier)
+            await self._store_page(row, exchange, links)
         except FetchFailure as failure:
             row.outcome, row.detail = failure.reason, failure.detail
             trace.http_status = failure.http_status or trace.http_status
@@ -172,8 +182,8 @@ class _Crawl:
                 return 404, b""  # nowhere to go: no robots.txt
         raise FetchFailure("too_many_redirects", f"{url}: more than 5 redirects")
 
-    async def _store_page(self, row: FetchRow, exchange: Exchange, next_frontier: list[str]) -> None:
-        """Write the exchange to the WARC, fill the row, queue the page's links."""
+    async def _store_page(self, row: FetchRow, exchange: Exchange, links: list[str]) -> None:
+        """Write the exchange to the WARC, fill the row, add the links to follow to `links`."""
         content_type = exchange.header("content-type")
         # Parsing a multi-MB page takes a while: do it off the event loop so other fetches keep their timing.
         signals = await asyncio.to_thread(_signals, exchange, content_type)
@@ -198,7 +208,7 @@ class _Crawl:
         row.bytes_raw, row.bytes_decoded = len(exchange.body), len(exchange.decoded)
         row.robots_meta, row.license = robots_meta or None, signals.license
         if row.depth < self.config.max_depth and not signals.robots_meta & _NO_FOLLOW:
-            self._queue_links(signals.links, row.depth + 1, next_frontier)
+            links.extend(signals.links)
 
     def _queue_links(self, links: list[str], depth: int, next_frontier: list[str]) -> None:
         for link in links:

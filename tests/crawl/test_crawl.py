@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gzip
 import random
+import time
 
 from warcio.archiveiterator import ArchiveIterator
 
 from data_code.warc import iter_warc_records
-from tests.crawl.helpers import fast_config, links_page, run_crawl
+from tests.crawl.helpers import fast_config, links_page, run_crawl, send
 
 
 def test_robots_disallow(server, tmp_path):
@@ -192,3 +193,21 @@ def test_links_with_rel_noopener_are_followed_and_request_line_is_stored(server,
             if r.rec_type == "request"
         ]
     assert request_lines == ["GET / HTTP/1.1", "GET /next?x=1 HTTP/1.1"]
+
+
+def test_pages_fetched_do_not_depend_on_which_fetch_ends_first(server, tmp_path):
+    """The first-linked page answers last; max_pages still takes its children first (link order, not timing)."""
+
+    def slow(handler):
+        time.sleep(0.3)
+        send(handler, 200, links_page("/a1", "/a2", "/a3").encode(), [("Content-Type", "text/html")])
+
+    server.page("/", links_page("/a", "/b"))
+    server.routes["/a"] = slow
+    server.page("/b", links_page("/b1", "/b2", "/b3", "/a1"))
+    for path in ("/a1", "/a2", "/a3", "/b1", "/b2", "/b3"):
+        server.page(path, links_page())
+    _, rows = run_crawl(fast_config(server.url("/"), max_pages=6, concurrency=8), tmp_path)
+    fetched = {url.removeprefix(server.url("")) for url, row in rows.items() if row["outcome"] == "ok"}
+    assert fetched == {"/", "/a", "/b", "/a1", "/a2", "/a3"}
+    assert "/b1" not in server.paths()
