@@ -13,12 +13,14 @@ import logging
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import fsspec
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.statusandheaders import StatusAndHeaders
+from warcio.timeutils import datetime_to_iso_date
 from warcio.warcwriter import WARCWriter
 
 from data_code.files import EXCERPT_CHARS, excerpt
@@ -342,7 +344,7 @@ class WarcFileWriter:
 
     def __init__(self, stream: io.BufferedIOBase, *, filename: str, software: str = "lmforge"):
         self._stream = stream
-        self._writer = WARCWriter(stream, gzip=True)
+        self._writer = WARCWriter(stream, gzip=True, warc_version="1.1")  # 1.1: WARC-Date to the microsecond
         info = self._writer.create_warcinfo_record(filename, {"software": software, "format": "WARC/1.1"})
         self._writer.write_record(info)
 
@@ -356,14 +358,21 @@ class WarcFileWriter:
         body: bytes,
         metadata: dict[str, str] | None = None,
         ip: str | None = None,
+        date: datetime | None = None,
     ) -> tuple[int, str]:
         """Write response (+ request and metadata) records for one fetch; return (response offset, record id).
+
+        `date` is when the capture began (the request was sent), every record's WARC-Date; now when not given.
 
         `body` is the payload exactly as it came off the wire after transfer decoding (content-encoding kept),
         so the WARC is faithful and readers decode it the standard way.
         """
         http = StatusAndHeaders(status_line, response_headers, protocol="HTTP/1.1")
-        warc_headers = {"WARC-IP-Address": ip} if ip else None
+        moment = datetime_to_iso_date(
+            (date or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None), use_micros=True
+        )
+        dated = {"WARC-Date": moment}
+        warc_headers = {**dated, "WARC-IP-Address": ip} if ip else dated
         response = self._writer.create_warc_record(
             url, "response", payload=io.BytesIO(body), http_headers=http, warc_headers_dict=warc_headers
         )
@@ -372,7 +381,7 @@ class WarcFileWriter:
         self._writer.write_record(response)
         request_http = StatusAndHeaders(f"GET {_request_target(url)} HTTP/1.1", request_headers, is_http_request=True)
         request = self._writer.create_warc_record(
-            url, "request", http_headers=request_http, warc_headers_dict={"WARC-Concurrent-To": response_id}
+            url, "request", http_headers=request_http, warc_headers_dict={**dated, "WARC-Concurrent-To": response_id}
         )
         self._writer.write_record(request)
         if metadata:
@@ -382,7 +391,7 @@ class WarcFileWriter:
                 "metadata",
                 payload=io.BytesIO(body_text),
                 warc_content_type="application/warc-fields",
-                warc_headers_dict={"WARC-Concurrent-To": response_id},
+                warc_headers_dict={**dated, "WARC-Concurrent-To": response_id},
             )
             self._writer.write_record(meta)
         return offset, response_id

@@ -203,6 +203,7 @@ class _Crawl:
             body=exchange.body,
             metadata=metadata,
             ip=exchange.ip,
+            date=exchange.fetched_at,
         )
         row.content_type, row.fetched_at = content_type, exchange.fetched_at
         row.bytes_raw, row.bytes_decoded = len(exchange.body), len(exchange.decoded)

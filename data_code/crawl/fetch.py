@@ -62,6 +62,8 @@ class Exchange:
     request_headers: list[tuple[str, str]]
     body: bytes = b""  # as sent on the wire (content-encoding kept), what the WARC stores
     decoded: bytes = b""  # content-decoded body
+    # When the capture began (the request was sent), as WARC-Date means it; so the order of fetch times is the order
+    # the throttle started the requests in, whichever response ends first.
     fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def header(self, name: str) -> str | None:
@@ -203,11 +205,12 @@ class Fetcher:
         extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
         client = self._client_for(parts.scheme, parts.hostname or "")
         request = client.build_request("GET", pinned, headers=request_headers, extensions=extensions)
+        started = datetime.now(UTC)
         try:
             async with asyncio.timeout(self.config.total_timeout_s):
                 response = await client.send(request, stream=True)
                 try:
-                    return await self._read(url, ip, response, request_headers, body)
+                    return await self._read(url, ip, response, request_headers, body, started)
                 finally:
                     await response.aclose()
         except TimeoutError as error:
@@ -230,7 +233,7 @@ class Fetcher:
             return f"ReadTimeout: no data for read_timeout_s={self.config.read_timeout_s}"
         return f"{type(error).__name__}: {error}"
 
-    async def _read(self, url, ip, response: httpx.Response, request_headers, body: _Body) -> Exchange:
+    async def _read(self, url, ip, response: httpx.Response, request_headers, body: _Body, started) -> Exchange:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
         exchange = Exchange(
             url=url,
@@ -239,6 +242,7 @@ class Fetcher:
             reason=response.reason_phrase,
             headers=[(k, v) for k, v in headers if k.lower() not in _DROP_FROM_WARC],
             request_headers=request_headers,
+            fetched_at=started,
         )
         status = response.status_code
         if 300 <= status < 400 and exchange.header("location"):

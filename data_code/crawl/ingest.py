@@ -122,6 +122,7 @@ def _rewrite(sink: WarcSink, source: str, response: WarcRecord, request: WarcRec
     headers = [(key, value) for key, value in response.http_headers if key.lower() not in _STALE_HEADERS]
     headers.append(("Content-Length", str(len(body))))
     url = response.target_uri or ""
+    captured = _parse_date(response.date)  # the source's capture time stays the record's WARC-Date
     warc_file, offset = sink.write(
         url,
         request_headers=request.http_headers if request is not None else [],
@@ -134,6 +135,7 @@ def _rewrite(sink: WarcSink, source: str, response: WarcRecord, request: WarcRec
             "source-warc": source,
             "source-offset": str(response.offset),
         },
+        date=captured,
     )
     return FetchRow(
         url=url,
@@ -144,7 +146,7 @@ def _rewrite(sink: WarcSink, source: str, response: WarcRecord, request: WarcRec
         content_type=response.header("content-type"),
         bytes_raw=len(body),
         bytes_decoded=len(body),
-        fetched_at=_parse_date(response.date),
+        fetched_at=captured,
         warc_file=warc_file,
         warc_offset=offset,
         robots_decision="unknown",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import random
 import time
+from datetime import UTC, datetime, timedelta
 
 from warcio.archiveiterator import ArchiveIterator
 
@@ -211,3 +212,21 @@ def test_pages_fetched_do_not_depend_on_which_fetch_ends_first(server, tmp_path)
     fetched = {url.removeprefix(server.url("")) for url, row in rows.items() if row["outcome"] == "ok"}
     assert fetched == {"/", "/a", "/b", "/a1", "/a2", "/a3"}
     assert "/b1" not in server.paths()
+
+
+def test_warc_date_is_when_the_request_was_sent(server, tmp_path):
+    """WARC-Date (WARC/1.1, microseconds) is the capture start: the fetch log's time, before a slow answer ends."""
+
+    def slow(handler):
+        time.sleep(0.3)
+        send(handler, 200, links_page().encode(), [("Content-Type", "text/html")])
+
+    server.routes["/"] = slow
+    before = datetime.now(UTC)
+    _, rows = run_crawl(fast_config(server.url("/")), tmp_path)
+    row = rows[server.url("/")]
+    response = next(iter_warc_records(str(tmp_path / row["warc_file"]), record_types=("response",)))
+    assert datetime.fromisoformat(response.date) == row["fetched_at"]  # to the microsecond
+    assert timedelta(0) <= row["fetched_at"] - before < timedelta(seconds=0.25)
+    with open(tmp_path / row["warc_file"], "rb") as stream:
+        assert {record.rec_headers.protocol for record in ArchiveIterator(stream)} == {"WARC/1.1"}

@@ -15,20 +15,25 @@ from data_code.warc import iter_warc_records
 from tests.crawl.helpers import links_page
 
 
-def _common_crawl_style_warc(path, pages: list[tuple[str, bytes]]) -> list[int]:
-    """Write request-then-response pairs (as Common Crawl does), bodies gzip-encoded; return response offsets."""
+def _common_crawl_style_warc(path, pages: list[tuple[str, bytes]], date: str | None = None) -> list[int]:
+    """Write request-then-response pairs (as Common Crawl does), bodies gzip-encoded, captured at `date` (now when
+    None); return response offsets."""
+    dated = {"WARC-Date": date} if date else {}
     offsets = []
     with open(path, "wb") as stream:
         writer = WARCWriter(stream, gzip=True)
         for url, html in pages:
             request = StatusAndHeaders("GET / HTTP/1.1", [("Host", "example.com")], is_http_request=True)
-            writer.write_record(writer.create_warc_record(url, "request", http_headers=request))
+            record = writer.create_warc_record(url, "request", http_headers=request, warc_headers_dict=dated)
+            writer.write_record(record)
             body = gzip.compress(html)
             headers = [("Content-Type", "text/html"), ("Content-Encoding", "gzip"), ("Content-Length", str(len(body)))]
             http = StatusAndHeaders("200 OK", headers, protocol="HTTP/1.1")
             offsets.append(stream.tell())
             writer.write_record(
-                writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http)
+                writer.create_warc_record(
+                    url, "response", payload=io.BytesIO(body), http_headers=http, warc_headers_dict=dated
+                )
             )
     return offsets
 
@@ -59,6 +64,19 @@ def test_ingest_good_warc(tmp_path):
     assert len(requests) == 3 and requests[0].header("Host") == "example.com"
     metadata = [r.payload.decode() for r in records if r.record_type == "metadata"]
     assert all("robots: unknown" in text and "fetch-outcome: ok" in text for text in metadata)
+
+
+def test_ingest_keeps_the_source_capture_time(tmp_path):
+    """A Common Crawl record captured in 2019 is still dated 2019 in our WARC (and so in the documents)."""
+    source = tmp_path / "in.warc.gz"
+    _common_crawl_style_warc(source, PAGES[:1], date="2019-05-01T12:30:00Z")
+    out = tmp_path / "out"
+    out.mkdir()
+    summary = ingest_warcs([str(source)], out)
+    row = pq.read_table(out / summary.fetch_log).to_pylist()[0]
+    assert row["fetched_at"].isoformat() == "2019-05-01T12:30:00+00:00"
+    dates = {record.record_type: record.date for record in iter_warc_records(str(out / row["warc_file"]))}
+    assert dates["response"] == dates["request"] == dates["metadata"] == "2019-05-01T12:30:00Z"
 
 
 def test_ingest_own_crawl_output_round_trips(tmp_path):
