@@ -36,6 +36,7 @@ from model_code.outputs import (
 )
 from resources.lake import ArtifactStoreResource
 from resources.launcher import TrainingLauncherResource
+from resources.pretrain_process import PLAN_KEY
 from resources.tracking import MlflowTrackingResource
 
 CODE_VERSION = "draft_model-1"
@@ -75,11 +76,13 @@ def draft_model(
                    "teacher_dir": str(teacher_dir), "work": work}  # fmt: skip
     runs = draft.runs(preset_of(teacher_config), _teacher_preset(stage, teacher), directories) if draft.enabled else {}
 
-    def launch(run) -> dict:
+    def launch(plan: list) -> list[dict]:
+        """Every run of `plan` in one launch, in order (one process start and one set of imports, not four)."""
         stats, _ = training_launcher.run_training(
-            context, Path(run.output_dir), run.to_dict(), tracking_uri=stage.tracker.tracking_uri, run_id=None
-        )
-        return stats
+            context, work, {PLAN_KEY: [run.to_dict() for run in plan]}, tracking_uri=stage.tracker.tracking_uri,
+            run_id=None,
+        )  # fmt: skip
+        return stats[PLAN_KEY]
 
     def build(directory):
         if not draft.enabled:  # an artifact that says so: serving_model then carries no drafter
@@ -89,14 +92,16 @@ def draft_model(
             rows = read_rows(stage.store, instructions, TRAIN)
             instruction_shards = write_instruction_shards(rows, teacher_dir, work / "instruction_shards",
                                                           int(shards.stats.get("seq_len", 256)))  # fmt: skip
-        trained, finals, corpus_orders = {}, {}, {}
-        for name, run in runs.items():
-            trained[name] = launch(run)  # the corpus
-            corpus_orders[name] = json.loads((Path(run.output_dir) / DATA_ORDER_FILE).read_text())
-            if instruction_shards is not None:  # then the conversations, continued from the corpus phase
-                run = instruction_run(run, instruction_shards, draft.instruction_steps)
-                trained[name] = launch(run)
-            finals[name] = Path(run.output_dir)
+        phases = {name: [run] for name, run in runs.items()}  # the corpus, then the conversations continued from it
+        if instruction_shards is not None:
+            for name, run in runs.items():
+                phases[name].append(instruction_run(run, instruction_shards, draft.instruction_steps))
+        plan = [phase for name in runs for phase in phases[name]]
+        done = dict(zip([phase.output_dir for phase in plan], launch(plan), strict=True))
+        trained = {name: done[phases[name][-1].output_dir] for name in runs}
+        finals = {name: Path(phases[name][-1].output_dir) for name in runs}
+        corpus_orders = {name: json.loads((Path(run.output_dir) / DATA_ORDER_FILE).read_text())
+                         for name, run in runs.items()}  # fmt: skip
         data_order = collect_run_outputs(finals["distilled"], directory)
         measured = measure_drafters(
             teacher_dir, {name: final / MODEL_DIR for name, final in finals.items()}, shards_dir, draft

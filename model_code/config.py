@@ -122,10 +122,14 @@ class PretrainConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"pretraining config {path} not found")
-        values = json.loads(path.read_text(encoding="utf-8"))
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), source=str(path))
+
+    @classmethod
+    def from_dict(cls, values: dict, *, source: str = "the config") -> PretrainConfig:
+        """A config from field values; ValueError naming `source` and the fields PretrainConfig does not have."""
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"{path} has fields {sorted(unknown)} that PretrainConfig does not have")
+            raise ValueError(f"{source} has fields {sorted(unknown)} that PretrainConfig does not have")
         return cls(**values)
 
 

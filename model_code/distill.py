@@ -247,18 +247,14 @@ def measure_drafters(teacher_dir, drafters: dict, shards_dir, config: DraftConfi
 
 
 def instruction_run(first, shards_dir: str | Path, steps: int):
-    """The second phase of a student: `first`'s final checkpoint continued for `steps` updates on the instruction
-    shards (same teacher, same loss), in <first's output_dir>-instruct."""
-    from model_code.checkpoint import list_checkpoints
-
-    checkpoints = list_checkpoints(Path(first.output_dir))
-    if not checkpoints:
-        raise FileNotFoundError(f"the run in {first.output_dir} left no checkpoint to continue from")
+    """The second phase of a student: `first` continued from its final checkpoint for `steps` updates on the
+    instruction shards (same teacher, same loss), in <first's output_dir>-instruct. Planned before `first` has
+    trained: init_from names first's run directory, whose newest checkpoint the second phase starts from."""
     return dataclasses.replace(
         first,
         shards_dir=str(shards_dir),
         output_dir=f"{first.output_dir}-instruct",
-        init_from=str(checkpoints[-1]),
+        init_from=str(first.output_dir),
         max_steps=steps,
         warmup_steps=min(first.warmup_steps, steps),
     )

@@ -3,7 +3,10 @@
     accelerate launch -m resources.pretrain_process --config run.json [--result result.json]
 
 This is the process that TrainingLauncherResource (resources/launcher.py) starts; the hand-off file names are
-defined here, once.
+defined here, once. run.json holds one run's PretrainConfig fields, or a plan, {"plan": [fields, ...]}: runs trained
+one after another in this one process (a drafter and its twin, each in two phases), which saves a process start,
+the imports and the Pipes session per run; a run whose init_from is an earlier run's output_dir continues from its
+newest checkpoint. The result of a plan is {"plan": [each run's stats, in order]}.
 
 The main process streams every metrics record to Dagster as a Pipes log line while it trains (other ranks train
 silently) and writes the run's stats to --result. When a `mlflow_run.json` ({"tracking_uri", "run_id"}, written
@@ -30,6 +33,7 @@ from model_code.outputs import METRICS_FILE
 # The launch hand-off, all in the work directory that every launcher shares (local disk, Slurm share, k8s PVC):
 RUN_CONFIG_FILE = "run.json"  # PretrainConfig fields, written by the launcher, read by this process
 RESULT_FILE = "result.json"  # the run's stats, written by this process's main rank
+PLAN_KEY = "plan"  # run.json {"plan": [PretrainConfig fields, ...]}; result.json {"plan": [stats, ...]}
 LIVE_RUN_FILE = "mlflow_run.json"  # beside run.json: the MLflow run that receives the metrics while training
 LIVE_KEY = "live_metrics"  # result key: {"run_id", "through_step", "error"}
 MAX_BATCH = 1000  # MLflow accepts at most 1000 metrics per log_batch
@@ -150,15 +154,28 @@ def _callbacks(*callbacks: Callable[[dict], None] | None) -> Callable[[dict], No
     return on_metrics
 
 
+def read_plan(path: str | Path) -> tuple[list[PretrainConfig], bool]:
+    """(the runs of a run.json, whether it is a plan): one PretrainConfig's fields, or {"plan": [fields, ...]}."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"pretraining config {path} not found")
+    spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    if PLAN_KEY not in spec:
+        return [PretrainConfig.from_json(path)], False
+    runs = spec[PLAN_KEY]
+    if not isinstance(runs, list) or not runs or not all(isinstance(fields, dict) for fields in runs):
+        raise ValueError(f"{path}: {PLAN_KEY!r} must be a non-empty list of runs (PretrainConfig fields)")
+    return [PretrainConfig.from_dict(fields, source=f"{path} run {n + 1}") for n, fields in enumerate(runs)], True
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="JSON file of PretrainConfig fields")
+    parser.add_argument("--config", required=True, help="JSON file of PretrainConfig fields, or of a plan of runs")
     parser.add_argument("--result", help="where the main process writes the run's stats (JSON)")
     args = parser.parse_args(argv)
     watch_launcher()
     from model_code.pretrain import train
 
-    config = PretrainConfig.from_json(args.config)
+    configs, is_plan = read_plan(args.config)
     main_process = _is_main_process()
     with contextlib.ExitStack() as stack:
         pipes = None
@@ -166,21 +183,29 @@ def main(argv: list[str] | None = None) -> dict:
             from dagster_pipes import open_dagster_pipes
 
             pipes = stack.enter_context(open_dagster_pipes())
-            pipes.log.info(f"pretraining {config.preset} for {config.max_steps} steps into {config.output_dir}")
         warn = pipes.log.warning if pipes else log.warning
-        live = None
-        if main_process:
-            live_run, metrics_path = Path(args.config).with_name(LIVE_RUN_FILE), Path(config.output_dir) / METRICS_FILE
-            live = LiveMetrics.from_file(live_run, metrics_path, warn)
         stream = (lambda record: pipes.log.info(json.dumps(record, default=str))) if pipes else None
-        stats = train(config, on_metrics=_callbacks(stream, live.log if live else None))
-        if live is not None:
-            stats[LIVE_KEY] = live.finish()
+        trained = []
+        for index, config in enumerate(configs):
+            if pipes:
+                of = f" (run {index + 1} of {len(configs)})" if is_plan else ""
+                pipes.log.info(
+                    f"pretraining {config.preset} for {config.max_steps} steps into {config.output_dir}{of}"
+                )
+            live = None
+            if main_process and not is_plan:  # a plan's runs are not one MLflow run's history
+                live_run, metrics = Path(args.config).with_name(LIVE_RUN_FILE), Path(config.output_dir) / METRICS_FILE
+                live = LiveMetrics.from_file(live_run, metrics, warn)
+            stats = train(config, on_metrics=_callbacks(stream, live.log if live else None))
+            if live is not None:
+                stats[LIVE_KEY] = live.finish()
+            trained.append(stats)
+        result = {PLAN_KEY: trained} if is_plan else trained[0]
         if pipes:
-            pipes.log.info(f"done: {json.dumps(stats, default=str)}")
+            pipes.log.info(f"done: {json.dumps(result, default=str)}")
     if args.result and main_process:
-        Path(args.result).write_text(json.dumps(stats, indent=2, default=str))
-    return stats
+        Path(args.result).write_text(json.dumps(result, indent=2, default=str))
+    return result
 
 
 if __name__ == "__main__":

@@ -83,3 +83,36 @@ def test_cpu_threads_are_shared_out_among_local_processes():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode: must be one of"):
         TrainingLauncherResource(mode="ray").client()
+
+
+def test_a_plan_trains_its_runs_in_one_launch_each_continuing_the_one_it_names(tmp_path, make_config):
+    """Two runs in one process: the second starts from the first's newest checkpoint, named by its run directory."""
+    first = make_config("first", max_steps=4, log_every=2, eval_every=0, checkpoint_every=0)
+    second = make_config("second", max_steps=3, log_every=1, eval_every=0, checkpoint_every=0,
+                         init_from=first.output_dir)  # fmt: skip
+    config_path = tmp_path / "plan.json"
+    config_path.write_text(json.dumps({"plan": [first.to_dict(), second.to_dict()]}))
+    messages = run_training(TrainingLauncherResource(), config_path, tmp_path / "result.json")
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert [stats["steps"] for stats in result["plan"]] == [4, 3]
+    assert result["plan"][1]["warm_start"]["from"] == str(Path(first.output_dir) / "checkpoints" / "step_000004")
+    assert result["plan"][1]["warm_start"]["parent_step"] == 4
+    assert sum(message.startswith("launching (local)") for message in messages) == 1
+    assert any(message.endswith("(run 2 of 2)") for message in messages)
+
+
+def test_bad_plans_are_refused_naming_the_run(tmp_path, make_config):
+    from resources.pretrain_process import main
+
+    path = tmp_path / "plan.json"
+    for plan, expected in (([], "'plan' must be a non-empty list"), ([{"preset": "tiny", "colour": 1}], "run 1 has")):
+        path.write_text(json.dumps({"plan": plan}))
+        with pytest.raises(ValueError, match=expected):
+            main(["--config", str(path)])
+    orphan = make_config("orphan", max_steps=2, init_from=str(tmp_path / "parent"))
+    (tmp_path / "parent" / "checkpoints").mkdir(parents=True)  # a parent run that left no complete checkpoint
+    path.write_text(json.dumps({"plan": [orphan.to_dict()]}))
+    with pytest.raises(ValueError, match=r"parent run .*parent has no complete checkpoint to continue from"):
+        main(["--config", str(path)])
+    with pytest.raises(FileNotFoundError, match="pretraining config .*missing.json not found"):
+        main(["--config", str(tmp_path / "missing.json")])
