@@ -40,6 +40,7 @@ bench: setup
 	$(PY) -m bench.filters --json $(LMFORGE_HOME)/bench/filters.json
 	$(PY) -m bench.tokenize --json $(LMFORGE_HOME)/bench/tokenize.json
 	$(PY) -m bench.pretrain --json $(LMFORGE_HOME)/bench/pretrain.json
+	$(PY) -m bench.launches --json $(LMFORGE_HOME)/bench/launches.json
 	$(PY) -m bench.serve --json $(LMFORGE_HOME)/bench/serve.json
 	$(PY) -m bench.speculative --json $(LMFORGE_HOME)/bench/speculative.json
 	$(PY) -m bench.nightly --json $(LMFORGE_HOME)/bench/nightly.json
