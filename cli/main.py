@@ -184,6 +184,7 @@ def _which_models(args, store, client) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     import os
+    import signal
 
     import uvicorn
 
@@ -211,6 +212,9 @@ def _serve(args: argparse.Namespace) -> int:
         if args.shadow:
             print(f"  shadow: every request mirrored to {args.shadow}, answers in {home / 'log'}/shadow-<day>.jsonl")
         print(f"  metrics: {url}/metrics   request log: {home / 'log'}   report: lmforge serving-report")
+        # uvicorn drains the connections on SIGTERM, then raises the signal again with this handler restored: the
+        # default one would end the process here, before `finally` stops the llama-server backends.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(gateway.app, host=args.host, port=args.port, log_level="warning")
         return 0
     finally:

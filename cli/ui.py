@@ -64,6 +64,10 @@ def run_ui(dagster_port: int = 3000, mlflow_port: int = 5000) -> int:
     prepare_home(settings)
     # SIGTERM (e.g. from `timeout` or a supervisor) must stop the children too, like Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Started in the background (`lmforge ui &` from a script), this process ignores SIGINT, and so would the
+    # children: dagster dev maps SIGTERM to its SIGINT handler, and would then ignore the SIGTERM that stops it.
+    # A handler of our own is not inherited across exec: the children start with the default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     bin_dir = Path(sys.executable).parent
     lake_port = urlparse(settings.lake_url).port or 5001
     local = "://" not in settings.store_root or settings.store_root.startswith("file://")

@@ -30,6 +30,7 @@ from model_code.export.llama import default_threads, trained_context, vocabulary
 __all__ = ["check_drafter", "serve", "trained_context", "vllm_command", "wait_until_ready"]
 API_KEY_ENV = "LMFORGE_SERVE_API_KEY"  # read by the server process, so the key never shows in `ps`
 DRAFT_MAX = 4  # tokens a drafter proposes per speculative step (llama-server's --spec-draft-n-max)
+PARENT_CHECK_S = 1.0  # how often a server started by serve() checks that its starter still runs
 
 
 def serve(
@@ -52,7 +53,9 @@ def serve(
     given, is required as a bearer token; `parallel` slots decode at once. stdout and stderr go to log_path when
     given (appended), else they are discarded. With `draft` (a drafter's GGUF, same tokenizer) the server decodes
     speculatively: the drafter proposes up to `draft_max` tokens, the model verifies them in one batch, and greedy
-    output stays token for token what it is without it. The caller stops it with terminate().
+    output stays token for token what it is without it. The caller stops it with terminate(); should the caller
+    die first (SIGKILL, out of memory), the server stops on its own within a second instead of holding the port, the
+    memory and the cores.
     """
     path = Path(gguf_path)
     if not path.is_file():
@@ -77,6 +80,8 @@ def serve(
         str(n_ctx),
         "--parallel",
         str(parallel),
+        "--parent_pid",
+        str(os.getpid()),
     ]
     if chat_format:
         command += ["--chat_format", chat_format]
@@ -172,6 +177,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=4, help="slots decoding at once (continuous batching)")
     parser.add_argument("--draft", default=None, help="a drafter's GGUF: speculative decoding")
     parser.add_argument("--draft_max", type=int, default=DRAFT_MAX, help="tokens the drafter proposes per step")
+    parser.add_argument("--parent_pid", type=int, default=0, help="stop when this process is no longer the parent")
     args = parser.parse_args()
     threads = args.n_threads or default_threads()
     params = xllamacpp.CommonParams()
@@ -202,11 +208,21 @@ def main() -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if args.parent_pid:
+        threading.Thread(target=_stop_without_parent, args=(args.parent_pid, stop), daemon=True).start()
     server = xllamacpp.Server(params)  # listening once this returns; it serves from its own threads
     drafting = f", drafter {args.draft} (up to {args.draft_max} tokens)" if args.draft else ", no drafter"
     print(f"serving {args.model} at {server.listening_address} with {args.parallel} slots{drafting}", flush=True)
     stop.wait()
     del server  # stops the HTTP threads and the decode loop, then frees the model
+
+
+def _stop_without_parent(parent_pid: int, stop) -> None:
+    """Set `stop` once `parent_pid` is no longer this process's parent: it died and the server was re-parented."""
+    while not stop.wait(PARENT_CHECK_S):
+        if os.getppid() != parent_pid:
+            print(f"the process that started this server ({parent_pid}) is gone: stopping", flush=True)
+            stop.set()
 
 
 if __name__ == "__main__":

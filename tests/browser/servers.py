@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from lineage.settings import Settings, prepare_home
 from tests.spark_cluster import free_port
 
@@ -78,16 +80,33 @@ def lineage_uis(work_dir: Path) -> Iterator[LineageUis]:
 
 
 @contextlib.contextmanager
-def _process_group(command: list[str], env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen]:
-    """Run `command` in a new session (its own process group); SIGTERM, then SIGKILL, the group on exit."""
+def _process_group(
+    command: list[str], env: dict[str, str], log_path: Path, *, in_background: bool = False
+) -> Iterator[subprocess.Popen]:
+    """Run `command` in a new session (its own process group); SIGTERM, then SIGKILL, the group on exit.
+
+    in_background: started as `command &` from a script starts it, with SIGINT ignored. Either way every process it
+    started must be gone once it has stopped (AssertionError naming them, after killing them): a server that
+    leaves children in sessions of their own leaks them into every later test.
+    """
+    ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if in_background else None
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True, preexec_fn=ignore_sigint)  # fmt: skip
+        descendants = []
         try:
             yield process
         finally:
+            with contextlib.suppress(psutil.Error):
+                descendants = psutil.Process(process.pid).children(recursive=True)
             stop_group(process)
+            _, alive = psutil.wait_procs(descendants, timeout=STOP_TIMEOUT_S)
+            left = []
+            for survivor in alive:
+                with contextlib.suppress(psutil.Error):
+                    left.append(" ".join(survivor.cmdline()[:3]))
+                    survivor.kill()
+    assert not left, f"{' '.join(command[:2])} left these running after it stopped: {left}"
 
 
 def stop_group(process: subprocess.Popen) -> None:

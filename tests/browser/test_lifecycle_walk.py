@@ -72,7 +72,7 @@ def lmforge_ui(work_dir: Path) -> Iterator[Ui]:
     log_dir = work_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     command = [str(BIN / "lmforge"), "ui", "--dagster-port", str(dagster_port), "--mlflow-port", str(mlflow_port)]
-    with _process_group(command, env, log_dir / "ui.log") as process:
+    with _process_group(command, env, log_dir / "ui.log", in_background=True) as process:
         wait_for_http(f"{mlflow}/health", process, log_dir / "ui.log")
         wait_for_http(f"{dagster}/server_info", process, log_dir / "ui.log")
         wait_for_http(f"{lake}/", process, log_dir / "ui.log")

@@ -189,3 +189,43 @@ def test_metrics_and_health(server):
     assert httpx.get(f"{url}/health", timeout=10).json() == {"status": "ok"}  # no key needed for a probe
     metrics = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10).text
     assert "llamacpp:prompt_tokens_total" in metrics and "llamacpp:requests_processing" in metrics
+
+
+def test_a_server_whose_starter_is_killed_stops_on_its_own(gguf_files, tmp_path):
+    """SIGKILL gives the starter no chance to terminate() its server: the server sees it is gone, and stops."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    starter = f"""
+import sys, time
+from model_code.serve import serve, wait_until_ready
+process = serve({str(gguf_files["Q8_0"])!r}, port={port})
+wait_until_ready("http://127.0.0.1:{port}", timeout=120, process=process)
+print(process.pid, flush=True)
+time.sleep(600)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+    try:
+        server_pid = int(parent.stdout.readline())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while _running(server_pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(server_pid), "the server outlived the process that started it"
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+    finally:
+        parent.kill()
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, re-parented to init and not yet reaped, counts as stopped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

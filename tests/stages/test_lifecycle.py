@@ -251,6 +251,8 @@ def _serve_and_roll_back(registry, champion, challenger):
     import sys
     import time
 
+    import psutil
+
     from cli.main import main
     from model_code.serve import wait_until_ready
 
@@ -287,9 +289,13 @@ def _serve_and_roll_back(registry, champion, challenger):
         assert served() == {f"lmforge v{challenger.version}"}
         assert main(["rollback", "--reason", "worse perplexity"]) == 0
         assert registry.champion().version == champion.version
+        backends = psutil.Process(process.pid).children(recursive=True)
+        assert len(backends) >= 2  # a llama-server per version served
     finally:
-        process.terminate()
+        process.terminate()  # SIGTERM, as a supervisor stops it: the backends stop with it
         process.wait(timeout=60)
+    gone, alive = psutil.wait_procs(backends, timeout=30)
+    assert not alive, f"lmforge serve left {[p.pid for p in alive]} running"
     said = process.stdout.read().decode()
     assert f"v{champion.version} decodes speculatively with its drafter" in said, said
     assert f"v{challenger.version} carries no drafter: serving it without speculative decoding" in said
