@@ -14,7 +14,7 @@ from resources.http import HttpFetcherResource, env_list
 from resources.lake import ArtifactStoreResource
 from resources.tracking import MlflowTrackingResource
 
-CODE_VERSION = "raw_crawl-1"
+CODE_VERSION = "raw_crawl-2"  # 2: timing-free page set, WARC/1.1 dated at capture start
 
 RawCrawlConfig = dagster_config(
     CrawlConfig,

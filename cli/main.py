@@ -201,6 +201,10 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError(f"--draft-max must be >= 1 (tokens the drafter proposes per step), got {args.draft_max}")
     backends = Backends(args.quant, args.parallel, home / "backends", args.speculative, args.draft_max)
     routes = None
+    # SIGTERM (a supervisor's stop) must reach `finally`, which stops the llama-server backends, whenever it comes.
+    # uvicorn drains the connections on SIGTERM, then raises the signal again with this handler restored: the
+    # default one would end the process there, before `finally`.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         routes = RegistryRoutes(Registry(_tracking().client), backends, args.alias, extra)
         gateway = Gateway(routes, api_key=os.environ.get(API_KEY_ENV), canary=canary, shadow=args.shadow, log=log)
@@ -212,15 +216,16 @@ def _serve(args: argparse.Namespace) -> int:
         if args.shadow:
             print(f"  shadow: every request mirrored to {args.shadow}, answers in {home / 'log'}/shadow-<day>.jsonl")
         print(f"  metrics: {url}/metrics   request log: {home / 'log'}   report: lmforge serving-report")
-        # uvicorn drains the connections on SIGTERM, then raises the signal again with this handler restored: the
-        # default one would end the process here, before `finally` stops the llama-server backends.
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         uvicorn.run(gateway.app, host=args.host, port=args.port, log_level="warning")
         return 0
     finally:
-        if routes is not None:
-            routes.stop()
-        backends.close()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stopping short
+        try:
+            if routes is not None:
+                routes.stop()
+            backends.close()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _canary(value: str) -> tuple[str, int]:

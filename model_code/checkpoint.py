@@ -99,17 +99,17 @@ OPTIMIZER_FILE = "optimizer.bin"
 def warm_start(accelerator, model, optimizer, directory: str | Path) -> dict:
     """Load a parent checkpoint's weights into `model`, and its optimizer state into `optimizer` when it loads.
 
-    `directory` is a checkpoint, or a run's output directory: its newest complete checkpoint (a run continued by the
-    next run of the same launch, whose checkpoint is not there yet when the launch is planned).
+    `directory` is a checkpoint (it holds meta.json), or a run's output directory: its newest complete checkpoint (a
+    run continued by the next run of the same launch, whose checkpoint is not there yet when the launch is planned).
     Not a resume: the data position, step count and RNG states of the parent are not taken. Raises ValueError
-    naming the file when the weights are missing or do not load (the caller then trains from scratch); a missing or
-    unloadable optimizer state leaves a fresh optimizer, logged and returned as the reason.
+    naming the directory or file when there is no checkpoint or its weights do not load; a missing or unloadable
+    optimizer state leaves a fresh optimizer, logged and returned as the reason.
     """
     import torch
     from safetensors.torch import load_model
 
     directory = Path(directory)
-    if (directory / CHECKPOINTS_DIR).is_dir():
+    if not (directory / META_FILE).is_file():
         checkpoints = list_checkpoints(directory)
         if not checkpoints:
             raise ValueError(f"parent run {directory} has no complete checkpoint to continue from")

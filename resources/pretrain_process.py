@@ -164,7 +164,13 @@ def read_plan(path: str | Path) -> tuple[list[PretrainConfig], bool]:
     runs = spec[PLAN_KEY]
     if not isinstance(runs, list) or not runs or not all(isinstance(fields, dict) for fields in runs):
         raise ValueError(f"{path}: {PLAN_KEY!r} must be a non-empty list of runs (PretrainConfig fields)")
-    return [PretrainConfig.from_dict(fields, source=f"{path} run {n + 1}") for n, fields in enumerate(runs)], True
+    configs = [PretrainConfig.from_dict(fields, source=f"{path} run {n + 1}") for n, fields in enumerate(runs)]
+    precisions = {config.mixed_precision for config in configs}
+    if len(precisions) > 1:  # accelerate keeps one AcceleratorState per process: the second would be refused
+        raise ValueError(
+            f"{path}: the runs of a plan share one process and one mixed_precision, got {sorted(precisions)}"
+        )
+    return configs, True
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -62,8 +62,7 @@ class Exchange:
     request_headers: list[tuple[str, str]]
     body: bytes = b""  # as sent on the wire (content-encoding kept), what the WARC stores
     decoded: bytes = b""  # content-decoded body
-    # When the capture began (the request was sent), as WARC-Date means it; so the order of fetch times is the order
-    # the throttle started the requests in, whichever response ends first.
+    # When the capture began (this attempt's request was sent), as WARC-Date means it, not when the answer ended.
     fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def header(self, name: str) -> str | None:

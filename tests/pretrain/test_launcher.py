@@ -99,6 +99,9 @@ def test_a_plan_trains_its_runs_in_one_launch_each_continuing_the_one_it_names(t
     assert result["plan"][1]["warm_start"]["parent_step"] == 4
     assert sum(message.startswith("launching (local)") for message in messages) == 1
     assert any(message.endswith("(run 2 of 2)") for message in messages)
+    run_training(TrainingLauncherResource(), config_path, tmp_path / "again.json")  # a retried step relaunches it
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert [stats["resumed_from_step"] for stats in again["plan"]] == [4, 3]  # each run ends where it had ended
 
 
 def test_bad_plans_are_refused_naming_the_run(tmp_path, make_config):
@@ -113,6 +116,10 @@ def test_bad_plans_are_refused_naming_the_run(tmp_path, make_config):
     (tmp_path / "parent" / "checkpoints").mkdir(parents=True)  # a parent run that left no complete checkpoint
     path.write_text(json.dumps({"plan": [orphan.to_dict()]}))
     with pytest.raises(ValueError, match=r"parent run .*parent has no complete checkpoint to continue from"):
+        main(["--config", str(path)])
+    mixed = [make_config("a").to_dict(), make_config("b", mixed_precision="bf16").to_dict()]
+    path.write_text(json.dumps({"plan": mixed}))
+    with pytest.raises(ValueError, match="share one process and one mixed_precision"):
         main(["--config", str(path)])
     with pytest.raises(FileNotFoundError, match="pretraining config .*missing.json not found"):
         main(["--config", str(tmp_path / "missing.json")])

@@ -193,6 +193,7 @@ def test_metrics_and_health(server):
 
 def test_a_server_whose_starter_is_killed_stops_on_its_own(gguf_files, tmp_path):
     """SIGKILL gives the starter no chance to terminate() its server: the server sees it is gone, and stops."""
+    import os
     import signal
     import subprocess
     import sys
@@ -208,6 +209,7 @@ print(process.pid, flush=True)
 time.sleep(600)
 """
     parent = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
+    server_pid = 0
     try:
         server_pid = int(parent.stdout.readline())
         parent.send_signal(signal.SIGKILL)
@@ -220,6 +222,8 @@ time.sleep(600)
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
     finally:
         parent.kill()
+        if server_pid and _running(server_pid):
+            os.kill(server_pid, signal.SIGKILL)  # never leak it into later tests
 
 
 def _running(pid: int) -> bool:

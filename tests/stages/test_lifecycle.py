@@ -294,7 +294,8 @@ def _serve_and_roll_back(registry, champion, challenger):
     finally:
         process.terminate()  # SIGTERM, as a supervisor stops it: the backends stop with it
         process.wait(timeout=60)
-    gone, alive = psutil.wait_procs(backends, timeout=30)
+    assert process.returncode == 0  # it stopped itself, through its cleanup, not by the signal's default action
+    _, alive = psutil.wait_procs(backends, timeout=0.5)  # stopped before it exited, not later on their own
     assert not alive, f"lmforge serve left {[p.pid for p in alive]} running"
     said = process.stdout.read().decode()
     assert f"v{champion.version} decodes speculatively with its drafter" in said, said
