@@ -164,7 +164,8 @@ def train(config: PretrainConfig, on_metrics=None) -> dict:
         record = {**order, "resumed_from": _position_record(config, start_position), "nights": nights}
         write_json(output_dir / DATA_ORDER_FILE, record)
     accelerator.wait_for_everyone()
-    last = loop.last_record
+    # A run resumed at its last step logs nothing new: its last record is the one its earlier invocation logged.
+    last = loop.last_record or (read_jsonl(output_dir / METRICS_FILE, missing_ok=True) or [{}])[-1]
     return {
         "steps": loop.step,
         "tokens_seen": loop.tokens_seen,

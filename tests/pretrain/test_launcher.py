@@ -102,6 +102,7 @@ def test_a_plan_trains_its_runs_in_one_launch_each_continuing_the_one_it_names(t
     run_training(TrainingLauncherResource(), config_path, tmp_path / "again.json")  # a retried step relaunches it
     again = json.loads((tmp_path / "again.json").read_text())
     assert [stats["resumed_from_step"] for stats in again["plan"]] == [4, 3]  # each run ends where it had ended
+    assert [s["final_loss"] for s in again["plan"]] == [s["final_loss"] for s in result["plan"]]  # and says so
 
 
 def test_bad_plans_are_refused_naming_the_run(tmp_path, make_config):
