@@ -160,7 +160,7 @@ def read_plan(path: str | Path) -> tuple[list[PretrainConfig], bool]:
         raise FileNotFoundError(f"pretraining config {path} not found")
     spec = json.loads(Path(path).read_text(encoding="utf-8"))
     if PLAN_KEY not in spec:
-        return [PretrainConfig.from_json(path)], False
+        return [PretrainConfig.from_dict(spec, source=str(path))], False
     runs = spec[PLAN_KEY]
     if not isinstance(runs, list) or not runs or not all(isinstance(fields, dict) for fields in runs):
         raise ValueError(f"{path}: {PLAN_KEY!r} must be a non-empty list of runs (PretrainConfig fields)")
